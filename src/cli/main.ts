@@ -1,0 +1,66 @@
+/**
+ * The command line: wiring only. cac parses, resolveConfig validates, run() does
+ * the work through the engine, describeError turns failures into one line and an
+ * exit code.
+ */
+import cac from 'cac';
+import { EXIT_CODE_HELP } from '../errors/codes.js';
+import { VERSION } from '../version.js';
+import { resolveConfig, type RawFlags, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S } from './options.js';
+import { run } from './run.js';
+
+const cli = cac('pdiffcopy');
+cli
+  .command('[source] [target]', 'Make TARGET byte-identical to SOURCE, sending only the blocks that differ')
+  .usage('[options] SOURCE TARGET\n\n  SOURCE and TARGET are local paths or [user@]host:path / ssh://[user@]host[:port]/path\n  (at most one remote). A local name containing a colon: write it as ./a:b')
+  .option('-b, --block-size <size>', 'Block size: bytes or 5K, 1M, 1MiB (1 B to 64 MiB)', { default: '1MiB' })
+  .option('-m, --hash-method <name>', 'Block hash: xxh64 (default) or any node:crypto hash on both sides (sha1, sha256, md5, ...)')
+  .option('-W, --whole-file', 'Send every block without comparing (still verified)')
+  .option('-c, --concurrency <n>', `Parallel hash/transfer streams; also the number of remote agent channels (default ${DEFAULT_CONCURRENCY})`)
+  .option('-n, --dry-run', 'Compare only: print the similarity index and what would be sent; never write')
+  .option('--verify', 'Also compare whole-file sha256 digests computed independently on both sides')
+  .option('-B, --benchmark <count>', 'Benchmark: mutate the local TARGET COUNT times with growing deltas, resync, compare with rsync')
+  .option('-y, --yes', 'Do not ask before mutating the target in --benchmark')
+  .option('-p, --port <port>', 'SSH port (default: from ssh_config, else 22)')
+  .option('-i, --identity <file>', 'SSH private key (repeatable)')
+  .option('-F, --ssh-config <file>', 'SSH client config file (default ~/.ssh/config)')
+  .option('--accept-new-host-key', 'Accept and record an unknown host key (like StrictHostKeyChecking=accept-new); a changed key is always refused')
+  .option('--remote-node <path>', 'Node.js binary on the remote host (default: node, then nodejs)')
+  .option('--sudo', 'Run the remote agent through `sudo -n` (needs NOPASSWD)')
+  .option('--connections <n>', 'SSH connections to spread the agent channels over (default: chosen from -c)')
+  .option('--timeout <seconds>', `Fail when a side stops answering for this long (default ${DEFAULT_IDLE_TIMEOUT_S})`)
+  .option('--json', 'Print one JSON summary object on stdout')
+  .option('--no-progress', 'No progress bar even on a terminal')
+  .option('-v, --verbose', 'More output (repeatable: -vv shows stack traces)')
+  .option('-q, --quiet', 'Less output (repeatable)')
+  .action(async (source: string | undefined, target: string | undefined, flags: RawFlags) => {
+    const args = [source, target].filter((a): a is string => a !== undefined);
+    process.exitCode = await run(() => resolveConfig(args, flags), flags);
+  });
+
+cli.help((sections) => {
+  sections.push({
+    title: 'Exit codes',
+    body: EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join('\n'),
+  });
+  sections.push({
+    title: 'Examples',
+    body: [
+      '  pdiffcopy data.ibd db2:/var/lib/mysql/shop/data.ibd     push to a remote host',
+      '  pdiffcopy db1:/srv/vm.img /srv/vm.img                  pull from a remote host',
+      '  pdiffcopy -n big.img /mnt/backup/big.img               how similar are they?',
+    ].join('\n'),
+  });
+  return sections;
+});
+cli.version(VERSION);
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.options.help && !cli.options.version) await cli.runMatchedCommand();
+} catch (e) {
+  // cac's own usage errors (unknown option, missing value) land here.
+  process.exitCode = await run(() => {
+    throw e;
+  }, {});
+}

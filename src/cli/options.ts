@@ -1,0 +1,140 @@
+import { PdcError } from '../errors/pdc-error.js';
+import { DEFAULT_HASH_METHOD } from '../hash/methods.js';
+import { type Location, parseLocation } from '../location.js';
+import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
+import { parseSize } from './size.js';
+
+/** Flags as cac hands them over (strings, booleans, arrays for repeated flags). */
+export interface RawFlags {
+  blockSize?: string | number;
+  hashMethod?: string;
+  wholeFile?: boolean;
+  concurrency?: string | number;
+  dryRun?: boolean;
+  verify?: boolean;
+  verbose?: boolean | boolean[];
+  quiet?: boolean | boolean[];
+  json?: boolean;
+  port?: string | number;
+  identity?: string | string[];
+  sshConfig?: string;
+  acceptNewHostKey?: boolean;
+  remoteNode?: string;
+  sudo?: boolean;
+  connections?: string | number;
+  timeout?: string | number;
+  benchmark?: string | number;
+  yes?: boolean;
+  progress?: boolean;
+}
+
+export interface SshFlags {
+  port?: number;
+  identityFiles: string[];
+  configFile?: string;
+  acceptNewHostKey: boolean;
+  remoteNode?: string;
+  sudo: boolean;
+  connections?: number;
+}
+
+export interface RunConfig {
+  source: Location;
+  target: Location;
+  blockSize: number;
+  hashMethod: string;
+  wholeFile: boolean;
+  dryRun: boolean;
+  verify: boolean;
+  concurrency: number;
+  /** Default 0; each -v adds one, each -q takes one. */
+  verbosity: number;
+  json: boolean;
+  progress: boolean;
+  /** Fail when a side stops answering for this long. */
+  idleTimeoutMs: number;
+  ssh: SshFlags;
+  benchmark?: number;
+  yes: boolean;
+}
+
+export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
+export const DEFAULT_CONCURRENCY = 4;
+export const MAX_CONCURRENCY = 64;
+export const DEFAULT_IDLE_TIMEOUT_S = 60;
+
+function usage(message: string, hint: string): PdcError {
+  return new PdcError('USAGE', message, { hint });
+}
+
+function count(v: boolean | boolean[] | undefined): number {
+  return Array.isArray(v) ? v.filter(Boolean).length : v ? 1 : 0;
+}
+
+function intFlag(v: string | number | undefined, name: string, min: number, max: number, code: 'USAGE' | 'BAD_CONCURRENCY' = 'USAGE'): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(String(v)) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new PdcError(code, `${name} must be a whole number from ${min} to ${max} (got "${v}")`, { hint: `pass ${name} ${min}..${max}` });
+  }
+  return n;
+}
+
+/** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
+export function resolveConfig(args: string[], f: RawFlags): RunConfig {
+  if (args.length !== 2) {
+    throw usage(
+      args.length < 2 ? 'SOURCE and TARGET are required' : `expected SOURCE and TARGET, got ${args.length} arguments`,
+      'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)',
+    );
+  }
+  const source = parseLocation(args[0]!);
+  const target = parseLocation(args[1]!);
+  if (source.kind === 'remote' && target.kind === 'remote') {
+    throw new PdcError('BOTH_REMOTE', 'SOURCE and TARGET are both remote', {
+      hint: 'run pdiffcopy on one of the two hosts, or copy through a local file',
+    });
+  }
+
+  const bsText = f.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const blockSize = parseSize(bsText);
+  if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
+    throw new PdcError('BAD_BLOCK_SIZE', `block size "${bsText}" is not valid`, {
+      hint: 'use a size from 1 byte to 64 MiB, e.g. -b 4K, -b 1M (the default), -b 16MiB',
+    });
+  }
+  const concurrency = intFlag(f.concurrency, '--concurrency', 1, MAX_CONCURRENCY, 'BAD_CONCURRENCY') ?? DEFAULT_CONCURRENCY;
+  const timeoutS = intFlag(f.timeout, '--timeout', 1, 86400) ?? DEFAULT_IDLE_TIMEOUT_S;
+  const identity = f.identity === undefined ? [] : Array.isArray(f.identity) ? f.identity : [f.identity];
+  const benchmark = intFlag(f.benchmark, '--benchmark', 1, 100);
+  if (benchmark !== undefined && target.kind !== 'local') {
+    throw usage('--benchmark needs a local TARGET (it mutates it)', 'pull from the remote source into a local file: pdiffcopy -B 10 host:file local-copy');
+  }
+
+  const json = !!f.json;
+  return {
+    source,
+    target,
+    blockSize,
+    hashMethod: (f.hashMethod ?? DEFAULT_HASH_METHOD).trim().toLowerCase(),
+    wholeFile: !!f.wholeFile,
+    dryRun: !!f.dryRun,
+    verify: !!f.verify,
+    concurrency,
+    verbosity: count(f.verbose) - count(f.quiet),
+    json,
+    progress: f.progress !== false,
+    idleTimeoutMs: timeoutS * 1000,
+    ssh: {
+      port: intFlag(f.port, '--port', 1, 65535),
+      identityFiles: identity.map(String),
+      configFile: f.sshConfig,
+      acceptNewHostKey: !!f.acceptNewHostKey,
+      remoteNode: f.remoteNode,
+      sudo: !!f.sudo,
+      connections: intFlag(f.connections, '--connections', 1, 16),
+    },
+    benchmark,
+    yes: !!f.yes,
+  };
+}

@@ -1,0 +1,106 @@
+import { PdcError } from '../errors/pdc-error.js';
+import { syncFile } from '../engine/sync.js';
+import type { SyncSummary } from '../engine/events.js';
+import { openHosts, type OpenedHosts } from './open-hosts.js';
+import type { RawFlags, RunConfig } from './options.js';
+import { describeError } from './report-error.js';
+import { jsonRenderer } from './render/json.js';
+import { plainRenderer } from './render/plain.js';
+import { progressBarRenderer } from './render/progress-bar.js';
+import type { Renderer } from './render/renderer.js';
+
+/** After the first SIGINT/SIGTERM we give the clean-up this long before exiting anyway. */
+const SHUTDOWN_GRACE_MS = 1500;
+
+function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] } {
+  const verbosity = cfg?.verbosity ?? 0;
+  if (cfg?.json ?? flags.json) return jsonRenderer(verbosity);
+  if (cfg && cfg.progress && process.stderr.isTTY && verbosity >= 0) return progressBarRenderer(verbosity);
+  return plainRenderer(verbosity);
+}
+
+/**
+ * One CLI run: validate, open both sides, sync, close everything, and turn the
+ * outcome into an exit code. Signals abort the engine and close all channels,
+ * agents and workers before exiting 130 (SIGINT) or 143 (SIGTERM).
+ */
+export async function run(configure: () => RunConfig, flags: RawFlags): Promise<number> {
+  let cfg: RunConfig | undefined;
+  let renderer: Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] };
+  let hosts: OpenedHosts | undefined;
+  const controller = new AbortController();
+  let signalled: 'SIGINT' | 'SIGTERM' | undefined;
+
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
+    if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143); // second signal: no more waiting
+    signalled = sig;
+    controller.abort();
+    // Closing the hosts rejects everything in flight, so the engine unwinds at once.
+    void hosts?.close();
+    setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), SHUTDOWN_GRACE_MS).unref();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+
+  try {
+    cfg = configure();
+    renderer = pickRenderer(cfg, flags);
+  } catch (e) {
+    renderer = pickRenderer(undefined, flags);
+    return fail(e, renderer, 0);
+  }
+  const log = (line: string) => renderer.log(1, line);
+  try {
+    if (cfg.benchmark !== undefined) {
+      const { runBenchmark } = await import('./benchmark.js');
+      await runBenchmark(cfg, log);
+      return 0;
+    }
+    hosts = await openHosts(cfg, log);
+    if (signalled) throw interrupted(signalled);
+    const summary: SyncSummary = await syncFile({
+      source: { host: hosts.source, path: pathOf(cfg.source) },
+      target: { host: hosts.target, path: pathOf(cfg.target) },
+      blockSize: cfg.blockSize,
+      hashMethod: cfg.hashMethod,
+      wholeFile: cfg.wholeFile,
+      dryRun: cfg.dryRun,
+      verify: cfg.verify,
+      concurrency: cfg.concurrency,
+      signal: controller.signal,
+      emit: (e) => renderer.event(e),
+    });
+    void summary;
+    renderer.finish();
+    return 0;
+  } catch (e) {
+    return fail(signalled ? interrupted(signalled) : e, renderer, cfg.verbosity);
+  } finally {
+    await hosts?.close();
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+  }
+}
+
+function pathOf(loc: RunConfig['source']): string {
+  return loc.path;
+}
+
+function interrupted(sig: 'SIGINT' | 'SIGTERM'): PdcError {
+  return new PdcError(sig === 'SIGINT' ? 'INTERRUPTED' : 'TERMINATED', `${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: the target is partly updated`, {
+    hint: 'rerun the same command to finish the copy',
+  });
+}
+
+function fail(e: unknown, renderer: Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] }, verbosity: number): number {
+  const { lines, exitCode, code } = describeError(e, verbosity);
+  renderer.finish();
+  if (renderer.fail) {
+    const err = e instanceof PdcError ? e : undefined;
+    renderer.fail(code, err?.message ?? lines[0]!, err?.hint, exitCode);
+  }
+  process.stderr.write(lines.join('\n') + '\n');
+  return exitCode;
+}

@@ -1,0 +1,46 @@
+/**
+ * What the engine tells the world. It never prints: the progress bar, the plain
+ * log and `--json` are renderers of these events.
+ */
+export type Phase = 'connecting' | 'comparing' | 'finishing' | 'verifying' | 'done';
+
+export interface SyncSummary {
+  source: string;
+  target: string;
+  dryRun: boolean;
+  wholeFile: boolean;
+  hashMethod: string;
+  blockSize: number;
+  bytesTotal: number;
+  /** Bytes of block data moved (dry run: that would be moved). */
+  bytesSent: number;
+  blocksTotal: number;
+  blocksChanged: number;
+  /** Percentage of blocks that already matched. */
+  similarity: number;
+  seconds: number;
+  /** bytesTotal / seconds. */
+  throughput: number;
+  /** "blocks": every written block re-read after fsync and matched; "sha256": also whole-file digests matched. */
+  verified: 'none' | 'blocks' | 'sha256';
+  targetCreated: boolean;
+}
+
+export type SyncEvent =
+  | { type: 'phase'; phase: Phase }
+  | {
+      type: 'start';
+      source: string;
+      target: string;
+      bytesTotal: number;
+      blocksTotal: number;
+      blockSize: number;
+      targetSize: number;
+      hashMethod: string;
+      mode: 'delta' | 'whole-file' | 'dry-run';
+    }
+  | { type: 'progress'; bytesHashed: number; bytesSent: number; blocksChanged: number; bytesTotal: number }
+  | { type: 'log'; level: 1 | 2; message: string }
+  | { type: 'done'; summary: SyncSummary };
+
+export type Emit = (event: SyncEvent) => void;

@@ -1,0 +1,104 @@
+/**
+ * Pure block planning and comparison: no I/O, table-tested.
+ * A file of `size` bytes is cut into blocks of `blockSize`; the last may be short.
+ */
+export interface Geometry {
+  size: number;
+  blockSize: number;
+  blocks: number;
+}
+
+/** A span of consecutive blocks, moved or hashed as one request. */
+export interface Run {
+  first: number;
+  count: number;
+  offset: number;
+  length: number;
+}
+
+/** How many bytes of blocks one hash request covers: big enough to amortise a round trip, small enough to pipeline. */
+export const HASH_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Largest read/write request: consecutive changed blocks are merged up to this. */
+export const TRANSFER_RUN_BYTES = 4 * 1024 * 1024;
+
+export function geometry(size: number, blockSize: number): Geometry {
+  if (!(blockSize > 0)) throw new RangeError('blockSize must be positive');
+  return { size, blockSize, blocks: Math.ceil(size / blockSize) };
+}
+
+export function spanOf(g: Geometry, first: number, count: number): Run {
+  const offset = first * g.blockSize;
+  const end = Math.min(g.size, (first + count) * g.blockSize);
+  return { first, count, offset, length: Math.max(0, end - offset) };
+}
+
+/** Cut all blocks into hash chunks of about HASH_CHUNK_BYTES (at least one block each). */
+export function hashChunks(g: Geometry, chunkBytes = HASH_CHUNK_BYTES): Run[] {
+  const per = Math.max(1, Math.floor(chunkBytes / g.blockSize));
+  const out: Run[] = [];
+  for (let first = 0; first < g.blocks; first += per) out.push(spanOf(g, first, Math.min(per, g.blocks - first)));
+  return out;
+}
+
+/**
+ * Of the blocks [first, first+count), how many (a prefix) the target holds entirely,
+ * so that comparing hashes means something. The rest must be sent.
+ */
+export function comparablePrefix(g: Geometry, first: number, count: number, targetSize: number): number {
+  let n = 0;
+  while (n < count) {
+    const s = spanOf(g, first + n, 1);
+    if (s.offset + s.length > targetSize) break;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Blocks of a chunk that differ: those whose digests differ among the first
+ * `comparable`, plus every block after them.
+ */
+export function changedBlocks(
+  first: number,
+  count: number,
+  comparable: number,
+  source: Uint8Array,
+  target: Uint8Array | undefined,
+  digestLength: number,
+): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < count; k++) {
+    if (k >= comparable || !target || !digestEqual(source, target, k * digestLength, digestLength)) out.push(first + k);
+  }
+  return out;
+}
+
+function digestEqual(a: Uint8Array, b: Uint8Array, at: number, len: number): boolean {
+  for (let i = at; i < at + len; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Merge sorted block indices into runs of consecutive blocks of at most maxBytes (at least one block). */
+export function coalesce(blocks: readonly number[], g: Geometry, maxBytes = TRANSFER_RUN_BYTES): Run[] {
+  const maxBlocks = Math.max(1, Math.floor(maxBytes / g.blockSize));
+  const out: Run[] = [];
+  let start = -1;
+  let count = 0;
+  for (const b of blocks) {
+    if (start >= 0 && b === start + count && count < maxBlocks) {
+      count++;
+      continue;
+    }
+    if (start >= 0) out.push(spanOf(g, start, count));
+    start = b;
+    count = 1;
+  }
+  if (start >= 0) out.push(spanOf(g, start, count));
+  return out;
+}
+
+/** Percentage of blocks that already match (100 for an empty file). */
+export function similarity(changed: number, total: number): number {
+  if (total === 0) return 100;
+  return Math.round(((total - changed) / total) * 10000) / 100;
+}

@@ -1,0 +1,90 @@
+/**
+ * Stable error codes. Tests and `--json` consumers depend on these strings:
+ * add new ones, never rename. Each code belongs to one category and every
+ * category maps to one process exit code (see EXIT_CODES).
+ */
+export const ERROR_CATEGORY = {
+  // usage: bad flags or arguments
+  USAGE: 'usage',
+  BAD_BLOCK_SIZE: 'usage',
+  BAD_CONCURRENCY: 'usage',
+  UNKNOWN_HASH_METHOD: 'usage',
+  BAD_LOCATION: 'usage',
+  BOTH_REMOTE: 'usage',
+  SAME_FILE: 'usage',
+  CONFIRMATION_REQUIRED: 'usage',
+  // source side
+  SOURCE_NOT_FOUND: 'source',
+  SOURCE_NOT_REGULAR: 'source',
+  SOURCE_PERMISSION: 'source',
+  SOURCE_IO: 'source',
+  SOURCE_CHANGED: 'source',
+  // target side
+  TARGET_PARENT_MISSING: 'target',
+  TARGET_NOT_REGULAR: 'target',
+  TARGET_PERMISSION: 'target',
+  TARGET_NO_SPACE: 'target',
+  TARGET_IO: 'target',
+  TARGET_LOCKED: 'target',
+  // integrity
+  VERIFY_FAILED: 'verify',
+  // connection and remote side
+  HOST_UNRESOLVED: 'connection',
+  CONNECTION_REFUSED: 'connection',
+  CONNECTION_TIMEOUT: 'connection',
+  CONNECTION_LOST: 'connection',
+  AUTH_FAILED: 'connection',
+  REMOTE_NODE_MISSING: 'connection',
+  REMOTE_NODE_TOO_OLD: 'connection',
+  REMOTE_SHELL_NOT_CLEAN: 'connection',
+  REMOTE_SUDO_FAILED: 'connection',
+  AGENT_DIED: 'connection',
+  PROTOCOL_ERROR: 'connection',
+  PROTOCOL_VERSION: 'connection',
+  IDLE_TIMEOUT: 'connection',
+  // host key policy: a security decision, so it gets its own exit code
+  HOST_KEY_UNKNOWN: 'hostkey',
+  HOST_KEY_CHANGED: 'hostkey',
+  // run control
+  INTERRUPTED: 'interrupted',
+  TERMINATED: 'terminated',
+  INTERNAL: 'internal',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATEGORY;
+export type ErrorCategory = (typeof ERROR_CATEGORY)[ErrorCode];
+
+/** The one table from categories to process exit codes (documented in the README and --help). */
+export const EXIT_CODES: Record<ErrorCategory | 'ok', number> = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  source: 3,
+  target: 4,
+  verify: 5,
+  connection: 6,
+  hostkey: 7,
+  interrupted: 130,
+  terminated: 143,
+};
+
+export function exitCodeFor(code: ErrorCode): number {
+  return EXIT_CODES[ERROR_CATEGORY[code] ?? 'internal'];
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATEGORY, value);
+}
+
+/** Lines for `--help` and the README. */
+export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
+  [0, 'success: target is byte-identical to the source (and verified)'],
+  [1, 'internal error (a bug: please report it with -vv output)'],
+  [2, 'usage error: bad option, argument or location'],
+  [3, 'source error: missing, unreadable, not a regular file, or changed during the copy'],
+  [4, 'target error: permission, missing parent, no space, locked, not a regular file'],
+  [5, 'verification failed: the target does not match the source'],
+  [6, 'connection or remote error: SSH, authentication, remote node, agent'],
+  [7, 'host key unknown or changed (see --accept-new-host-key)'],
+  [130, 'interrupted (SIGINT); 143 terminated (SIGTERM): rerun to finish'],
+];

@@ -1,0 +1,48 @@
+import { type ErrorCode, exitCodeFor, isErrorCode } from './codes.js';
+
+export interface PdcErrorOptions {
+  hint?: string;
+  cause?: unknown;
+}
+
+/**
+ * The one error type that crosses layer boundaries. Low-level errors (errno,
+ * ssh2, protocol) are translated into it once, where they happen, so that the
+ * CLI only has to print `message` (+ `hint`) and exit with `exitCode`.
+ */
+export class PdcError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+
+  constructor(code: ErrorCode, message: string, options: PdcErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PdcError';
+    this.code = code;
+    if (options.hint) this.hint = options.hint;
+  }
+
+  get exitCode(): number {
+    return exitCodeFor(this.code);
+  }
+
+  /** Wire form: errors travel between agent and CLI as {code, message, hint}. */
+  toWire(): WireError {
+    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
+  }
+
+  static fromWire(wire: WireError, context?: string): PdcError {
+    const code = isErrorCode(wire.code) ? wire.code : 'INTERNAL';
+    const message = context ? `${context}: ${wire.message}` : wire.message;
+    return new PdcError(code, message, { hint: wire.hint });
+  }
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+export function isPdcError(e: unknown): e is PdcError {
+  return e instanceof PdcError;
+}

@@ -1,0 +1,73 @@
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { PdcError } from '../errors/pdc-error.js';
+
+/**
+ * Advisory lock that keeps two runs from writing one target at once.
+ * Node has no flock(), and we promise to write only the named file, so the lock
+ * lives in the temp directory, keyed by the target's device and inode, and holds
+ * the owner's pid. A lock whose pid is gone (kill -9) is stale and is taken over.
+ */
+export class TargetLock {
+  private held = false;
+  private readonly path: string;
+
+  constructor(dev: number, ino: number) {
+    this.path = join(tmpdir(), `pdiffcopy-${dev}-${ino}.lock`);
+  }
+
+  acquire(display: string): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(this.path, 'wx', 0o600);
+        writeSync(fd, `${process.pid} ${hostname()}\n`);
+        closeSync(fd);
+        this.held = true;
+        process.once('exit', () => this.release());
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return; // cannot lock (odd tmp): do not block the copy
+        const owner = this.ownerPid();
+        if (owner !== undefined && isAlive(owner)) {
+          throw new PdcError('TARGET_LOCKED', `target ${display} is being written by another pdiffcopy run (pid ${owner})`, {
+            hint: 'wait for the other run to finish, or stop it',
+          });
+        }
+        try {
+          unlinkSync(this.path); // stale: its owner is gone
+        } catch {
+          /* raced with another taker: retry once */
+        }
+      }
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private ownerPid(): number | undefined {
+    try {
+      const pid = parseInt(readFileSync(this.path, 'utf8'), 10);
+      return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

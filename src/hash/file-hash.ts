@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { createBlockHasher } from './methods.js';
+
+/** Preferred size of one read: big reads are what make file I/O fast here (9-16 GB/s warm). */
+export const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export interface BlockRange {
+  first: number;
+  count: number;
+  blockSize: number;
+  /** File length the blocks are clipped to (the source's size). */
+  limit: number;
+}
+
+/** Byte span of block i under a given geometry. */
+export function blockSpan(i: number, blockSize: number, limit: number): { offset: number; length: number } {
+  const offset = i * blockSize;
+  return { offset, length: Math.max(0, Math.min(blockSize, limit - offset)) };
+}
+
+/**
+ * Hash blocks [first, first+count) of an open file, reading several blocks per
+ * read into one reused buffer. Returns the digests concatenated.
+ * A block the file is too short for is hashed over the bytes that exist, which
+ * the caller never compares as equal (plan.ts only compares blocks both sides hold).
+ */
+export async function hashFileBlocks(
+  fh: FileHandle,
+  range: BlockRange,
+  method: string,
+  scratch?: Buffer,
+): Promise<Buffer> {
+  const hasher = await createBlockHasher(method);
+  const { first, count, blockSize, limit } = range;
+  const perRead = Math.max(1, Math.floor(READ_CHUNK_BYTES / blockSize));
+  const bufBytes = perRead * blockSize;
+  const buf = scratch && scratch.length >= bufBytes ? scratch : Buffer.allocUnsafe(bufBytes);
+  const parts: Uint8Array[] = [];
+  let i = first;
+  const end = first + count;
+  while (i < end) {
+    const n = Math.min(perRead, end - i);
+    const start = blockSpan(i, blockSize, limit).offset;
+    const want = Math.max(0, Math.min(n * blockSize, limit - start));
+    const got = await readFully(fh, buf, want, start);
+    for (let k = 0; k < n; k++) {
+      const s = Math.min(k * blockSize, got);
+      const e = Math.min(k * blockSize + blockSize, got);
+      parts.push(hasher(buf.subarray(s, e)));
+    }
+    i += n;
+  }
+  return Buffer.concat(parts);
+}
+
+/** Read up to `length` bytes at `position`, looping over short reads; stops at EOF. */
+export async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/** Whole-file strong digest of bytes [0, limit). */
+export async function digestFile(fh: FileHandle, method: string, limit: number, scratch?: Buffer): Promise<Buffer> {
+  const h = createHash(method);
+  const buf = scratch && scratch.length >= READ_CHUNK_BYTES ? scratch : Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  let pos = 0;
+  while (pos < limit) {
+    const got = await readFully(fh, buf, Math.min(buf.length, limit - pos), pos);
+    if (got === 0) break;
+    h.update(buf.subarray(0, got));
+    pos += got;
+  }
+  return h.digest();
+}

@@ -1,0 +1,36 @@
+/**
+ * Hash worker thread: hashes block ranges of a local file so the main thread stays
+ * free to move data. One request at a time per worker; the pool spreads them.
+ */
+import { open } from 'node:fs/promises';
+import { parentPort } from 'node:worker_threads';
+import { fromErrno } from '../errors/errno.js';
+import { PdcError } from '../errors/pdc-error.js';
+import { digestFile, hashFileBlocks, READ_CHUNK_BYTES } from './file-hash.js';
+import type { WorkerRequest, WorkerResponse } from './worker-messages.js';
+
+const scratch = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+
+async function handle(req: WorkerRequest): Promise<Buffer> {
+  const fh = await open(req.path, 'r');
+  try {
+    if (req.kind === 'digest') return await digestFile(fh, req.method, req.limit, scratch);
+    return await hashFileBlocks(fh, req.range, req.method, scratch.length >= req.range.blockSize ? scratch : undefined);
+  } finally {
+    await fh.close();
+  }
+}
+
+parentPort!.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    (result) => {
+      const msg: WorkerResponse = { id: req.id, result };
+      parentPort!.postMessage(msg);
+    },
+    (e: unknown) => {
+      const err = e instanceof PdcError ? e : fromErrno(e, req.role, req.path);
+      const msg: WorkerResponse = { id: req.id, error: err.toWire() };
+      parentPort!.postMessage(msg);
+    },
+  );
+});

@@ -1,0 +1,158 @@
+import { posix } from 'node:path';
+import { PdcError } from '../errors/pdc-error.js';
+import type { BlockRange } from '../hash/file-hash.js';
+import type { OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
+import type { Transport } from '../transport/types.js';
+import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
+import type { FileHost } from './file-host.js';
+
+export interface AgentHostOptions extends Omit<ConnectOptions, 'hostName'> {
+  /** Agents to run (each its own process: on the remote, its own channel). */
+  agents: number;
+  /** The same machine as the CLI (local transport): enables the same-file check. */
+  machineId: string;
+  /** For messages: "local" for the local transport, "user@host" over SSH. */
+  name: string;
+  /** Prefix for paths in messages, e.g. "db1:" ("" for local). */
+  displayPrefix: string;
+}
+
+/**
+ * A file served by one or more agents. Requests go to the least busy agent, so
+ * hashing runs on several processes (cores) of that host and block writes use
+ * several channels at once. Every agent opens the same file.
+ */
+export class AgentHost implements FileHost {
+  readonly name: string;
+  readonly machineId: string;
+  hashMethods: ReadonlySet<string> = new Set();
+  readonly parallelism: number;
+  private agents: ConnectedAgent[] = [];
+  private closed = false;
+  private rr = 0;
+
+  private constructor(
+    private readonly transport: Transport,
+    private readonly opts: AgentHostOptions,
+  ) {
+    this.name = opts.name;
+    this.machineId = opts.machineId;
+    this.parallelism = opts.agents;
+  }
+
+  static async start(transport: Transport, opts: AgentHostOptions): Promise<AgentHost> {
+    const host = new AgentHost(transport, opts);
+    try {
+      const procs = await transport.spawnAgents(opts.agents);
+      const results = await Promise.allSettled(procs.map((p) => connectAgent(p, { ...opts, hostName: opts.name })));
+      host.agents = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      // Hash methods both... all agents run the same code on the same node: the first speaks for all.
+      const hello = host.agents[0]!.hello;
+      host.hashMethods = new Set(hello.hashes);
+      opts.log?.(`${opts.name}: ${host.agents.length} agent(s) up, node ${hello.node}, agent ${hello.agent}, host ${hello.host}`);
+      return host;
+    } catch (e) {
+      await host.close();
+      throw e;
+    }
+  }
+
+  display(path: string): string {
+    return this.opts.displayPrefix + path;
+  }
+
+  join(dir: string, name: string): string {
+    return posix.join(dir, name);
+  }
+
+  stat(path: string, _role: Role): Promise<StatResult> {
+    return this.call('stat', { path });
+  }
+
+  async open(args: OpenArgs): Promise<OpenResult> {
+    // The first agent takes the lock (and creates the file); the others then open it.
+    const first = await this.callOn(this.agents[0]!, 'open', args);
+    await Promise.all(this.agents.slice(1).map((a) => this.callOn(a, 'open', { ...args, lock: false, create: false })));
+    return first;
+  }
+
+  async hash(range: BlockRange, method: string): Promise<Buffer> {
+    const r = await this.call('hash', { ...range, method });
+    return asBuffer(r.hashes);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    return asBuffer((await this.call('read', { offset, length })).data);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    await this.call('write', { offset, data });
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.callOn(this.agents[0]!, 'truncate', { size });
+  }
+
+  async fsync(): Promise<void> {
+    // fsync flushes the inode, whichever descriptor asks; but each agent's writes must have landed first,
+    // which they have: the engine awaits every write before it calls fsync.
+    await this.callOn(this.agents[0]!, 'fsync', {});
+  }
+
+  async digest(method: string, limit: number): Promise<Buffer> {
+    return asBuffer((await this.call('digest', { method, limit })).digest);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      this.agents.map(async (a) => {
+        if (!a.rpc.failed) await Promise.race([a.rpc.call('close', {}).catch(() => undefined), delay(1000)]);
+        a.rpc.dispose();
+        a.proc.kill();
+      }),
+    );
+    await this.transport.close();
+  }
+
+  private call<K extends OpName>(op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
+    return this.callOn(this.pick(), op, args);
+  }
+
+  private async callOn<K extends OpName>(agent: ConnectedAgent, op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
+    if (this.closed) throw new PdcError('INTERRUPTED', `${this.name}: closed`);
+    try {
+      return await agent.rpc.call(op, args);
+    } catch (e) {
+      if (e instanceof PdcError && this.opts.displayPrefix && !e.message.startsWith(this.name)) {
+        throw new PdcError(e.code, `${this.name}: ${e.message}`, { hint: e.hint, cause: e });
+      }
+      throw e;
+    }
+  }
+
+  /** The least busy live agent; round-robin among equals. */
+  private pick(): ConnectedAgent {
+    let best: ConnectedAgent | undefined;
+    const n = this.agents.length;
+    for (let k = 0; k < n; k++) {
+      const a = this.agents[(this.rr + k) % n]!;
+      if (a.rpc.failed) continue;
+      if (!best || a.rpc.inFlight < best.rpc.inFlight) best = a;
+    }
+    this.rr = (this.rr + 1) % Math.max(1, n);
+    // All failed: any agent's call rejects with its failure.
+    return best ?? this.agents[0]!;
+  }
+}
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

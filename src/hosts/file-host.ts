@@ -1,0 +1,34 @@
+import type { BlockRange } from '../hash/file-hash.js';
+import type { OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+
+/**
+ * One side of a copy: a machine on which one file is stat'ed, opened, hashed, read
+ * or written. The engine sees only this interface, so a local file (the CLI's own
+ * process plus hash worker threads) and a file behind agents (a local child
+ * process, or remote agents over SSH) are the same to it.
+ */
+export interface FileHost {
+  /** "local" or "user@host": prefixes messages about remote files. */
+  readonly name: string;
+  /** Identifies the machine: two hosts with the same id share a filesystem namespace. */
+  readonly machineId: string;
+  /** Hash methods this host can compute. */
+  readonly hashMethods: ReadonlySet<string>;
+  /** How many hash requests it pays to keep in flight here. */
+  readonly parallelism: number;
+  /** How the user would name `path` on this host, e.g. "db1:/var/lib/mysql/x.ibd". */
+  display(path: string): string;
+  /** Whether `path` names a directory in this host's path syntax (for "copy into it"). */
+  join(dir: string, name: string): string;
+
+  stat(path: string, role: Role): Promise<StatResult>;
+  open(args: OpenArgs): Promise<OpenResult>;
+  hash(range: BlockRange, method: string): Promise<Buffer>;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  truncate(size: number): Promise<void>;
+  fsync(): Promise<void>;
+  digest(method: string, limit: number): Promise<Buffer>;
+  /** Close the file and end every process or thread this host started. Idempotent. */
+  close(): Promise<void>;
+}

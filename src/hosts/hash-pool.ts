@@ -1,0 +1,70 @@
+import { Worker } from 'node:worker_threads';
+import { PdcError } from '../errors/pdc-error.js';
+import type { WorkerRequest, WorkerResponse } from '../hash/worker-messages.js';
+import { builtFilePath } from '../transport/agent-bundle.js';
+
+type Job = { req: WorkerRequest; resolve: (b: Buffer) => void; reject: (e: unknown) => void };
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * A small pool of hash worker threads. Each worker takes one job at a time; jobs
+ * queue in order. Workers start on first use and end on close().
+ */
+export class HashPool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: Job[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size: number) {}
+
+  run(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new PdcError('INTERRUPTED', 'hash pool closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req: { ...req, id: this.nextId++ } as WorkerRequest, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new PdcError('INTERRUPTED', 'hash pool closed'));
+    await Promise.all(this.all.map((w) => w.terminate()));
+    this.all.length = 0;
+    this.idle.length = 0;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
+      if (!worker) return;
+      const job = this.queue.shift()!;
+      this.running.set(worker, job);
+      worker.postMessage(job.req);
+    }
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(builtFilePath('hash-worker.js'));
+    w.unref();
+    w.on('message', (msg: WorkerResponse) => {
+      const job = this.running.get(w);
+      this.running.delete(w);
+      if (!this.closed) this.idle.push(w);
+      if (job) {
+        if (msg.error) job.reject(PdcError.fromWire(msg.error));
+        else job.resolve(Buffer.from(msg.result!.buffer, msg.result!.byteOffset, msg.result!.byteLength));
+      }
+      this.pump();
+    });
+    w.on('error', (e) => {
+      const job = this.running.get(w);
+      this.running.delete(w);
+      job?.reject(new PdcError('INTERNAL', `hash worker failed: ${e.message}`, { cause: e }));
+    });
+    this.all.push(w);
+    return w;
+  }
+}

@@ -1,0 +1,75 @@
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { FileService } from '../fileops/file-service.js';
+import type { BlockRange } from '../hash/file-hash.js';
+import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
+import type { OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+import type { FileHost } from './file-host.js';
+import { HashPool } from './hash-pool.js';
+
+/**
+ * The CLI's own machine: file I/O in this process (positional reads and writes
+ * into reused buffers), hashing in worker threads so it runs beside the transfer.
+ */
+export class LocalHost implements FileHost {
+  readonly name = 'local';
+  readonly machineId = 'local';
+  readonly hashMethods: ReadonlySet<string> = new Set(localHashMethods());
+  readonly parallelism: number;
+  private readonly files = new FileService();
+  private readonly pool: HashPool;
+  private path = '';
+  private role: Role = 'source';
+
+  constructor(workers = Math.max(1, Math.min(4, cpus().length))) {
+    this.parallelism = workers;
+    this.pool = new HashPool(workers);
+  }
+
+  display(path: string): string {
+    return path;
+  }
+
+  join(dir: string, name: string): string {
+    return join(dir, name);
+  }
+
+  stat(path: string, role: Role): Promise<StatResult> {
+    return this.files.stat(path, role);
+  }
+
+  async open(args: OpenArgs): Promise<OpenResult> {
+    const r = await this.files.open(args);
+    this.path = args.path;
+    this.role = args.role;
+    return r;
+  }
+
+  hash(range: BlockRange, method: string): Promise<Buffer> {
+    return this.pool.run({ kind: 'hash', path: this.path, role: this.role, range, method });
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.files.read(offset, length);
+  }
+
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.files.write(offset, data);
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.files.truncate(size);
+  }
+
+  fsync(): Promise<void> {
+    return this.files.fsync();
+  }
+
+  digest(method: string = DIGEST_METHOD, limit: number): Promise<Buffer> {
+    return this.pool.run({ kind: 'digest', path: this.path, role: this.role, method, limit });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.files.close(), this.pool.close()]);
+  }
+}

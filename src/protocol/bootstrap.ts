@@ -1,0 +1,67 @@
+/**
+ * How an agent starts on the far side of a stream, shared by the local and SSH transports.
+ *
+ * 1. The agent writes AGENT_MAGIC on stdout before anything else. Bytes that arrive
+ *    before it (a login shell's banner, .bashrc echoes) mean the stream is not clean.
+ * 2. Over SSH nothing is written to the remote disk: the remote command is a short
+ *    `node -e LOADER` whose loader reads a 4-byte big-endian length plus the agent's
+ *    code from stdin, runs it, and hands the rest of stdin to the agent.
+ *    The loader is a constant: user input never enters the remote command line
+ *    except --remote-node, which is shell-quoted.
+ */
+export const AGENT_MAGIC = Buffer.from('\x00PDIFFCOPY-AGENT-1\n', 'latin1');
+
+/** Exit status the loader uses when the remote node is older than MIN_NODE_MAJOR. */
+export const EXIT_NODE_TOO_OLD = 97;
+export const MIN_NODE_MAJOR = 12;
+
+/** ES5 on purpose: it must at least run far enough on an ancient node to say it is too old. */
+export const LOADER_SOURCE = [
+  'var v=process.versions.node.split(".")[0]|0;',
+  `if(v<${MIN_NODE_MAJOR}){process.stderr.write("pdiffcopy: node "+process.version+" is too old, need ${MIN_NODE_MAJOR} or later\\n");process.exit(${EXIT_NODE_TOO_OLD});}`,
+  'var s=process.stdin,b=[],n=0,need=-1;',
+  'function onData(c){b.push(c);n+=c.length;var all=Buffer.concat(b);',
+  'if(need<0&&n>=4)need=all.readUInt32BE(0);',
+  'if(need>=0&&n>=4+need){s.removeListener("data",onData);s.pause();',
+  'var code=all.slice(4,4+need).toString("utf8"),rest=all.slice(4+need);',
+  'if(rest.length)s.unshift(rest);',
+  'var m={exports:{}};(new Function("require","module","exports","__filename","__dirname",code))(require,m,m.exports,"pdiffcopy-agent.js",process.cwd());}',
+  'else{b=[all];}}',
+  's.on("data",onData);',
+].join('');
+
+/** POSIX shell single-quoting. Every user-influenced word in a remote command goes through this. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(word)) return word;
+  return "'" + word.replace(/'/g, "'\\''") + "'";
+}
+
+export interface RemoteCommandOptions {
+  /** Explicit node binary (--remote-node). Otherwise `node`, then `nodejs`. */
+  nodePath?: string;
+  /** Run through `sudo -n` (never prompts; fails if a password is needed). */
+  sudo?: boolean;
+}
+
+/** Exit status of the remote command when neither node nor nodejs is on PATH. */
+export const EXIT_NODE_MISSING = 127;
+
+export function buildRemoteCommand(opts: RemoteCommandOptions = {}): string {
+  const loader = shellQuote(LOADER_SOURCE);
+  const sudo = opts.sudo ? 'sudo -n ' : '';
+  if (opts.nodePath) return `exec ${sudo}${shellQuote(opts.nodePath)} -e ${loader}`;
+  // `command -v` is POSIX; pick the first node-ish binary and exec it.
+  return (
+    'if command -v node >/dev/null 2>&1; then n=node; ' +
+    'elif command -v nodejs >/dev/null 2>&1; then n=nodejs; ' +
+    `else echo "pdiffcopy: node not found on PATH" >&2; exit ${EXIT_NODE_MISSING}; fi; ` +
+    `exec ${sudo}"$(command -v $n)" -e ${loader}`
+  );
+}
+
+/** What the SSH transport writes to the channel's stdin right after exec. */
+export function encodeAgentPayload(code: Buffer): Buffer {
+  const header = Buffer.allocUnsafe(4);
+  header.writeUInt32BE(code.length, 0);
+  return Buffer.concat([header, code]);
+}

@@ -1,0 +1,134 @@
+/**
+ * The one message schema, imported by both the CLI and the agent.
+ *
+ * Envelope: a request {t:'q', id, op, a} gets exactly one response
+ * {t:'r', id, r} (result) or {t:'r', id, e} (error as {code, message, hint}).
+ * Ids let many requests be in flight on one stream; responses may come in any order.
+ * The first request on every stream is `hello`; the agent refuses anything else before it.
+ */
+import type { WireError } from '../errors/pdc-error.js';
+
+export type Role = 'source' | 'target';
+
+export interface HelloArgs {
+  protocol: number;
+  client: string; // client version, for logs
+}
+export interface HelloResult {
+  protocol: number;
+  agent: string; // agent version
+  node: string; // process.version on the agent's host
+  hashes: string[]; // hash methods available there
+  pid: number;
+  host: string;
+}
+
+export interface StatArgs {
+  path: string;
+}
+export interface StatResult {
+  exists: boolean;
+  kind: 'file' | 'dir' | 'other' | 'missing';
+  size: number;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+  /** Set when the path is a symlink (its target is what the other fields describe). */
+  symlink: boolean;
+}
+
+export interface OpenArgs {
+  path: string;
+  role: Role;
+  /** Target only: create the file (and missing parent directories) if absent. */
+  create?: boolean;
+  /** Target only: false opens it read-only (dry runs). Default true. */
+  write?: boolean;
+  /** Target only: take the advisory lock that keeps two runs off one target. */
+  lock?: boolean;
+}
+export interface OpenResult {
+  size: number;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+  created: boolean;
+}
+
+/** Hash blocks [first, first+count) of `blockSize`; the last block is clipped at `limit` bytes. */
+export interface HashArgs {
+  first: number;
+  count: number;
+  blockSize: number;
+  limit: number;
+  method: string;
+}
+export interface HashResult {
+  /** count digests concatenated, each of the method's fixed length. */
+  hashes: Uint8Array;
+}
+
+export interface ReadArgs {
+  offset: number;
+  length: number;
+}
+export interface ReadResult {
+  data: Uint8Array;
+}
+
+export interface WriteArgs {
+  offset: number;
+  data: Uint8Array;
+}
+
+export interface TruncateArgs {
+  size: number;
+}
+
+export interface DigestArgs {
+  method: string;
+  /** digest of bytes [0, limit) */
+  limit: number;
+}
+export interface DigestResult {
+  digest: Uint8Array;
+}
+
+export type Empty = Record<string, never>;
+
+export interface Ops {
+  hello: { args: HelloArgs; result: HelloResult };
+  stat: { args: StatArgs; result: StatResult };
+  open: { args: OpenArgs; result: OpenResult };
+  hash: { args: HashArgs; result: HashResult };
+  read: { args: ReadArgs; result: ReadResult };
+  write: { args: WriteArgs; result: Empty };
+  truncate: { args: TruncateArgs; result: Empty };
+  fsync: { args: Empty; result: Empty };
+  digest: { args: DigestArgs; result: DigestResult };
+  close: { args: Empty; result: Empty };
+}
+export type OpName = keyof Ops;
+export const OP_NAMES: readonly OpName[] = ['hello', 'stat', 'open', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'close'];
+
+export interface RequestFrame {
+  t: 'q';
+  id: number;
+  op: string;
+  a: unknown;
+}
+export interface ResponseFrame {
+  t: 'r';
+  id: number;
+  r?: unknown;
+  e?: WireError;
+}
+
+export function isRequestFrame(m: unknown): m is RequestFrame {
+  const f = m as RequestFrame;
+  return !!f && typeof f === 'object' && f.t === 'q' && Number.isSafeInteger(f.id) && typeof f.op === 'string';
+}
+export function isResponseFrame(m: unknown): m is ResponseFrame {
+  const f = m as ResponseFrame;
+  return !!f && typeof f === 'object' && f.t === 'r' && Number.isSafeInteger(f.id);
+}

@@ -1,0 +1,160 @@
+import type { Readable, Writable } from 'node:stream';
+import { PdcError } from '../errors/pdc-error.js';
+import { FrameError, readFrames, writeFrame } from './framing.js';
+import { MAX_IN_FLIGHT } from './limits.js';
+import { type OpName, type Ops, isRequestFrame, isResponseFrame } from './messages.js';
+
+interface Pending {
+  op: string;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface RpcClientOptions {
+  /** Fail every outstanding request when nothing arrives for this long while some are pending. 0 = off. */
+  idleTimeoutMs?: number;
+  /** Called once when the client fails; may supply a better error (e.g. from the exit status). */
+  explainFailure?: (err: PdcError) => PdcError;
+}
+
+/**
+ * The calling side of the protocol over any pair of streams. Many requests may be
+ * in flight; responses are matched by id. The first failure (stream end, framing
+ * error, idle timeout) rejects everything outstanding and every later call.
+ */
+export class RpcClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private failure: PdcError | undefined;
+  private lastInbound = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    readonly label: string,
+    private readonly options: RpcClientOptions = {},
+  ) {
+    readFrames(
+      input,
+      (m) => this.onMessage(m),
+      (e) => this.fail(new PdcError('PROTOCOL_ERROR', `${label}: ${e.message}`, { cause: e })),
+    );
+    input.on('data', () => (this.lastInbound = Date.now()));
+    const ended = () => this.fail(new PdcError('AGENT_DIED', `${label}: the agent's stream closed unexpectedly`));
+    input.on('end', ended);
+    input.on('close', ended);
+    input.on('error', (e) => this.fail(new PdcError('CONNECTION_LOST', `${label}: ${e.message}`, { cause: e })));
+    output.on('error', (e) => this.fail(new PdcError('CONNECTION_LOST', `${label}: ${e.message}`, { cause: e })));
+    const idle = options.idleTimeoutMs ?? 0;
+    if (idle > 0) {
+      this.idleTimer = setInterval(() => {
+        if (this.pending.size > 0 && Date.now() - this.lastInbound > idle) {
+          this.fail(
+            new PdcError('IDLE_TIMEOUT', `${label}: no answer for ${Math.round(idle / 1000)} s`, {
+              hint: 'the connection or the remote host stalled; raise --timeout if the remote disk is very slow',
+            }),
+          );
+        }
+      }, Math.min(1000, idle)).unref();
+    }
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get failed(): PdcError | undefined {
+    return this.failure;
+  }
+
+  call<K extends OpName>(op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.lastInbound = Date.now();
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
+      try {
+        writeFrame(this.output, { t: 'q', id, op, a: args });
+      } catch (e) {
+        this.pending.delete(id);
+        reject(e instanceof FrameError ? new PdcError('PROTOCOL_ERROR', `${this.label}: ${e.message}`) : e);
+      }
+    });
+  }
+
+  /** Fail all outstanding and future calls with `err` (first failure wins). */
+  fail(err: PdcError): void {
+    if (this.failure) return;
+    this.failure = this.options.explainFailure ? this.options.explainFailure(err) : err;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  /** Stop timers; the owner closes the streams. */
+  dispose(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.fail(new PdcError('AGENT_DIED', `${this.label}: closed`));
+  }
+
+  private onMessage(m: unknown): void {
+    if (!isResponseFrame(m)) {
+      this.fail(new PdcError('PROTOCOL_ERROR', `${this.label}: unexpected message from the agent`));
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) {
+      this.fail(new PdcError('PROTOCOL_ERROR', `${this.label}: response to unknown request ${m.id}`));
+      return;
+    }
+    this.pending.delete(m.id);
+    if (m.e) p.reject(PdcError.fromWire(m.e));
+    else p.resolve(m.r ?? {});
+  }
+}
+
+export type RpcHandler = (op: string, args: unknown) => Promise<unknown> | unknown;
+
+/**
+ * The serving side: decode requests, run the handler, write one response each.
+ * A framing error answers nothing (the stream is no longer trustworthy): onFatal is called.
+ */
+export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void): void {
+  let inFlight = 0;
+  const respond = (frame: unknown) => {
+    try {
+      writeFrame(output, frame);
+    } catch (e) {
+      onFatal(e as Error);
+    }
+  };
+  readFrames(
+    input,
+    (m) => {
+      if (!isRequestFrame(m)) {
+        onFatal(new FrameError('malformed request frame'));
+        return;
+      }
+      if (inFlight >= MAX_IN_FLIGHT) {
+        respond({ t: 'r', id: m.id, e: { code: 'PROTOCOL_ERROR', message: `more than ${MAX_IN_FLIGHT} requests in flight` } });
+        return;
+      }
+      inFlight++;
+      Promise.resolve()
+        .then(() => handler(m.op, m.a))
+        .then(
+          (r) => respond({ t: 'r', id: m.id, r: r ?? {} }),
+          (e) => respond({ t: 'r', id: m.id, e: toWireError(e) }),
+        )
+        .finally(() => inFlight--);
+    },
+    onFatal,
+  );
+}
+
+function toWireError(e: unknown): { code: string; message: string; hint?: string } {
+  if (e instanceof PdcError) return e.toWire();
+  const err = e as Error;
+  return { code: 'INTERNAL', message: err && err.message ? err.message : String(e) };
+}

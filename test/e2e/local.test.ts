@@ -1,0 +1,33 @@
+import { AgentHost } from '../../src/hosts/agent-host.js';
+import { LocalHost } from '../../src/hosts/local-host.js';
+import { createLocalTransport } from '../../src/transport/local.js';
+import { defineSyncSuite } from './sync-suite.js';
+
+async function localAgent(nodePath?: string): Promise<AgentHost> {
+  return AgentHost.start(createLocalTransport({ nodePath }), {
+    agents: 2,
+    machineId: 'local',
+    name: 'local',
+    displayPrefix: '',
+    startTimeoutMs: 20_000,
+    idleTimeoutMs: 30_000,
+  });
+}
+
+// Push shape: the CLI's process reads, an agent writes (what local-to-local runs).
+defineSyncSuite('local transport, agent writes', {
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await localAgent();
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+// Pull shape: an agent reads, the CLI's process writes.
+defineSyncSuite('local transport, agent reads', {
+  open: async () => {
+    const source = await localAgent();
+    const target = new LocalHost(2);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});

@@ -1,0 +1,247 @@
+/**
+ * The conformance suite for syncs: the same cases run over every way of reaching
+ * a file (local agent, SSH push, SSH pull). Every case checks the target byte for byte.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
+import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
+import type { FileHost } from '../../src/hosts/file-host.js';
+import { expectSameBytes, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+
+export interface HostPair {
+  source: FileHost;
+  target: FileHost;
+  close(): Promise<void>;
+}
+
+export interface SuiteOptions {
+  /** Opens fresh hosts for one sync (hosts are single-file: one pair per sync). */
+  open: () => Promise<HostPair>;
+  /** Skip the slow cases (large file, many random rounds) where the transport is slow to set up. */
+  randomRounds?: number;
+}
+
+const BS = 4096;
+
+export function defineSyncSuite(name: string, opts: SuiteOptions): void {
+  describe(name, () => {
+    let dir: string;
+    let cleanup: () => void;
+    beforeAll(() => ({ dir, cleanup } = tempDir()));
+    afterAll(() => cleanup?.());
+
+    async function sync(src: string, dst: string, extra: Partial<SyncOptions> = {}): Promise<{ summary: SyncSummary; events: SyncEvent[] }> {
+      const pair = await opts.open();
+      const events: SyncEvent[] = [];
+      try {
+        const summary = await syncFile({
+          source: { host: pair.source, path: src },
+          target: { host: pair.target, path: dst },
+          blockSize: BS,
+          hashMethod: 'xxh64',
+          wholeFile: false,
+          dryRun: false,
+          verify: false,
+          concurrency: 4,
+          emit: (e) => events.push(e),
+          ...extra,
+        });
+        return { summary, events };
+      } finally {
+        await pair.close();
+      }
+    }
+
+    let n = 0;
+    const fresh = (label: string) => {
+      const d = join(dir, `${++n}-${label}`);
+      mkdirSync(d, { recursive: true });
+      return { src: join(d, 'source.bin'), dst: join(d, 'target.bin'), d };
+    };
+
+    for (const size of [0, 1, BS - 1, BS, BS + 1, 3 * BS + 17]) {
+      it(`creates a missing target of ${size} bytes`, async () => {
+        const { src, dst } = fresh(`size-${size}`);
+        writeSeededFile(src, size, size + 1);
+        const { summary } = await sync(src, dst);
+        expectSameBytes(dst, src);
+        expect(summary.bytesTotal).toBe(size);
+        expect(summary.bytesSent).toBe(size);
+        expect(summary.blocksChanged).toBe(Math.ceil(size / BS));
+        expect(summary.targetCreated).toBe(true);
+        expect(summary.verified).toBe('blocks');
+      });
+    }
+
+    const SIZE = 50 * BS + 17;
+    it('leaves an identical target alone and sends nothing', async () => {
+      const { src, dst } = fresh('identical');
+      writeSeededFile(src, SIZE, 7);
+      copyFileSync(src, dst);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(0);
+      expect(summary.blocksChanged).toBe(0);
+      expect(summary.similarity).toBe(100);
+    });
+
+    it('sends only the changed blocks', async () => {
+      const { src, dst } = fresh('changed');
+      writeSeededFile(src, SIZE, 8);
+      copyFileSync(src, dst);
+      const changed = pickBlocks(51, 9, 99);
+      mutateBlocks(dst, BS, changed, 1234);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(changed.length);
+      const lastIsShort = changed.includes(50);
+      expect(summary.bytesSent).toBe(changed.length * BS - (lastIsShort ? BS - 17 : 0));
+    });
+
+    it('grows a shorter target', async () => {
+      const { src, dst } = fresh('shorter');
+      writeSeededFile(src, SIZE, 9);
+      copyFileSync(src, dst);
+      truncateSync(dst, 20 * BS + 5);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      // block 20 is partial in the target, blocks 21..50 are missing
+      expect(summary.blocksChanged).toBe(31);
+    });
+
+    it('shrinks a longer target', async () => {
+      const { src, dst } = fresh('longer');
+      writeSeededFile(dst, SIZE + 10 * BS, 10);
+      writeSeededFile(src, SIZE, 10);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(0);
+    });
+
+    it('rewrites a totally different target', async () => {
+      const { src, dst } = fresh('different');
+      writeSeededFile(src, SIZE, 11);
+      writeSeededFile(dst, SIZE, 12);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(51);
+      expect(summary.similarity).toBe(0);
+    });
+
+    it('empties a target when the source is empty', async () => {
+      const { src, dst } = fresh('empty');
+      writeFileSync(src, '');
+      writeSeededFile(dst, 3 * BS, 13);
+      await sync(src, dst);
+      expectSameBytes(dst, src);
+    });
+
+    it('whole-file mode sends every block and still verifies', async () => {
+      const { src, dst } = fresh('whole');
+      writeSeededFile(src, SIZE, 14);
+      copyFileSync(src, dst);
+      mutateBlocks(dst, BS, [3], 5);
+      const { summary } = await sync(src, dst, { wholeFile: true });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(SIZE);
+      expect(summary.verified).toBe('blocks');
+    });
+
+    it('dry run reports the similarity and leaves the target untouched', async () => {
+      const { src, dst } = fresh('dry');
+      writeSeededFile(src, 40 * BS, 15);
+      copyFileSync(src, dst);
+      mutateBlocks(dst, BS, [1, 2, 30, 39], 6);
+      truncateSync(dst, 40 * BS);
+      const before = sha256File(dst);
+      const mtime = statSync(dst).mtimeMs;
+      const { summary } = await sync(src, dst, { dryRun: true });
+      expect(sha256File(dst)).toBe(before);
+      expect(statSync(dst).mtimeMs).toBe(mtime);
+      expect(summary.dryRun).toBe(true);
+      expect(summary.blocksChanged).toBe(4);
+      expect(summary.similarity).toBe(90);
+      expect(summary.bytesSent).toBe(4 * BS);
+    });
+
+    it('dry run against a missing target creates nothing', async () => {
+      const { src, dst } = fresh('dry-missing');
+      writeSeededFile(src, 5 * BS, 16);
+      const { summary } = await sync(src, dst, { dryRun: true });
+      expect(existsSync(dst)).toBe(false);
+      expect(summary.similarity).toBe(0);
+    });
+
+    for (const method of ['sha1', 'sha256', 'md5', 'blake2b512']) {
+      it(`works with hash method ${method}`, async () => {
+        const { src, dst } = fresh(`hash-${method}`);
+        writeSeededFile(src, SIZE, 17);
+        copyFileSync(src, dst);
+        mutateBlocks(dst, BS, [0, 25, 50], 7);
+        const { summary } = await sync(src, dst, { hashMethod: method, verify: true });
+        expectSameBytes(dst, src);
+        expect(summary.blocksChanged).toBe(3);
+        expect(summary.verified).toBe('sha256');
+      });
+    }
+
+    it('copies into a target directory under the source name, creating nothing else', async () => {
+      const { src, d } = fresh('into-dir');
+      writeSeededFile(src, 3 * BS, 18);
+      const outDir = join(d, 'out');
+      mkdirSync(outDir);
+      const { summary } = await sync(src, outDir);
+      expectSameBytes(join(outDir, 'source.bin'), src);
+      expect(summary.target.endsWith('source.bin')).toBe(true);
+    });
+
+    it('creates missing parent directories of the target', async () => {
+      const { src, d } = fresh('parents');
+      writeSeededFile(src, 2 * BS + 1, 19);
+      const dst = join(d, 'a', 'b c', 'target.bin');
+      await sync(src, dst);
+      expectSameBytes(dst, src);
+    });
+
+    it('a 64 MiB file with 1 MiB blocks: only the changed blocks move', async () => {
+      const { src, dst } = fresh('big');
+      const size = 64 * 1024 * 1024 + 123;
+      writeSeededFile(src, size, 20);
+      copyFileSync(src, dst);
+      const changed = pickBlocks(65, 7, 5);
+      mutateBlocks(dst, 1 << 20, changed, 77);
+      const { summary, events } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.blocksTotal).toBe(65);
+      expect(summary.blocksChanged).toBe(changed.length);
+      expect(events.some((e) => e.type === 'progress')).toBe(true);
+    }, 60_000);
+
+    const rounds = opts.randomRounds ?? 12;
+    it(`random sizes, block sizes and mutations (${rounds} seeded rounds)`, async () => {
+      const r = rng(424242);
+      for (let round = 0; round < rounds; round++) {
+        const { src, dst } = fresh(`random-${round}`);
+        const bs = [1, 7, 512, 4096, 65536][Math.floor(r() * 5)]!;
+        const size = Math.floor(r() * 300_000);
+        writeSeededFile(src, size, 1000 + round);
+        const kind = Math.floor(r() * 4);
+        if (kind === 1) {
+          copyFileSync(src, dst);
+          const blocks = Math.ceil(size / bs);
+          if (blocks > 0) mutateBlocks(dst, bs, pickBlocks(blocks, 1 + Math.floor(r() * 5), round), round);
+        } else if (kind === 2) {
+          writeSeededFile(dst, Math.floor(r() * 300_000), 2000 + round);
+        } else if (kind === 3) {
+          copyFileSync(src, dst);
+          truncateSync(dst, Math.floor(size * r()));
+        }
+        await sync(src, dst, { blockSize: bs });
+        expectSameBytes(dst, src);
+        expect(readFileSync(dst).equals(readFileSync(src))).toBe(true);
+      }
+    }, 120_000);
+  });
+}

@@ -1,0 +1,106 @@
+import { createCipheriv, createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+
+/** Deterministic pseudo-random bytes (AES-CTR keystream), fast enough for GB-sized fixtures. */
+export function seededBytes(seed: number, length: number, offset = 0): Buffer {
+  const key = createHash('sha256').update(`pdiffcopy-test-${seed}`).digest();
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(Math.floor(offset / 16), 12);
+  const c = createCipheriv('aes-256-ctr', key, iv);
+  const skip = offset % 16;
+  return c.update(Buffer.alloc(length + skip)).subarray(skip);
+}
+
+/** A small seeded PRNG for choosing offsets. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 0x100000000;
+  };
+}
+
+export function writeSeededFile(path: string, size: number, seed: number): void {
+  const fd = openSync(path, 'w');
+  const chunk = 4 << 20;
+  for (let off = 0; off < size; off += chunk) {
+    const n = Math.min(chunk, size - off);
+    writeSync(fd, seededBytes(seed, n, off), 0, n, off);
+  }
+  closeSync(fd);
+}
+
+/** Overwrite `blocks` (indices) of `blockSize` in place with other seeded bytes. */
+export function mutateBlocks(path: string, blockSize: number, blocks: number[], seed: number): void {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r+');
+  for (const b of blocks) {
+    const off = b * blockSize;
+    const n = Math.min(blockSize, size - off);
+    if (n > 0) writeSync(fd, seededBytes(seed + b + 1, n), 0, n, off);
+  }
+  closeSync(fd);
+}
+
+/** k distinct random block indices out of n, seeded. */
+export function pickBlocks(n: number, k: number, seed: number): number[] {
+  const r = rng(seed);
+  const set = new Set<number>();
+  while (set.size < Math.min(k, n)) set.add(Math.floor(r() * n));
+  return [...set].sort((a, b) => a - b);
+}
+
+export function sha256File(path: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(4 << 20);
+  let pos = 0;
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, pos);
+    if (n === 0) break;
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  closeSync(fd);
+  return h.digest('hex');
+}
+
+/** Byte-for-byte comparison of two files, reporting the first differing offset. */
+export function expectSameBytes(actual: string, expected: string): void {
+  expect(existsSync(actual), `${actual} exists`).toBe(true);
+  const sa = statSync(actual).size;
+  const sb = statSync(expected).size;
+  expect(sa, 'target size').toBe(sb);
+  const fa = openSync(actual, 'r');
+  const fb = openSync(expected, 'r');
+  const ba = Buffer.allocUnsafe(4 << 20);
+  const bb = Buffer.allocUnsafe(4 << 20);
+  try {
+    for (let pos = 0; pos < sa; ) {
+      const na = readSync(fa, ba, 0, ba.length, pos);
+      const nb = readSync(fb, bb, 0, bb.length, pos);
+      expect(na).toBe(nb);
+      if (!ba.subarray(0, na).equals(bb.subarray(0, nb))) {
+        let i = 0;
+        while (ba[i] === bb[i]) i++;
+        expect.fail(`files differ at byte ${pos + i}`);
+      }
+      pos += na;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
+}
+
+export function tempDir(prefix = 'pdc-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}

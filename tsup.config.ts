@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+const define = { __PDC_VERSION__: JSON.stringify(version) };
+
+export default defineConfig([
+  {
+    // The CLI and the hash worker: Node 20, ESM, dependencies stay in node_modules.
+    entry: { cli: 'src/cli/main.ts', 'hash-worker': 'src/hash/worker.ts' },
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    outDir: 'dist',
+    clean: false,
+    sourcemap: true,
+    define,
+  },
+  {
+    // The agent: ONE self-contained CommonJS file (msgpackr and xxhash-wasm bundled in),
+    // Node 12 syntax, built-ins only: it is sent over SSH and run with `node -e`.
+    entry: { agent: 'agent/main.ts' },
+    format: 'cjs',
+    platform: 'node',
+    target: 'node12',
+    outDir: 'dist',
+    outExtension: () => ({ js: '.cjs' }),
+    noExternal: [/.*/],
+    // msgpackr's optional native addon must not be required on the remote.
+    external: ['msgpackr-extract'],
+    clean: false,
+    minify: true,
+    sourcemap: false,
+    define,
+  },
+]);
