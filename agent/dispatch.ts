@@ -1,19 +1,20 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { FileService } from '../src/fileops/file-service.js';
-import { bool, bytes, str, uint } from '../src/fileops/validate.js';
+import { bool, str, uint } from '../src/fileops/validate.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_IO_BYTES, PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, Role } from '../src/protocol/messages.js';
+import { type RpcHandler, WithPayload } from '../src/protocol/rpc.js';
 import { VERSION } from '../src/version.js';
 
 /**
  * Maps protocol requests onto one FileService, validating every argument against
  * the named limits before anything is allocated. `hello` must come first.
  */
-export function createDispatcher(files = new FileService()): (op: string, args: unknown) => Promise<unknown> {
+export function createDispatcher(files = new FileService()): RpcHandler {
   let greeted = false;
-  return async (op, a) => {
+  return async (op, a, payload) => {
     if (!greeted && op !== 'hello') throw new PdcError('PROTOCOL_ERROR', `"${op}" before "hello"`);
     switch (op) {
       case 'hello': {
@@ -50,12 +51,14 @@ export function createDispatcher(files = new FileService()): (op: string, args: 
           limit: uint(a, 'limit'),
         };
         if (range.blockSize === 0) throw new PdcError('PROTOCOL_ERROR', 'bad request: blockSize 0');
-        return { hashes: await files.hash(range, str(a, 'method')) };
+        return new WithPayload({}, await files.hash(range, str(a, 'method')));
       }
-      case 'read':
-        return { data: await files.read(uint(a, 'offset'), uint(a, 'length', MAX_IO_BYTES)) };
+      case 'read': {
+        const chunk = await files.read(uint(a, 'offset'), uint(a, 'length', MAX_IO_BYTES));
+        return new WithPayload({}, chunk.buffers, chunk.release);
+      }
       case 'write':
-        await files.write(uint(a, 'offset'), bytes(a, 'data', MAX_IO_BYTES));
+        await files.write(uint(a, 'offset'), payload ?? []);
         return {};
       case 'truncate':
         await files.truncate(uint(a, 'size'));

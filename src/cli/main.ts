@@ -3,7 +3,7 @@
  * the work through the engine, describeError turns failures into one line and an
  * exit code.
  */
-import cac from 'cac';
+import { cac } from 'cac';
 import { EXIT_CODE_HELP } from '../errors/codes.js';
 import { VERSION } from '../version.js';
 import { resolveConfig, type RawFlags, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S } from './options.js';
@@ -38,7 +38,7 @@ cli
     process.exitCode = await run(() => resolveConfig(args, flags), flags);
   });
 
-cli.help((sections) => {
+cli.help((sections: { title?: string; body: string }[]) => {
   sections.push({
     title: 'Exit codes',
     body: EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join('\n'),

@@ -1,9 +1,7 @@
 import { cpus } from 'node:os';
-import type { Location } from '../location.js';
-import { AgentHost } from '../hosts/agent-host.js';
+import { AgentHost, type AgentHostOptions } from '../hosts/agent-host.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { LocalHost } from '../hosts/local-host.js';
-import { createSshTransport, exitStatusError } from '../ssh/transport.js';
 import { createLocalTransport } from '../transport/local.js';
 import type { RunConfig } from './options.js';
 
@@ -15,61 +13,76 @@ export interface OpenedHosts {
 
 /** Agent start-up may include an SSH login and sending the agent: generous, but bounded. */
 const AGENT_START_TIMEOUT_MS = 30_000;
+/** Local-to-local: agents beyond two only compete for the same cores. */
+const MAX_LOCAL_AGENTS = 2;
 
 /**
  * Decide where each side lives and start what it needs: the CLI's own process
- * for a local file, agents (local children, or remote over SSH) for the other.
- * Two local files still put the target behind a local agent: the same code path
- * as a remote copy.
+ * (plus hash workers) for the local file, agents for the other one: remote over
+ * SSH, or local child processes when both files are local (the same code path
+ * as a remote copy).
  */
 export async function openHosts(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<OpenedHosts> {
-  const agents = cfg.concurrency;
-  const workers = Math.max(1, Math.min(cfg.concurrency, cpus().length));
-  const remote = cfg.source.kind === 'remote' ? cfg.source : cfg.target.kind === 'remote' ? cfg.target : undefined;
-  const common = { idleTimeoutMs: cfg.idleTimeoutMs, startTimeoutMs: AGENT_START_TIMEOUT_MS, log };
-
+  // Created first: its hash workers start while the agents come up.
+  const near = new LocalHost(Math.max(1, Math.min(cfg.concurrency, cpus().length)));
   let far: AgentHost;
-  if (!remote) {
-    far = await AgentHost.start(createLocalTransport({ nodePath: localNode }), {
-      ...common,
-      agents: Math.min(agents, 2),
-      machineId: 'local',
-      name: 'local',
-      displayPrefix: '',
-    });
-  } else {
-    const hostDisplay = remote.display;
-    const started = Date.now();
-    const transport = createSshTransport(
-      { user: remote.user, host: remote.host, port: remote.port ?? cfg.ssh.port },
-      {
-        port: cfg.ssh.port,
-        identityFiles: cfg.ssh.identityFiles,
-        configFile: cfg.ssh.configFile,
-        acceptNewHostKey: cfg.ssh.acceptNewHostKey,
-        remoteNode: cfg.ssh.remoteNode,
-        sudo: cfg.ssh.sudo,
-        connections: cfg.ssh.connections,
-        log,
-      },
-    );
-    far = await AgentHost.start(transport, {
-      ...common,
-      agents,
-      machineId: `ssh:${hostDisplay}`,
-      name: hostDisplay,
-      displayPrefix: `${hostDisplay}:`,
-      explainExit: (code, stderr) => exitStatusError(code, stderr, hostDisplay),
-    });
-    log(`connected to ${hostDisplay}: ${agents} agent channel(s) in ${Date.now() - started} ms`);
+  try {
+    far = await startAgents(cfg, log, localNode);
+  } catch (e) {
+    await near.close();
+    throw e;
   }
-  const near = new LocalHost(workers);
   const sourceIsFar = cfg.source.kind === 'remote';
-  const hosts = sourceIsFar ? { source: far as FileHost, target: near as FileHost } : { source: near as FileHost, target: far as FileHost };
   return {
-    ...hosts,
+    source: sourceIsFar ? far : near,
+    target: sourceIsFar ? near : far,
     async close() {
       await Promise.allSettled([far.close(), near.close()]);
     },
   };
+}
+
+async function startAgents(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<AgentHost> {
+  const common: Pick<AgentHostOptions, 'idleTimeoutMs' | 'startTimeoutMs' | 'log'> = {
+    idleTimeoutMs: cfg.idleTimeoutMs,
+    startTimeoutMs: AGENT_START_TIMEOUT_MS,
+    log,
+  };
+  const remote = cfg.source.kind === 'remote' ? cfg.source : cfg.target.kind === 'remote' ? cfg.target : undefined;
+  if (!remote) {
+    return AgentHost.start(createLocalTransport({ nodePath: localNode }), {
+      ...common,
+      agents: Math.min(cfg.concurrency, MAX_LOCAL_AGENTS),
+      machineId: 'local',
+      name: 'local',
+      displayPrefix: '',
+    });
+  }
+  const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
+  const started = Date.now();
+  // Loaded only when needed: ssh2 is the heaviest part of start-up.
+  const { createSshTransport, exitStatusError } = await import('../ssh/transport.js');
+  const transport = createSshTransport(
+    { user: remote.user, host: remote.host, port: remote.port ?? cfg.ssh.port },
+    {
+      port: cfg.ssh.port,
+      identityFiles: cfg.ssh.identityFiles,
+      configFile: cfg.ssh.configFile,
+      acceptNewHostKey: cfg.ssh.acceptNewHostKey,
+      remoteNode: cfg.ssh.remoteNode,
+      sudo: cfg.ssh.sudo,
+      connections: cfg.ssh.connections,
+      log,
+    },
+  );
+  const far = await AgentHost.start(transport, {
+    ...common,
+    agents: cfg.concurrency,
+    machineId: `ssh:${hostDisplay}`,
+    name: remote.host,
+    displayPrefix: `${remote.host}:`,
+    explainExit: (code, stderr) => exitStatusError(code, stderr, hostDisplay),
+  });
+  log(`connected to ${hostDisplay}: ${cfg.concurrency} agent channel(s) in ${Date.now() - started} ms`);
+  return far;
 }

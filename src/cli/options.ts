@@ -4,26 +4,30 @@ import { type Location, parseLocation } from '../location.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
 import { parseSize } from './size.js';
 
-/** Flags as cac hands them over (strings, booleans, arrays for repeated flags). */
+/**
+ * Flags as cac hands them over (strings, numbers, booleans). cac turns a repeated
+ * flag into an array: counted for -v/-q, last one wins for valued flags (as in ssh).
+ */
+type Repeatable<T> = T | T[];
 export interface RawFlags {
-  blockSize?: string | number;
-  hashMethod?: string;
+  blockSize?: Repeatable<string | number>;
+  hashMethod?: Repeatable<string>;
   wholeFile?: boolean;
-  concurrency?: string | number;
+  concurrency?: Repeatable<string | number>;
   dryRun?: boolean;
   verify?: boolean;
   verbose?: boolean | boolean[];
   quiet?: boolean | boolean[];
   json?: boolean;
-  port?: string | number;
+  port?: Repeatable<string | number>;
   identity?: string | string[];
-  sshConfig?: string;
+  sshConfig?: Repeatable<string>;
   acceptNewHostKey?: boolean;
-  remoteNode?: string;
+  remoteNode?: Repeatable<string>;
   sudo?: boolean;
-  connections?: string | number;
-  timeout?: string | number;
-  benchmark?: string | number;
+  connections?: Repeatable<string | number>;
+  timeout?: Repeatable<string | number>;
+  benchmark?: Repeatable<string | number>;
   yes?: boolean;
   progress?: boolean;
 }
@@ -71,7 +75,19 @@ function count(v: boolean | boolean[] | undefined): number {
   return Array.isArray(v) ? v.filter(Boolean).length : v ? 1 : 0;
 }
 
-function intFlag(v: string | number | undefined, name: string, min: number, max: number, code: 'USAGE' | 'BAD_CONCURRENCY' = 'USAGE'): number | undefined {
+/** The last value of a flag given several times. */
+function last<T>(v: Repeatable<T> | undefined): T | undefined {
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+/** A string flag: cac turns numeric-looking values into numbers (`-m 5`, `-F 1`). */
+function strFlag(v: Repeatable<string> | undefined): string | undefined {
+  const s = last(v);
+  return s === undefined ? undefined : String(s);
+}
+
+function intFlag(raw: Repeatable<string | number> | undefined, name: string, min: number, max: number, code: 'USAGE' | 'BAD_CONCURRENCY' = 'USAGE'): number | undefined {
+  const v = last(raw);
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(String(v)) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
@@ -96,7 +112,7 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     });
   }
 
-  const bsText = f.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const bsText = last(f.blockSize) ?? DEFAULT_BLOCK_SIZE;
   const blockSize = parseSize(bsText);
   if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
     throw new PdcError('BAD_BLOCK_SIZE', `block size "${bsText}" is not valid`, {
@@ -116,7 +132,7 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     source,
     target,
     blockSize,
-    hashMethod: (f.hashMethod ?? DEFAULT_HASH_METHOD).trim().toLowerCase(),
+    hashMethod: (strFlag(f.hashMethod) ?? DEFAULT_HASH_METHOD).trim().toLowerCase(),
     wholeFile: !!f.wholeFile,
     dryRun: !!f.dryRun,
     verify: !!f.verify,
@@ -128,9 +144,9 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     ssh: {
       port: intFlag(f.port, '--port', 1, 65535),
       identityFiles: identity.map(String),
-      configFile: f.sshConfig,
+      configFile: strFlag(f.sshConfig),
       acceptNewHostKey: !!f.acceptNewHostKey,
-      remoteNode: f.remoteNode,
+      remoteNode: strFlag(f.remoteNode),
       sudo: !!f.sudo,
       connections: intFlag(f.connections, '--connections', 1, 16),
     },

@@ -1,7 +1,6 @@
 import { PdcError } from '../errors/pdc-error.js';
-import { syncFile } from '../engine/sync.js';
-import type { SyncSummary } from '../engine/events.js';
-import { openHosts, type OpenedHosts } from './open-hosts.js';
+import type { OpenedHosts } from './open-hosts.js';
+import { syncOnce } from './sync-once.js';
 import type { RawFlags, RunConfig } from './options.js';
 import { describeError } from './report-error.js';
 import { jsonRenderer } from './render/json.js';
@@ -54,38 +53,19 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
   const log = (line: string) => renderer.log(1, line);
   try {
     if (cfg.benchmark !== undefined) {
-      const { runBenchmark } = await import('./benchmark.js');
-      await runBenchmark(cfg, log);
+      const { runBenchmark } = await import('../benchmark/run-benchmark.js');
+      await runBenchmark(cfg, log, controller.signal);
       return 0;
     }
-    hosts = await openHosts(cfg, log);
-    if (signalled) throw interrupted(signalled);
-    const summary: SyncSummary = await syncFile({
-      source: { host: hosts.source, path: pathOf(cfg.source) },
-      target: { host: hosts.target, path: pathOf(cfg.target) },
-      blockSize: cfg.blockSize,
-      hashMethod: cfg.hashMethod,
-      wholeFile: cfg.wholeFile,
-      dryRun: cfg.dryRun,
-      verify: cfg.verify,
-      concurrency: cfg.concurrency,
-      signal: controller.signal,
-      emit: (e) => renderer.event(e),
-    });
-    void summary;
+    await syncOnce(cfg, (e) => renderer.event(e), log, controller.signal, (h) => (hosts = h));
     renderer.finish();
     return 0;
   } catch (e) {
     return fail(signalled ? interrupted(signalled) : e, renderer, cfg.verbosity);
   } finally {
-    await hosts?.close();
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);
   }
-}
-
-function pathOf(loc: RunConfig['source']): string {
-  return loc.path;
 }
 
 function interrupted(sig: 'SIGINT' | 'SIGTERM'): PdcError {

@@ -105,13 +105,17 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
-      const data = await src.read(run.offset, run.length);
-      if (data.length !== run.length) {
-        throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
-          hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-        });
+      const chunk = await src.read(run.offset, run.length);
+      try {
+        if (chunk.length !== run.length) {
+          throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
+            hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
+          });
+        }
+        await dst.write(run.offset, chunk.buffers);
+      } finally {
+        chunk.release();
       }
-      await dst.write(run.offset, data);
       bytesSent += run.length;
       progress();
     });

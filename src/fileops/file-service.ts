@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -6,7 +7,11 @@ import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
+import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { TargetLock } from './lock.js';
+
+/** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
+export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * File operations on one file, as both the agent and the CLI's own side perform
@@ -20,6 +25,7 @@ export class FileService {
   private role: Role = 'source';
   private lock: TargetLock | undefined;
   private readonly scratch: Buffer[] = [];
+  private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
 
   async stat(path: string, role: Role = 'source'): Promise<StatResult> {
     let symlink = false;
@@ -44,7 +50,8 @@ export class FileService {
     }
   }
 
-  async open(args: OpenArgs): Promise<OpenResult> {
+  /** `retried`: the one retry after losing a creation race (EEXIST); never loops. */
+  async open(args: OpenArgs, retried = false): Promise<OpenResult> {
     await this.close();
     this.path = args.path;
     this.role = args.role;
@@ -65,12 +72,18 @@ export class FileService {
         this.fh = await fsp.open(args.path, 'r+');
       } else {
         if (!args.create) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+        if (st.symlink) {
+          // A dangling symlink: O_EXCL would fail with EEXIST forever. Like cp, refuse to write through it.
+          throw new PdcError('TARGET_NOT_REGULAR', `target ${args.path} is a symbolic link to a missing file`, {
+            hint: 'remove the link, or name the file it should point to',
+          });
+        }
         await fsp.mkdir(dirname(args.path), { recursive: true });
         this.fh = await fsp.open(args.path, 'wx+', 0o644);
         created = true;
       }
     } catch (e) {
-      if (write && (e as NodeJS.ErrnoException).code === 'EEXIST') return this.open({ ...args });
+      if (write && !retried && (e as NodeJS.ErrnoException).code === 'EEXIST') return this.open({ ...args }, true);
       throw fromErrno(e, args.role, args.path);
     }
     const fst = await this.fh.stat();
@@ -100,23 +113,28 @@ export class FileService {
     }
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+  /** Read into a pooled buffer; the caller releases the chunk when done with it. */
+  async read(offset: number, length: number): Promise<Chunk> {
+    const buf = this.pool.acquire(length);
     try {
       const got = await readFully(this.handle(), buf, length, offset);
-      return got === length ? buf : buf.subarray(0, got);
+      return chunkOf([buf.subarray(0, got)], () => this.pool.release(buf));
     } catch (e) {
+      this.pool.release(buf);
       throw this.translate(e);
     }
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  /** Positional gather-write of a chunk list (a stream's chunks as received: no copy). */
+  async write(offset: number, buffers: readonly Buffer[]): Promise<void> {
     const fh = this.handle();
     try {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
+      let list = buffers.filter((b) => b.length > 0);
+      let pos = offset;
+      while (list.length > 0) {
+        const { bytesWritten } = await fh.writev(list, pos);
+        pos += bytesWritten;
+        list = dropFront(list, bytesWritten);
       }
     } catch (e) {
       throw this.translate(e);
@@ -141,6 +159,11 @@ export class FileService {
 
   async digest(method: string, limit: number): Promise<Buffer> {
     try {
+      createHash(method);
+    } catch {
+      throw new PdcError('UNKNOWN_HASH_METHOD', `unknown digest method "${method}"`, { hint: 'use a node:crypto hash such as sha256' });
+    }
+    try {
       return await digestFile(this.handle(), method, limit);
     } catch (e) {
       throw this.translate(e);
@@ -164,4 +187,13 @@ export class FileService {
   private translate(e: unknown): PdcError {
     return fromErrno(e, this.role, this.path);
   }
+}
+
+/** The buffers left after the first n bytes (after a short writev). */
+function dropFront(list: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
+  const rest = list.slice(i);
+  if (n > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
 }

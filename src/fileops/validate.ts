@@ -17,14 +17,6 @@ export function str(args: unknown, key: string): string {
   return v;
 }
 
-export function bytes(args: unknown, key: string, max: number): Uint8Array {
-  const v = (args as Record<string, unknown> | null)?.[key];
-  if (!(v instanceof Uint8Array) || v.length > max) {
-    throw new PdcError('PROTOCOL_ERROR', `bad request: "${key}" must be binary of at most ${max} bytes`);
-  }
-  return v;
-}
-
 export function bool(args: unknown, key: string): boolean {
   return (args as Record<string, unknown> | null)?.[key] === true;
 }

@@ -1,6 +1,8 @@
 import { posix } from 'node:path';
 import { PdcError } from '../errors/pdc-error.js';
+import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
+import { joinPayload, type Payload } from '../protocol/framing.js';
 import type { OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
 import type { Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
@@ -79,16 +81,16 @@ export class AgentHost implements FileHost {
   }
 
   async hash(range: BlockRange, method: string): Promise<Buffer> {
-    const r = await this.call('hash', { ...range, method });
-    return asBuffer(r.hashes);
+    return joinPayload((await this.call('hash', { ...range, method })).p);
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    return asBuffer((await this.call('read', { offset, length })).data);
+  async read(offset: number, length: number): Promise<Chunk> {
+    // The stream's own chunks, as received: nothing to copy, nothing to release.
+    return chunkOf((await this.call('read', { offset, length })).p ?? []);
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    await this.call('write', { offset, data });
+  async write(offset: number, buffers: readonly Buffer[]): Promise<void> {
+    await this.call('write', { offset }, buffers);
   }
 
   async truncate(size: number): Promise<void> {
@@ -102,7 +104,8 @@ export class AgentHost implements FileHost {
   }
 
   async digest(method: string, limit: number): Promise<Buffer> {
-    return asBuffer((await this.call('digest', { method, limit })).digest);
+    const d = (await this.call('digest', { method, limit })).digest;
+    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
   }
 
   async close(): Promise<void> {
@@ -118,14 +121,14 @@ export class AgentHost implements FileHost {
     await this.transport.close();
   }
 
-  private call<K extends OpName>(op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
-    return this.callOn(this.pick(), op, args);
+  private call<K extends OpName>(op: K, args: Ops[K]['args'], payload?: Payload): Promise<Ops[K]['result']> {
+    return this.callOn(this.pick(), op, args, payload);
   }
 
-  private async callOn<K extends OpName>(agent: ConnectedAgent, op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
+  private async callOn<K extends OpName>(agent: ConnectedAgent, op: K, args: Ops[K]['args'], payload?: Payload): Promise<Ops[K]['result']> {
     if (this.closed) throw new PdcError('INTERRUPTED', `${this.name}: closed`);
     try {
-      return await agent.rpc.call(op, args);
+      return await agent.rpc.call(op, args, payload);
     } catch (e) {
       if (e instanceof PdcError && this.opts.displayPrefix && !e.message.startsWith(this.name)) {
         throw new PdcError(e.code, `${this.name}: ${e.message}`, { hint: e.hint, cause: e });
@@ -147,10 +150,6 @@ export class AgentHost implements FileHost {
     // All failed: any agent's call rejects with its failure.
     return best ?? this.agents[0]!;
   }
-}
-
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 function delay(ms: number): Promise<void> {

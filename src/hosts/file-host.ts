@@ -1,3 +1,4 @@
+import type { Chunk } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
 
@@ -24,8 +25,9 @@ export interface FileHost {
   stat(path: string, role: Role): Promise<StatResult>;
   open(args: OpenArgs): Promise<OpenResult>;
   hash(range: BlockRange, method: string): Promise<Buffer>;
-  read(offset: number, length: number): Promise<Buffer>;
-  write(offset: number, data: Uint8Array): Promise<void>;
+  /** The bytes at offset (fewer only at end of file); release the chunk after use. */
+  read(offset: number, length: number): Promise<Chunk>;
+  write(offset: number, buffers: readonly Buffer[]): Promise<void>;
   truncate(size: number): Promise<void>;
   fsync(): Promise<void>;
   digest(method: string, limit: number): Promise<Buffer>;

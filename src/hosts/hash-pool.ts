@@ -28,6 +28,11 @@ export class HashPool {
     });
   }
 
+  /** Start the workers now, so their start-up overlaps with connecting the other side. */
+  warm(): void {
+    while (!this.closed && this.all.length < this.size) this.idle.push(this.spawn());
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new PdcError('INTERRUPTED', 'hash pool closed'));

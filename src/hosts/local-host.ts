@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import type { Chunk } from '../fileops/buffer-pool.js';
 import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
@@ -24,6 +25,7 @@ export class LocalHost implements FileHost {
   constructor(workers = Math.max(1, Math.min(4, cpus().length))) {
     this.parallelism = workers;
     this.pool = new HashPool(workers);
+    this.pool.warm();
   }
 
   display(path: string): string {
@@ -49,12 +51,12 @@ export class LocalHost implements FileHost {
     return this.pool.run({ kind: 'hash', path: this.path, role: this.role, range, method });
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
+  read(offset: number, length: number): Promise<Chunk> {
     return this.files.read(offset, length);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.files.write(offset, data);
+  write(offset: number, buffers: readonly Buffer[]): Promise<void> {
+    return this.files.write(offset, buffers);
   }
 
   truncate(size: number): Promise<void> {

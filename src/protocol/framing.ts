@@ -3,17 +3,39 @@ import { Packr, Unpackr } from 'msgpackr';
 import { MAX_FRAME_BYTES } from './limits.js';
 
 /**
- * Frames: 4-byte big-endian body length, then a MessagePack body.
+ * Frames: an 8-byte header (body length, payload length; both u32 big-endian),
+ * a MessagePack body, then an optional raw binary payload (block data, hash lists).
+ *
+ * The payload travels outside MessagePack on purpose: on these VMs every fresh
+ * multi-MiB allocation costs page faults (~150-250 MB/s), so block data must be
+ * neither packed (a copy into a new buffer) nor reassembled on receipt. The sender
+ * writes the caller's buffer as is; the receiver hands over the stream's own
+ * chunks (views, no copy), to be written with writev.
  * Framing takes streams, never sockets or files, so it is tested over pipes.
  */
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+export const HEADER_BYTES = 8;
+
+/** Key under which a decoded message carries its payload (a list of chunk views). */
+export const PAYLOAD_KEY = 'p';
 
 export class FrameError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'FrameError';
   }
+}
+
+export type Payload = Buffer | readonly Buffer[];
+
+export function payloadLength(p: Payload | undefined): number {
+  if (!p) return 0;
+  if (Buffer.isBuffer(p)) return p.length;
+  let n = 0;
+  for (const b of p as readonly Buffer[]) n += b.length;
+  return n;
 }
 
 export function encodeBody(message: unknown): Buffer {
@@ -29,82 +51,116 @@ export function decodeBody(body: Buffer): unknown {
 }
 
 /**
- * Write one frame. Header and body go as two writes: concatenating a MiB-sized
- * body costs a memcpy per frame for nothing. Returns write()'s backpressure flag.
+ * Write one frame as separate writes (header, body, payload buffers): no
+ * concatenation of MiB-sized data. `onFlushed` runs once the payload has been
+ * handed to the stream's sink (then its buffers may be reused).
  */
-export function writeFrame(out: Writable, message: unknown, maxBytes = MAX_FRAME_BYTES): boolean {
+export function writeFrame(out: Writable, message: unknown, payload?: Payload, onFlushed?: () => void, maxBytes = MAX_FRAME_BYTES): void {
   const body = encodeBody(message);
-  if (body.length > maxBytes) throw new FrameError(`frame of ${body.length} bytes exceeds the limit of ${maxBytes}`);
-  const header = Buffer.allocUnsafe(4);
+  const plen = payloadLength(payload);
+  if (body.length + plen > maxBytes) throw new FrameError(`frame of ${body.length + plen} bytes exceeds the limit of ${maxBytes}`);
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
   header.writeUInt32BE(body.length, 0);
+  header.writeUInt32BE(plen, 4);
   out.write(header);
-  return out.write(body);
+  const parts = !payload ? [] : Buffer.isBuffer(payload) ? [payload] : (payload as readonly Buffer[]);
+  if (parts.length === 0) {
+    out.write(body, onFlushed && (() => onFlushed()));
+    return;
+  }
+  out.write(body);
+  parts.forEach((b, i) => out.write(b, i === parts.length - 1 && onFlushed ? () => onFlushed() : undefined));
 }
 
 /**
- * Incremental frame decoder: push arbitrary chunks, get whole message bodies.
- * The announced length is checked against the limit before any allocation.
+ * Incremental frame decoder: push arbitrary chunks, get whole messages. Lengths
+ * are checked against the limit as soon as the header is complete, before
+ * anything is allocated for the frame.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  private need = -1; // body length of the frame being assembled, -1 while reading the header
+  private bodyLen = -1; // -1 while reading the header
+  private payloadLen = 0;
 
   constructor(private readonly maxBytes = MAX_FRAME_BYTES) {}
 
-  /** Returns the decoded messages completed by this chunk (possibly none). Throws FrameError. */
+  /** Returns the messages completed by this chunk (possibly none). Throws FrameError. */
   push(chunk: Buffer): unknown[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const out: unknown[] = [];
     for (;;) {
-      if (this.need < 0) {
-        if (this.buffered < 4) break;
-        const len = this.take(4).readUInt32BE(0);
-        if (len > this.maxBytes) throw new FrameError(`frame announces ${len} bytes, above the limit of ${this.maxBytes}`);
-        this.need = len;
+      if (this.bodyLen < 0) {
+        if (this.buffered < HEADER_BYTES) break;
+        const h = this.take(HEADER_BYTES);
+        const bodyLen = h.readUInt32BE(0);
+        const payloadLen = h.readUInt32BE(4);
+        if (bodyLen + payloadLen > this.maxBytes) {
+          throw new FrameError(`frame announces ${bodyLen + payloadLen} bytes, above the limit of ${this.maxBytes}`);
+        }
+        this.bodyLen = bodyLen;
+        this.payloadLen = payloadLen;
       }
-      if (this.buffered < this.need) break;
-      const body = this.take(this.need);
-      this.need = -1;
-      out.push(decodeBody(body));
+      if (this.buffered < this.bodyLen + this.payloadLen) break;
+      const body = this.take(this.bodyLen);
+      const payload = this.payloadLen > 0 ? this.takeChunks(this.payloadLen) : undefined;
+      this.bodyLen = -1;
+      const msg = decodeBody(body);
+      if (payload) {
+        if (!msg || typeof msg !== 'object') throw new FrameError('payload attached to a non-object message');
+        (msg as Record<string, unknown>)[PAYLOAD_KEY] = payload;
+      } else if (msg && typeof msg === 'object' && PAYLOAD_KEY in msg) {
+        // Only the frame's raw payload may appear as `p`: a peer's own `p` in the body
+        // (any type) would otherwise reach handlers as if it were a list of buffers.
+        delete (msg as Record<string, unknown>)[PAYLOAD_KEY];
+      }
+      out.push(msg);
     }
     return out;
   }
 
-  /** Bytes received but not yet part of a whole frame (for leak/limit checks). */
+  /** Bytes received but not yet part of a whole frame. */
   get pending(): number {
     return this.buffered;
   }
 
+  /** n bytes as one contiguous buffer (copied only when they span chunks: bodies are small). */
   private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      // Fast path: the bytes sit in one chunk. subarray is a view; decoded `bin`
-      // values are views too, so the chunk stays alive as long as they do.
+    const first = this.chunks[0];
+    if (first && first.length >= n) {
       const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
+      this.advance(n);
       return out;
     }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
+    return Buffer.concat(this.takeChunks(n), n);
+  }
+
+  /** n bytes as a list of views into the received chunks: no copy. */
+  private takeChunks(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
       const c = this.chunks[0]!;
-      const want = n - filled;
-      if (c.length <= want) {
-        c.copy(out, filled);
-        filled += c.length;
+      if (c.length <= left) {
+        out.push(c);
+        left -= c.length;
         this.chunks.shift();
+        this.buffered -= c.length;
       } else {
-        c.copy(out, filled, 0, want);
-        this.chunks[0] = c.subarray(want);
-        filled += want;
+        out.push(c.subarray(0, left));
+        this.advance(left);
+        left = 0;
       }
     }
-    this.buffered -= n;
     return out;
+  }
+
+  private advance(n: number): void {
+    const first = this.chunks[0]!;
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
   }
 }
 
@@ -132,4 +188,12 @@ export function readFrames(
   // A stream paused on purpose (after the magic, or by the SSH loader) is not
   // resumed by adding a 'data' listener: resume explicitly.
   input.resume();
+}
+
+/** Join a payload's chunks when a contiguous buffer is really needed (small payloads only). */
+export function joinPayload(p: Payload | undefined): Buffer {
+  if (!p) return Buffer.alloc(0);
+  if (Buffer.isBuffer(p)) return p;
+  const list = p as readonly Buffer[];
+  return list.length === 1 ? list[0]! : Buffer.concat(list as Buffer[]);
 }

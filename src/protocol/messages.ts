@@ -3,6 +3,8 @@
  *
  * Envelope: a request {t:'q', id, op, a} gets exactly one response
  * {t:'r', id, r} (result) or {t:'r', id, e} (error as {code, message, hint}).
+ * Bulk bytes (block data, hash lists) travel as the frame's raw payload, outside
+ * MessagePack (see framing.ts), and show up on the receiving side as `p`.
  * Ids let many requests be in flight on one stream; responses may come in any order.
  * The first request on every stream is `hello`; the agent refuses anything else before it.
  */
@@ -64,8 +66,8 @@ export interface HashArgs {
   method: string;
 }
 export interface HashResult {
-  /** count digests concatenated, each of the method's fixed length. */
-  hashes: Uint8Array;
+  /** Payload: count digests concatenated, each of the method's fixed length. */
+  p?: Buffer[];
 }
 
 export interface ReadArgs {
@@ -73,12 +75,13 @@ export interface ReadArgs {
   length: number;
 }
 export interface ReadResult {
-  data: Uint8Array;
+  /** Payload: the bytes read (shorter than asked only at end of file). */
+  p?: Buffer[];
 }
 
+/** The bytes to write travel as the request's payload. */
 export interface WriteArgs {
   offset: number;
-  data: Uint8Array;
 }
 
 export interface TruncateArgs {

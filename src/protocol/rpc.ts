@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { PdcError } from '../errors/pdc-error.js';
-import { FrameError, readFrames, writeFrame } from './framing.js';
+import { FrameError, PAYLOAD_KEY, type Payload, readFrames, writeFrame } from './framing.js';
 import { MAX_IN_FLIGHT } from './limits.js';
 import { type OpName, type Ops, isRequestFrame, isResponseFrame } from './messages.js';
 
@@ -68,14 +68,18 @@ export class RpcClient {
     return this.failure;
   }
 
-  call<K extends OpName>(op: K, args: Ops[K]['args']): Promise<Ops[K]['result']> {
+  /**
+   * Send a request (with an optional raw payload, e.g. block data) and resolve
+   * with the result; a response payload arrives as result.p (chunk views).
+   */
+  call<K extends OpName>(op: K, args: Ops[K]['args'], payload?: Payload): Promise<Ops[K]['result']> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.lastInbound = Date.now();
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
       try {
-        writeFrame(this.output, { t: 'q', id, op, a: args });
+        writeFrame(this.output, { t: 'q', id, op, a: args }, payload);
       } catch (e) {
         this.pending.delete(id);
         reject(e instanceof FrameError ? new PdcError('PROTOCOL_ERROR', `${this.label}: ${e.message}`) : e);
@@ -110,11 +114,30 @@ export class RpcClient {
     }
     this.pending.delete(m.id);
     if (m.e) p.reject(PdcError.fromWire(m.e));
-    else p.resolve(m.r ?? {});
+    else {
+      const result = (m.r && typeof m.r === 'object' ? m.r : {}) as Record<string, unknown>;
+      const payload = (m as unknown as Record<string, unknown>)[PAYLOAD_KEY];
+      if (payload) result[PAYLOAD_KEY] = payload;
+      else delete result[PAYLOAD_KEY]; // only the frame's raw payload counts, never a `p` in the result
+      p.resolve(result);
+    }
   }
 }
 
-export type RpcHandler = (op: string, args: unknown) => Promise<unknown> | unknown;
+/**
+ * A handler's result that carries a raw payload. `release` runs once the payload
+ * has been handed to the output stream (pooled buffers go back to their pool).
+ */
+export class WithPayload {
+  constructor(
+    readonly result: unknown,
+    readonly payload: Payload,
+    readonly release?: () => void,
+  ) {}
+}
+
+/** Handlers get the request's payload (chunk views) as the third argument. */
+export type RpcHandler = (op: string, args: unknown, payload: Buffer[] | undefined) => Promise<unknown> | unknown;
 
 /**
  * The serving side: decode requests, run the handler, write one response each.
@@ -122,10 +145,11 @@ export type RpcHandler = (op: string, args: unknown) => Promise<unknown> | unkno
  */
 export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void): void {
   let inFlight = 0;
-  const respond = (frame: unknown) => {
+  const respond = (frame: unknown, payload?: Payload, release?: () => void) => {
     try {
-      writeFrame(output, frame);
+      writeFrame(output, frame, payload, release);
     } catch (e) {
+      release?.();
       onFatal(e as Error);
     }
   };
@@ -142,9 +166,12 @@ export function serveRpc(input: Readable, output: Writable, handler: RpcHandler,
       }
       inFlight++;
       Promise.resolve()
-        .then(() => handler(m.op, m.a))
+        .then(() => handler(m.op, m.a, (m as unknown as Record<string, Buffer[] | undefined>)[PAYLOAD_KEY]))
         .then(
-          (r) => respond({ t: 'r', id: m.id, r: r ?? {} }),
+          (r) =>
+            r instanceof WithPayload
+              ? respond({ t: 'r', id: m.id, r: r.result ?? {} }, r.payload, r.release)
+              : respond({ t: 'r', id: m.id, r: r ?? {} }),
           (e) => respond({ t: 'r', id: m.id, e: toWireError(e) }),
         )
         .finally(() => inFlight--);

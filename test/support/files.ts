@@ -1,31 +1,12 @@
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { seededBytes } from '../../src/benchmark/seeded.js';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 
-/** Deterministic pseudo-random bytes (AES-CTR keystream), fast enough for GB-sized fixtures. */
-export function seededBytes(seed: number, length: number, offset = 0): Buffer {
-  const key = createHash('sha256').update(`pdiffcopy-test-${seed}`).digest();
-  const iv = Buffer.alloc(16);
-  iv.writeUInt32BE(Math.floor(offset / 16), 12);
-  const c = createCipheriv('aes-256-ctr', key, iv);
-  const skip = offset % 16;
-  return c.update(Buffer.alloc(length + skip)).subarray(skip);
-}
-
-/** A small seeded PRNG for choosing offsets. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
+export { seededBytes, pickBlocks } from '../../src/benchmark/seeded.js';
+export { seededRandom as rng } from '../../src/benchmark/seeded.js';
 
 export function writeSeededFile(path: string, size: number, seed: number): void {
   const fd = openSync(path, 'w');
@@ -47,14 +28,6 @@ export function mutateBlocks(path: string, blockSize: number, blocks: number[], 
     if (n > 0) writeSync(fd, seededBytes(seed + b + 1, n), 0, n, off);
   }
   closeSync(fd);
-}
-
-/** k distinct random block indices out of n, seeded. */
-export function pickBlocks(n: number, k: number, seed: number): number[] {
-  const r = rng(seed);
-  const set = new Set<number>();
-  while (set.size < Math.min(k, n)) set.add(Math.floor(r() * n));
-  return [...set].sort((a, b) => a - b);
 }
 
 export function sha256File(path: string): string {

@@ -8,9 +8,11 @@ import { summaryText } from './summary-text.js';
  * it is the result the user asked for.
  */
 export function plainRenderer(verbosity: number, err = process.stderr, out = process.stdout): Renderer {
+  const t0 = performance.now();
+  const elapsed = () => ((performance.now() - t0) / 1000).toFixed(2);
   return {
     event(e: SyncEvent) {
-      if (e.type === 'phase' && verbosity >= 1) err.write(`pdiffcopy: ${e.phase}\n`);
+      if (e.type === 'phase' && verbosity >= 1) err.write(`pdiffcopy: [${elapsed()} s] ${e.phase}\n`);
       else if (e.type === 'start' && verbosity >= 1) {
         err.write(`pdiffcopy: ${e.source} -> ${e.target}: ${e.bytesTotal} bytes, ${e.blocksTotal} blocks of ${e.blockSize}, ${e.mode}, hash ${e.hashMethod}\n`);
       } else if (e.type === 'done') {

@@ -1,0 +1,47 @@
+/**
+ * The conformance suite over real SSH (an OpenSSH sshd on 127.0.0.1 started by
+ * the harness): push (agents write on the remote) and pull (agents read there).
+ */
+import { afterAll, beforeAll } from 'vitest';
+import { AgentHost } from '../../src/hosts/agent-host.js';
+import { LocalHost } from '../../src/hosts/local-host.js';
+import { exitStatusError } from '../../src/ssh/index.js';
+import { transportTo } from '../ssh/helpers.js';
+import { startSshd, type TestSshd } from '../support/sshd.js';
+import { defineSyncSuite } from './sync-suite.js';
+
+let sshd: TestSshd;
+beforeAll(async () => {
+  sshd = await startSshd();
+}, 60_000);
+afterAll(() => sshd?.stop());
+
+async function remoteAgents(): Promise<AgentHost> {
+  return AgentHost.start(transportTo(sshd, { connections: 2 }), {
+    agents: 4,
+    machineId: 'ssh:test',
+    name: 'test-sshd',
+    displayPrefix: 'test-sshd:',
+    startTimeoutMs: 30_000,
+    idleTimeoutMs: 30_000,
+    explainExit: (code, stderr) => exitStatusError(code, stderr, 'test-sshd'),
+  });
+}
+
+defineSyncSuite('ssh push (remote agents write)', {
+  randomRounds: 6,
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await remoteAgents();
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+defineSyncSuite('ssh pull (remote agents read)', {
+  randomRounds: 6,
+  open: async () => {
+    const source = await remoteAgents();
+    const target = new LocalHost(2);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
