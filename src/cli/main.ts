@@ -55,8 +55,27 @@ cli.help((sections: { title?: string; body: string }[]) => {
 });
 cli.version(VERSION);
 
+/**
+ * cac hands mri its boolean flags by camelCase name only, so mri takes the next
+ * argument as the value of a dashed one (`--dry-run SRC DST` would swallow SRC).
+ * Spell those flags in camelCase before parsing; --help still shows the dashes.
+ */
+function camelCaseBooleanFlags(argv: string[]): string[] {
+  const dashed = new Set<string>();
+  for (const cmd of [cli.globalCommand, ...cli.commands]) {
+    for (const opt of cmd.options) {
+      if (!opt.isBoolean) continue;
+      for (const raw of opt.rawName.split(',')) {
+        const name = raw.trim().replace(/^--/, '');
+        if (raw.trim().startsWith('--') && name.includes('-') && !name.startsWith('no-')) dashed.add(name);
+      }
+    }
+  }
+  return argv.map((a) => (a.startsWith('--') && dashed.has(a.slice(2)) ? '--' + a.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) : a));
+}
+
 try {
-  cli.parse(process.argv, { run: false });
+  cli.parse(camelCaseBooleanFlags(process.argv), { run: false });
   if (!cli.options.help && !cli.options.version) await cli.runMatchedCommand();
 } catch (e) {
   // cac's own usage errors (unknown option, missing value) land here.
