@@ -41,7 +41,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         const role = str(a, 'role');
         if (role !== 'source' && role !== 'target') throw new PdcError('PROTOCOL_ERROR', 'bad request: role');
         const write = (a as { write?: unknown }).write !== false;
-        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), write });
+        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write });
       }
       case 'hash': {
         const range = {
@@ -68,6 +68,9 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         return {};
       case 'digest':
         return { digest: await files.digest(str(a, 'method'), uint(a, 'limit')) };
+      case 'commit':
+        await files.commit();
+        return {};
       case 'close':
         await files.close();
         return {};

@@ -19,6 +19,7 @@ cli
   .option('-c, --concurrency <n>', `Parallel hash/transfer streams; also the number of remote agent channels (default ${DEFAULT_CONCURRENCY})`)
   .option('-n, --dry-run', 'Compare only: print the similarity index and what would be sent; never write')
   .option('--verify', 'Also compare whole-file sha256 digests computed independently on both sides')
+  .option('--atomic', 'Build the new version in a temp file beside TARGET and rename it into place when verified (an interrupted run leaves TARGET intact)')
   .option('-B, --benchmark <count>', 'Benchmark: mutate the local TARGET COUNT times with growing deltas, resync, compare with rsync')
   .option('-y, --yes', 'Do not ask before mutating the target in --benchmark')
   .option('-p, --port <port>', 'SSH port (default: from ssh_config, else 22)')

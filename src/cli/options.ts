@@ -16,6 +16,7 @@ export interface RawFlags {
   concurrency?: Repeatable<string | number>;
   dryRun?: boolean;
   verify?: boolean;
+  atomic?: boolean;
   verbose?: boolean | boolean[];
   quiet?: boolean | boolean[];
   json?: boolean;
@@ -50,6 +51,7 @@ export interface RunConfig {
   wholeFile: boolean;
   dryRun: boolean;
   verify: boolean;
+  atomic: boolean;
   concurrency: number;
   /** Default 0; each -v adds one, each -q takes one. */
   verbosity: number;
@@ -136,6 +138,7 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     wholeFile: !!f.wholeFile,
     dryRun: !!f.dryRun,
     verify: !!f.verify,
+    atomic: !!f.atomic,
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
     json,

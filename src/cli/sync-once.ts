@@ -27,6 +27,7 @@ export async function syncOnce(
       wholeFile: cfg.wholeFile,
       dryRun: cfg.dryRun,
       verify: cfg.verify,
+      atomic: cfg.atomic,
       concurrency: cfg.concurrency,
       signal,
       emit,

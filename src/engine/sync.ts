@@ -32,6 +32,8 @@ export interface SyncOptions {
   dryRun: boolean;
   /** Also compare whole-file sha256 digests computed independently on both sides. */
   verify: boolean;
+  /** Build the new version in a temp file beside the target and rename it into place at the end. */
+  atomic?: boolean;
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -66,7 +68,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   let targetCreated = false;
   let targetOpen = false;
   if (!o.dryRun) {
-    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true });
+    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true, atomic: !!o.atomic });
     targetSize = r.size;
     targetCreated = r.created;
     targetOpen = true;
@@ -159,7 +161,6 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     await dst.fsync();
     emit({ type: 'phase', phase: 'verifying' });
     await verifyWrittenBlocks(o, g, changed, sourceHashes, digestLen, srcName, dstName);
-    await checkFinalState(o, g, targetPath, srcOpen.mtimeMs, srcName, dstName);
     verified = 'blocks';
     if (o.verify) {
       const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
@@ -170,6 +171,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       }
       verified = 'sha256';
     }
+    if (o.atomic) await dst.commit();
+    await checkFinalState(o, g, targetPath, srcOpen.mtimeMs, srcName, dstName);
   }
 
   const seconds = (performance.now() - started) / 1000;

@@ -8,6 +8,7 @@ import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash
 import type { BlockRange } from '../hash/file-hash.js';
 import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
+import { commitTemp, prepareTemp, tempPathFor } from './atomic.js';
 import { TargetLock } from './lock.js';
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
@@ -24,8 +25,11 @@ export class FileService {
   private path = '';
   private role: Role = 'source';
   private lock: TargetLock | undefined;
+  /** --atomic: the temp file being built (renamed over the target by commit()). */
+  private tempPath: string | undefined;
   private readonly scratch: Buffer[] = [];
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
+  private opening: Promise<unknown> = Promise.resolve();
 
   async stat(path: string, role: Role = 'source'): Promise<StatResult> {
     let symlink = false;
@@ -50,8 +54,18 @@ export class FileService {
     }
   }
 
+  /**
+   * Opens run one at a time: two overlapping opens (a misbehaving peer) would
+   * otherwise both pass close() and leak one file handle and its lock.
+   */
+  open(args: OpenArgs): Promise<OpenResult> {
+    const run = this.opening.then(() => this.openNow(args));
+    this.opening = run.catch(() => undefined);
+    return run;
+  }
+
   /** `retried`: the one retry after losing a creation race (EEXIST); never loops. */
-  async open(args: OpenArgs, retried = false): Promise<OpenResult> {
+  private async openNow(args: OpenArgs, retried = false): Promise<OpenResult> {
     await this.close();
     this.path = args.path;
     this.role = args.role;
@@ -64,9 +78,19 @@ export class FileService {
         { hint: 'pdiffcopy copies regular files only' },
       );
     }
+    if (write && args.lock) {
+      // Taken before anything is created or seeded, so a second run cannot interleave.
+      const lock = new TargetLock(args.path);
+      lock.acquire(args.path);
+      this.lock = lock;
+    }
     let created = false;
     try {
-      if (!write) {
+      if (write && args.atomic) {
+        this.tempPath = tempPathFor(args.path);
+        if (args.create) created = !(await prepareTemp(args.path, this.tempPath, st.exists)).resumed && !st.exists;
+        this.fh = await fsp.open(this.tempPath, 'r+');
+      } else if (!write) {
         this.fh = await fsp.open(args.path, 'r');
       } else if (st.exists) {
         this.fh = await fsp.open(args.path, 'r+');
@@ -83,20 +107,11 @@ export class FileService {
         created = true;
       }
     } catch (e) {
-      if (write && !retried && (e as NodeJS.ErrnoException).code === 'EEXIST') return this.open({ ...args }, true);
+      this.releaseLock();
+      if (write && !retried && (e as NodeJS.ErrnoException).code === 'EEXIST') return this.openNow({ ...args }, true);
       throw fromErrno(e, args.role, args.path);
     }
     const fst = await this.fh.stat();
-    if (write && args.lock) {
-      this.lock = new TargetLock(fst.dev, fst.ino);
-      try {
-        this.lock.acquire(args.path);
-      } catch (e) {
-        this.lock = undefined;
-        await this.close();
-        throw e;
-      }
-    }
     return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, created };
   }
 
@@ -170,11 +185,32 @@ export class FileService {
     }
   }
 
+  /** The file the open handle refers to: the temp file while an --atomic target is being built. */
+  get activePath(): string {
+    return this.tempPath ?? this.path;
+  }
+
+  /** --atomic: put the finished temp file in the target's place (no-op otherwise). */
+  async commit(): Promise<void> {
+    if (!this.tempPath) return;
+    try {
+      await commitTemp(this.handle(), this.tempPath, this.path);
+      this.tempPath = undefined;
+    } catch (e) {
+      throw this.translate(e);
+    }
+  }
+
   async close(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
     this.scratch.length = 0;
     if (fh) await fh.close().catch(() => undefined);
+    this.tempPath = undefined;
+    this.releaseLock();
+  }
+
+  private releaseLock(): void {
     this.lock?.release();
     this.lock = undefined;
   }

@@ -1,20 +1,23 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PdcError } from '../errors/pdc-error.js';
 
 /**
  * Advisory lock that keeps two runs from writing one target at once.
  * Node has no flock(), and we promise to write only the named file, so the lock
- * lives in the temp directory, keyed by the target's device and inode, and holds
- * the owner's pid. A lock whose pid is gone (kill -9) is stale and is taken over.
+ * lives in the temp directory, keyed by the target's real path (symlinks resolved,
+ * so two names for one file share a lock), and holds the owner's pid. A lock whose
+ * pid is gone (kill -9) is stale and is taken over.
  */
 export class TargetLock {
   private held = false;
   private readonly path: string;
 
-  constructor(dev: number, ino: number) {
-    this.path = join(tmpdir(), `pdiffcopy-${dev}-${ino}.lock`);
+  constructor(targetPath: string) {
+    const key = createHash('sha256').update(realTargetPath(targetPath)).digest('hex').slice(0, 32);
+    this.path = join(tmpdir(), `pdiffcopy-${key}.lock`);
   }
 
   acquire(display: string): void {
@@ -69,5 +72,18 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The target's real path; for a file not created yet, its directory's real path plus its name. */
+function realTargetPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
   }
 }

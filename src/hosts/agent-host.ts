@@ -103,6 +103,11 @@ export class AgentHost implements FileHost {
     await this.callOn(this.agents[0]!, 'fsync', {});
   }
 
+  async commit(): Promise<void> {
+    // The first agent created the temp file and owns the rename.
+    await this.callOn(this.agents[0]!, 'commit', {});
+  }
+
   async digest(method: string, limit: number): Promise<Buffer> {
     const d = (await this.call('digest', { method, limit })).digest;
     return Buffer.from(d.buffer, d.byteOffset, d.byteLength);

@@ -31,6 +31,8 @@ export interface FileHost {
   truncate(size: number): Promise<void>;
   fsync(): Promise<void>;
   digest(method: string, limit: number): Promise<Buffer>;
+  /** --atomic: rename the finished temp file over the target (no-op for in-place writes). */
+  commit(): Promise<void>;
   /** Close the file and end every process or thread this host started. Idempotent. */
   close(): Promise<void>;
 }

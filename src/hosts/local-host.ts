@@ -19,7 +19,6 @@ export class LocalHost implements FileHost {
   readonly parallelism: number;
   private readonly files = new FileService();
   private readonly pool: HashPool;
-  private path = '';
   private role: Role = 'source';
 
   constructor(workers = Math.max(1, Math.min(4, cpus().length))) {
@@ -42,13 +41,12 @@ export class LocalHost implements FileHost {
 
   async open(args: OpenArgs): Promise<OpenResult> {
     const r = await this.files.open(args);
-    this.path = args.path;
     this.role = args.role;
     return r;
   }
 
   hash(range: BlockRange, method: string): Promise<Buffer> {
-    return this.pool.run({ kind: 'hash', path: this.path, role: this.role, range, method });
+    return this.pool.run({ kind: 'hash', path: this.files.activePath, role: this.role, range, method });
   }
 
   read(offset: number, length: number): Promise<Chunk> {
@@ -68,7 +66,11 @@ export class LocalHost implements FileHost {
   }
 
   digest(method: string = DIGEST_METHOD, limit: number): Promise<Buffer> {
-    return this.pool.run({ kind: 'digest', path: this.path, role: this.role, method, limit });
+    return this.pool.run({ kind: 'digest', path: this.files.activePath, role: this.role, method, limit });
+  }
+
+  commit(): Promise<void> {
+    return this.files.commit();
   }
 
   async close(): Promise<void> {

@@ -46,6 +46,8 @@ export interface OpenArgs {
   create?: boolean;
   /** Target only: false opens it read-only (dry runs). Default true. */
   write?: boolean;
+  /** Target only (--atomic): build the new version in a temp file beside it; commit renames it into place. */
+  atomic?: boolean;
   /** Target only: take the advisory lock that keeps two runs off one target. */
   lock?: boolean;
 }
@@ -109,10 +111,11 @@ export interface Ops {
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };
+  commit: { args: Empty; result: Empty };
   close: { args: Empty; result: Empty };
 }
 export type OpName = keyof Ops;
-export const OP_NAMES: readonly OpName[] = ['hello', 'stat', 'open', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'close'];
+export const OP_NAMES: readonly OpName[] = ['hello', 'stat', 'open', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'commit', 'close'];
 
 export interface RequestFrame {
   t: 'q';

@@ -2,7 +2,7 @@
  * The conformance suite for syncs: the same cases run over every way of reaching
  * a file (local agent, SSH push, SSH pull). Every case checks the target byte for byte.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
@@ -195,6 +195,35 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       const { summary } = await sync(src, outDir);
       expectSameBytes(join(outDir, 'source.bin'), src);
       expect(summary.target.endsWith('source.bin')).toBe(true);
+    });
+
+    it('--atomic builds the new version beside the target and renames it into place', async () => {
+      const { src, dst, d } = fresh('atomic');
+      writeSeededFile(src, SIZE, 21);
+      copyFileSync(src, dst);
+      mutateBlocks(dst, BS, [4, 40], 8);
+      const inodeBefore = statSync(dst).ino;
+      const { summary } = await sync(src, dst, { atomic: true });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(2);
+      expect(statSync(dst).ino).not.toBe(inodeBefore);
+      expect(readdirSync(d).sort()).toEqual(['source.bin', 'target.bin']);
+    });
+
+    it('--atomic reuses the temp file an interrupted run left behind', async () => {
+      const { src, dst, d } = fresh('atomic-resume');
+      writeSeededFile(src, SIZE, 22);
+      writeSeededFile(dst, SIZE, 23);
+      const old = sha256File(dst);
+      // What an interrupted atomic run leaves: the old target intact and a half-built temp file.
+      const temp = join(d, '.target.bin.pdiffcopy-tmp');
+      copyFileSync(src, temp);
+      mutateBlocks(temp, BS, [7], 9);
+      expect(sha256File(dst)).toBe(old);
+      const { summary } = await sync(src, dst, { atomic: true });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(1);
+      expect(existsSync(temp)).toBe(false);
     });
 
     it('creates missing parent directories of the target', async () => {

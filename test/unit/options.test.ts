@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import { PdcError } from '../../src/errors/index.js';
+import {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_IDLE_TIMEOUT_S,
+  MAX_CONCURRENCY,
+  type RawFlags,
+  resolveConfig,
+} from '../../src/cli/options.js';
+import { DEFAULT_HASH_METHOD } from '../../src/hash/methods.js';
+import { MAX_BLOCK_SIZE } from '../../src/protocol/limits.js';
+
+const ARGS = ['/tmp/src.img', '/tmp/dst.img'];
+
+/** Run resolveConfig and return the PdcError code it throws (fails the test if it does not throw one). */
+function codeOf(args: string[], flags: RawFlags): string {
+  try {
+    resolveConfig(args, flags);
+  } catch (e) {
+    expect(e).toBeInstanceOf(PdcError);
+    return (e as PdcError).code;
+  }
+  throw new Error('resolveConfig did not throw');
+}
+
+/** cac hands flags over as `any`: let tests pass what it really produces (numbers, arrays). */
+const raw = (f: Record<string, unknown>): RawFlags => f as RawFlags;
+
+describe('resolveConfig defaults', () => {
+  it('fills every default for two local paths and no flags', () => {
+    const c = resolveConfig(ARGS, {});
+    expect(c).toEqual({
+      source: { kind: 'local', path: '/tmp/src.img' },
+      target: { kind: 'local', path: '/tmp/dst.img' },
+      blockSize: DEFAULT_BLOCK_SIZE,
+      hashMethod: DEFAULT_HASH_METHOD,
+      wholeFile: false,
+      dryRun: false,
+      verify: false,
+      atomic: false,
+      concurrency: DEFAULT_CONCURRENCY,
+      verbosity: 0,
+      json: false,
+      progress: true,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_S * 1000,
+      ssh: {
+        port: undefined,
+        identityFiles: [],
+        configFile: undefined,
+        acceptNewHostKey: false,
+        remoteNode: undefined,
+        sudo: false,
+        connections: undefined,
+      },
+      benchmark: undefined,
+      yes: false,
+    });
+  });
+
+  it('passes booleans and ssh flags through', () => {
+    const c = resolveConfig(['host:/x', './y'], {
+      wholeFile: true,
+      dryRun: true,
+      verify: true,
+      json: true,
+      progress: false,
+      port: '2222',
+      identity: ['k1', 'k2'],
+      sshConfig: '/etc/cfg',
+      acceptNewHostKey: true,
+      remoteNode: '/opt/node',
+      sudo: true,
+      connections: 3,
+      timeout: '5',
+      hashMethod: ' SHA256 ',
+      yes: true,
+    });
+    expect(c.source).toMatchObject({ kind: 'remote', host: 'host', path: '/x' });
+    expect(c).toMatchObject({ wholeFile: true, dryRun: true, verify: true, json: true, progress: false, yes: true });
+    expect(c.hashMethod).toBe('sha256');
+    expect(c.idleTimeoutMs).toBe(5000);
+    expect(c.ssh).toEqual({
+      port: 2222,
+      identityFiles: ['k1', 'k2'],
+      configFile: '/etc/cfg',
+      acceptNewHostKey: true,
+      remoteNode: '/opt/node',
+      sudo: true,
+      connections: 3,
+    });
+    expect(resolveConfig(ARGS, { identity: 'one' }).ssh.identityFiles).toEqual(['one']);
+  });
+});
+
+describe('block size', () => {
+  it.each<[string | number, number]>([
+    ['5K', 5120],
+    ['1', 1],
+    [4096, 4096], // cac turns numeric strings into numbers
+    ['4096', 4096],
+    ['64MiB', MAX_BLOCK_SIZE],
+    ['64M', MAX_BLOCK_SIZE],
+    [MAX_BLOCK_SIZE, MAX_BLOCK_SIZE],
+    ['1.5K', 1536],
+  ])('%j is valid -> %d', (bs, want) => {
+    expect(resolveConfig(ARGS, { blockSize: bs }).blockSize).toBe(want);
+  });
+
+  it.each<string | number>([0, '0', -1, '-1', '-4K', 'abc', '', '65M', '64MiB1', MAX_BLOCK_SIZE + 1, '1G', 1.5, '1.5'])(
+    '%j -> BAD_BLOCK_SIZE',
+    (bs) => {
+      expect(codeOf(ARGS, { blockSize: bs })).toBe('BAD_BLOCK_SIZE');
+    },
+  );
+
+  it('BAD_BLOCK_SIZE is a usage error (exit 2) with a hint', () => {
+    try {
+      resolveConfig(ARGS, { blockSize: '0' });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PdcError).exitCode).toBe(2);
+      expect((e as PdcError).hint).toMatch(/64 MiB/);
+    }
+  });
+});
+
+describe('concurrency', () => {
+  it.each<[string | number, number]>([
+    [1, 1],
+    ['8', 8],
+    [MAX_CONCURRENCY, MAX_CONCURRENCY],
+  ])('%j is valid', (c, want) => {
+    expect(resolveConfig(ARGS, { concurrency: c }).concurrency).toBe(want);
+  });
+
+  it.each<string | number>([0, '0', 65, '65', 'x', '', '-1', -1, 1.5, '1.5', '4x'])('%j -> BAD_CONCURRENCY', (c) => {
+    expect(codeOf(ARGS, { concurrency: c })).toBe('BAD_CONCURRENCY');
+  });
+});
+
+describe('other integer flags', () => {
+  it.each<[Record<string, unknown>]>([
+    [{ port: 0 }],
+    [{ port: 65536 }],
+    [{ port: 'ssh' }],
+    [{ timeout: 0 }],
+    [{ timeout: 'soon' }],
+    [{ connections: 17 }],
+    [{ benchmark: 0 }],
+    [{ benchmark: 101 }],
+  ])('%j -> USAGE', (f) => {
+    expect(codeOf(ARGS, raw(f))).toBe('USAGE');
+  });
+});
+
+describe('arguments', () => {
+  it.each<[string[], string]>([
+    [[], 'USAGE'],
+    [['/only/one'], 'USAGE'],
+    [['a', 'b', 'c'], 'USAGE'],
+    [['h1:/a', 'h2:/b'], 'BOTH_REMOTE'],
+    [['ssh://h1/a', 'u@h2:/b'], 'BOTH_REMOTE'],
+    [['', '/b'], 'BAD_LOCATION'],
+  ])('%j -> %s', (args, code) => {
+    expect(codeOf(args, {})).toBe(code);
+  });
+
+  it('accepts exactly one remote side', () => {
+    expect(resolveConfig(['h1:/a', './b'], {}).source.kind).toBe('remote');
+    expect(resolveConfig(['./a', 'h1:/b'], {}).target.kind).toBe('remote');
+  });
+});
+
+describe('verbosity', () => {
+  it.each<[Record<string, unknown>, number]>([
+    [{}, 0],
+    [{ verbose: true }, 1],
+    [{ verbose: [true, true] }, 2], // -v -v / -vv: cac passes an array
+    [{ verbose: [true, true, true] }, 3],
+    [{ quiet: true }, -1],
+    [{ quiet: [true, true] }, -2],
+    [{ verbose: [true, true], quiet: true }, 1],
+    [{ verbose: false }, 0],
+  ])('%j -> %d', (f, want) => {
+    expect(resolveConfig(ARGS, raw(f)).verbosity).toBe(want);
+  });
+});
+
+describe('repeated and numeric valued flags (as cac delivers them)', () => {
+  it('the last of a repeated valued flag wins', () => {
+    const c = resolveConfig(ARGS, raw({ hashMethod: ['sha1', 'md5'], blockSize: ['4K', '8K'], concurrency: [2, 3], timeout: ['9', '7'] }));
+    expect(c.hashMethod).toBe('md5');
+    expect(c.blockSize).toBe(8192);
+    expect(c.concurrency).toBe(3);
+    expect(c.idleTimeoutMs).toBe(7000);
+  });
+
+  it('a bad last value is still rejected with its code', () => {
+    expect(codeOf(ARGS, raw({ blockSize: ['4K', 'junk'] }))).toBe('BAD_BLOCK_SIZE');
+    expect(codeOf(ARGS, raw({ concurrency: [4, 0] }))).toBe('BAD_CONCURRENCY');
+  });
+
+  it('string flags that cac turned into numbers stay strings', () => {
+    const c = resolveConfig(['h:/a', './b'], raw({ hashMethod: 5, sshConfig: 1, remoteNode: 18 }));
+    expect(c.hashMethod).toBe('5');
+    expect(c.ssh.configFile).toBe('1');
+    expect(c.ssh.remoteNode).toBe('18');
+  });
+});
+
+describe('--benchmark', () => {
+  it('needs a local target', () => {
+    expect(codeOf(['./a', 'host:/b'], { benchmark: 3 })).toBe('USAGE');
+  });
+  it('is accepted with a remote source and a local target', () => {
+    expect(resolveConfig(['host:/a', './b'], { benchmark: '3' }).benchmark).toBe(3);
+  });
+});
