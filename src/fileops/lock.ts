@@ -11,6 +11,12 @@ import { PdcError } from '../errors/pdc-error.js';
  * so two names for one file share a lock), and holds the owner's pid. A lock whose
  * pid is gone (kill -9) is stale and is taken over.
  */
+/** Locks this process holds, released at exit (one listener for all of them). */
+const heldLocks = new Set<TargetLock>();
+process.once('exit', () => {
+  for (const lock of [...heldLocks]) lock.release();
+});
+
 export class TargetLock {
   private held = false;
   private readonly path: string;
@@ -27,7 +33,7 @@ export class TargetLock {
         writeSync(fd, `${process.pid} ${hostname()}\n`);
         closeSync(fd);
         this.held = true;
-        process.once('exit', () => this.release());
+        heldLocks.add(this);
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return; // cannot lock (odd tmp): do not block the copy
@@ -49,6 +55,7 @@ export class TargetLock {
   release(): void {
     if (!this.held) return;
     this.held = false;
+    heldLocks.delete(this);
     try {
       unlinkSync(this.path);
     } catch {
