@@ -1,4 +1,5 @@
 import { createHash, getHashes } from 'node:crypto';
+import { createXXHash64 } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
 import { PdcError } from '../errors/pdc-error.js';
 
@@ -6,6 +7,10 @@ import { PdcError } from '../errors/pdc-error.js';
  * Block hash methods. The default is xxh64 from a WebAssembly build (xxhash-wasm,
  * bundled into the agent): about 7-8 GB/s on one core here against 1.3-1.7 GB/s
  * for sha1/sha256, computed identically on every Node >= 12 without native code.
+ * xxhash-wasm passes the 64-bit result as a BigInt across the wasm boundary,
+ * which V8 allows only from Node 15; on older Nodes (remote agents on Node 12-14)
+ * the same XXH64 comes from hash-wasm, which returns it through wasm memory
+ * (slower, about 1.5 GB/s here, but identical values).
  * 64 bits suffice for comparing the same block position on two sides (a chance
  * collision is about 2^-64 per block), and every run can add --verify (sha256).
  * Any node:crypto hash available on both sides may be chosen with -m.
@@ -19,13 +24,24 @@ export type BlockHasher = (data: Uint8Array) => Uint8Array;
 let xxh: Promise<BlockHasher> | undefined;
 
 function loadXxh64(): Promise<BlockHasher> {
-  return (xxh ??= xxhash().then((api) => {
-    return (data: Uint8Array) => {
-      const out = Buffer.allocUnsafe(8);
-      out.writeBigUInt64BE(api.h64Raw(data), 0);
-      return out;
-    };
-  }));
+  return (xxh ??= xxhash()
+    .then((api) => {
+      const hasher: BlockHasher = (data) => {
+        const out = Buffer.allocUnsafe(8);
+        out.writeBigUInt64BE(api.h64Raw(data), 0);
+        return out;
+      };
+      hasher(new Uint8Array(1)); // throws where wasm cannot return a BigInt (Node < 15)
+      return hasher;
+    })
+    .catch(async () => {
+      const h = await createXXHash64();
+      return (data: Uint8Array) => {
+        h.init();
+        h.update(data);
+        return h.digest('binary');
+      };
+    }));
 }
 
 /** Methods this process can compute: xxh64 plus node:crypto's fixed-length digests. */

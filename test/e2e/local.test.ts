@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { createLocalTransport } from '../../src/transport/local.js';
@@ -28,6 +30,19 @@ defineSyncSuite('local transport, agent reads', {
   open: async () => {
     const source = await localAgent();
     const target = new LocalHost(2);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+// The oldest Node the agent promises to run on (scripts/fetch-node12.sh puts it in .cache; .ci/run fetches it).
+const NODE12 = process.env.PDC_NODE12 ?? fileURLToPath(new URL('../../.cache/node12/bin/node', import.meta.url));
+if (!existsSync(NODE12)) throw new Error(`Node 12 binary missing at ${NODE12}: run scripts/fetch-node12.sh`);
+
+defineSyncSuite('local transport, agent on Node 12 writes', {
+  randomRounds: 4,
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await localAgent(NODE12);
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },
 });
