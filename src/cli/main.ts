@@ -80,7 +80,10 @@ try {
   if (!cli.options.help && !cli.options.version) await cli.runMatchedCommand();
 } catch (e) {
   // cac's own usage errors (unknown option, missing value) land here.
+  // The flags were not parsed, but `--json` must still get its one JSON object
+  // (issue 5: `-b -1 --json` printed nothing on stdout), so look for it by hand.
+  const json = process.argv.slice(2).some((a) => a === '--json');
   process.exitCode = await run(() => {
     throw e;
-  }, {});
+  }, { json });
 }

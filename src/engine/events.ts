@@ -2,7 +2,7 @@
  * What the engine tells the world. It never prints: the progress bar, the plain
  * log and `--json` are renderers of these events.
  */
-export type Phase = 'connecting' | 'comparing' | 'finishing' | 'verifying' | 'done';
+export type Phase = 'connecting' | 'syncing' | 'finishing' | 'verifying' | 'done';
 
 export interface SyncSummary {
   source: string;
@@ -39,7 +39,17 @@ export type SyncEvent =
       hashMethod: string;
       mode: 'delta' | 'whole-file' | 'dry-run';
     }
-  | { type: 'progress'; bytesHashed: number; bytesSent: number; blocksChanged: number; bytesTotal: number }
+  | {
+      type: 'progress';
+      /** Bytes compared so far, of bytesToCompare (0 in whole-file mode: nothing is compared). */
+      bytesHashed: number;
+      bytesToCompare: number;
+      /** Bytes sent so far, of bytesToSend (which grows as comparing finds differences). */
+      bytesSent: number;
+      bytesToSend: number;
+      blocksChanged: number;
+      bytesTotal: number;
+    }
   | { type: 'log'; level: 1 | 2; message: string }
   | { type: 'done'; summary: SyncSummary };
 

@@ -57,7 +57,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
   };
 
-  emit({ type: 'phase', phase: 'comparing' });
+  emit({ type: 'phase', phase: 'syncing' });
   const { path: targetPath, stat: targetStat } = await resolveTarget(o);
   const srcName = src.display(source.path);
   const dstName = dst.display(targetPath);
@@ -95,8 +95,10 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
+  let bytesToSend = 0;
+  const bytesToCompare = o.wholeFile ? 0 : g.size;
   const progress = () =>
-    emit({ type: 'progress', bytesHashed, bytesSent, blocksChanged: changed.length, bytesTotal: g.size });
+    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
 
   const chunkLimit = pLimit(Math.max(1, o.concurrency));
   const runBytes = Math.max(g.blockSize, TRANSFER_RUN_BYTES);
@@ -124,12 +126,15 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   const schedule = (blocks: number[]) => {
     for (const b of blocks) changed.push(b);
-    if (!o.dryRun) for (const run of coalesce(blocks, g, runBytes)) transfers.push(transfer(run));
+    if (o.dryRun) return;
+    for (const run of coalesce(blocks, g, runBytes)) {
+      bytesToSend += run.length;
+      transfers.push(transfer(run));
+    }
   };
 
   if (o.wholeFile) {
     schedule(Array.from({ length: g.blocks }, (_, i) => i));
-    bytesHashed = g.size;
   } else {
     const chunks = hashChunks(g, Math.max(HASH_CHUNK_BYTES, g.blockSize));
     await Promise.all(

@@ -13,7 +13,8 @@ export function progressBarRenderer(verbosity: number): Renderer {
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
-      format: '{phase} |{bar}| {percentage}% {done}/{total} compared, {sent} sent, {rate}/s',
+      // One bar for all the work: comparing (both sides hash) plus sending what differs.
+      format: '{phase} |{bar}| {percentage}% compared {done}/{toCompare}, sent {sent}/{toSend}, {rate}/s',
       hideCursor: true,
       clearOnComplete: true,
       fps: 5,
@@ -23,28 +24,28 @@ export function progressBarRenderer(verbosity: number): Renderer {
   let started = false;
   let t0 = Date.now();
   let phase = 'connecting';
-  let total = 0;
-  let last = { hashed: 0, sent: 0 };
-  const payload = (hashed: number, sent: number) => ({
+  let last = { hashed: 0, toCompare: 0, sent: 0, toSend: 0 };
+  const payload = () => ({
     phase: phase.padEnd(9),
-    done: formatBytes(hashed),
-    total: formatBytes(total),
-    sent: formatBytes(sent),
-    rate: formatBytes(Math.round(hashed / Math.max(0.001, (Date.now() - t0) / 1000))),
+    done: formatBytes(last.hashed),
+    toCompare: formatBytes(last.toCompare),
+    sent: formatBytes(last.sent),
+    toSend: formatBytes(last.toSend),
+    rate: formatBytes(Math.round((last.hashed + last.sent) / Math.max(0.001, (Date.now() - t0) / 1000))),
   });
   return {
     event(e: SyncEvent) {
       if (e.type === 'start') {
-        total = e.bytesTotal;
         t0 = Date.now();
         started = true;
-        bar.start(Math.max(1, total), 0, payload(0, 0));
+        bar.start(Math.max(1, e.bytesTotal), 0, payload());
       } else if (e.type === 'progress' && started) {
-        last = { hashed: e.bytesHashed, sent: e.bytesSent };
-        bar.update(Math.min(e.bytesHashed, Math.max(1, total)), payload(e.bytesHashed, e.bytesSent));
+        last = { hashed: e.bytesHashed, toCompare: e.bytesToCompare, sent: e.bytesSent, toSend: e.bytesToSend };
+        bar.setTotal(Math.max(1, e.bytesToCompare + e.bytesToSend));
+        bar.update(e.bytesHashed + e.bytesSent, payload());
       } else if (e.type === 'phase') {
         phase = e.phase;
-        if (started) bar.update(payload(last.hashed, last.sent));
+        if (started) bar.update(payload());
       } else if (e.type === 'done') {
         if (started) bar.stop();
         started = false;
