@@ -1,0 +1,269 @@
+/**
+ * Client authentication in OpenSSH's order, through ssh2's authHandler:
+ *   none (learns the server's methods) -> ssh-agent keys -> identity files
+ *   (-i and IdentityFile; the default ~/.ssh/id_ed25519, id_ecdsa, id_rsa only when none
+ *   is configured) -> keyboard-interactive -> password.
+ * Interactive methods and key passphrases need a terminal; without one they are skipped
+ * and the failure lists what was tried, so a batch run fails fast instead of hanging.
+ *
+ * Simplification: with IdentitiesOnly yes the agent is not used at all (OpenSSH would still
+ * use the agent's copies of the configured identities). Keys are asked for their passphrase
+ * when their turn comes, not after the server accepted the public half as OpenSSH does.
+ * Security keys (sk-*), certificates and hostbased authentication are not supported by ssh2.
+ *
+ * Parsed keys are cached for the whole process: an encrypted key costs one passphrase
+ * prompt and one bcrypt-pbkdf run (about 1.5 s), however many connections use it.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, ParsedKey } from 'ssh2';
+import type { Prompter } from './prompt.js';
+
+const { utils } = ssh2;
+
+/** Default identities, tried only when no IdentityFile/-i is given (as OpenSSH does). */
+export const DEFAULT_KEY_NAMES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+
+export interface AuthOptions {
+  user: string;
+  /** "user@host" for prompts and messages. */
+  display: string;
+  /** Explicit identity files (expanded). Empty: the default keys in homeDir/.ssh. */
+  identityFiles: string[];
+  identitiesOnly: boolean;
+  agentSocket?: string;
+  homeDir: string;
+  pubkey: boolean;
+  password: boolean;
+  keyboardInteractive: boolean;
+  /** Undefined: no terminal (or batch mode), so nothing is ever asked. */
+  prompter?: Prompter;
+  /** Shared by the connections of one transport, so a password is typed once. */
+  secrets?: SecretCache;
+  /** Called around prompts, so the connect timeout does not run while the user types. */
+  onPrompt?: (active: boolean) => void;
+  log?: (msg: string) => void;
+}
+
+/** Answers worth reusing across the connections of one transport. */
+export interface SecretCache {
+  password?: Promise<string | undefined>;
+}
+
+type KeyLoad = { key: ParsedKey } | { skip: string };
+const keyCache = new Map<string, Promise<KeyLoad>>();
+
+function cacheId(file: string): string | undefined {
+  try {
+    const st = statSync(file);
+    return `${file}\0${st.size}\0${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Read and parse a private key once per process, asking its passphrase if it has one. */
+export function loadKey(file: string, prompter: Prompter | undefined, onPrompt?: (active: boolean) => void): Promise<KeyLoad> {
+  const id = cacheId(file);
+  if (id === undefined) return Promise.resolve({ skip: 'no such file' });
+  let p = keyCache.get(id);
+  if (!p) {
+    p = parseKeyFile(file, prompter, onPrompt);
+    keyCache.set(id, p);
+  }
+  return p;
+}
+
+async function parseKeyFile(file: string, prompter: Prompter | undefined, onPrompt?: (active: boolean) => void): Promise<KeyLoad> {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (err) {
+    return { skip: `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+  let parsed = utils.parseKey(data);
+  if (parsed instanceof Error && /no passphrase given/i.test(parsed.message)) {
+    if (!prompter) return { skip: 'encrypted, and no terminal to ask its passphrase' };
+    onPrompt?.(true);
+    try {
+      // Three tries, like ssh.
+      for (let i = 0; i < 3; i++) {
+        const pass = await prompter.ask(`Enter passphrase for key '${file}': `, false);
+        if (pass === '') return { skip: 'passphrase not given' };
+        parsed = utils.parseKey(data, pass);
+        if (!(parsed instanceof Error)) break;
+      }
+    } finally {
+      onPrompt?.(false);
+    }
+    if (parsed instanceof Error) return { skip: 'wrong passphrase' };
+  }
+  if (parsed instanceof Error) return { skip: `not a usable private key (${parsed.message})` };
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || !key.isPrivateKey()) return { skip: 'not a private key' };
+  return { key };
+}
+
+export interface AuthState {
+  handler: AuthHandlerMiddleware;
+  /** What was tried and how it went, for the AUTH_FAILED message. */
+  attempts: string[];
+  /** Methods the server said it accepts (after the first failure). */
+  serverMethods(): AuthenticationType[] | undefined;
+}
+
+type Step = () => Promise<AnyAuthMethod | undefined>;
+
+export function createAuth(opts: AuthOptions): AuthState {
+  const attempts: string[] = [];
+  let serverMethods: AuthenticationType[] | undefined;
+  const log = opts.log ?? (() => {});
+  const steps: Array<{ method: AuthenticationType; run: Step }> = [];
+  const base = { username: opts.user };
+
+  steps.push({ method: 'none', run: async () => ({ type: 'none', ...base }) });
+
+  if (opts.pubkey && opts.agentSocket && !opts.identitiesOnly) {
+    const sock = opts.agentSocket;
+    steps.push({
+      method: 'publickey',
+      run: async () => {
+        if (!existsSync(sock)) {
+          attempts.push(`ssh-agent (socket ${sock} does not exist)`);
+          return undefined;
+        }
+        attempts.push(`ssh-agent keys (${sock})`);
+        return { type: 'agent', ...base, agent: sock };
+      },
+    });
+  }
+
+  if (opts.pubkey) {
+    const explicit = opts.identityFiles.length > 0;
+    const files = explicit ? opts.identityFiles : DEFAULT_KEY_NAMES.map((n) => join(opts.homeDir, '.ssh', n));
+    for (const file of files) {
+      steps.push({
+        method: 'publickey',
+        run: async () => {
+          const r = await loadKey(file, opts.prompter, opts.onPrompt);
+          if ('skip' in r) {
+            // A missing default key is normal; a missing explicit one is worth saying.
+            if (explicit || r.skip !== 'no such file') attempts.push(`key ${file} (${r.skip})`);
+            return undefined;
+          }
+          attempts.push(`key ${file}`);
+          return { type: 'publickey', ...base, key: r.key };
+        },
+      });
+    }
+  }
+
+  const prompter = opts.prompter;
+  const secrets = opts.secrets ?? {};
+  const askPassword = (question: string): Promise<string | undefined> => {
+    secrets.password ??= (async () => {
+      opts.onPrompt?.(true);
+      try {
+        return await prompter!.ask(question, false);
+      } finally {
+        opts.onPrompt?.(false);
+      }
+    })();
+    return secrets.password;
+  };
+
+  if (opts.keyboardInteractive) {
+    steps.push({
+      method: 'keyboard-interactive',
+      run: async () => {
+        if (!prompter) {
+          attempts.push('keyboard-interactive (skipped: no terminal)');
+          return undefined;
+        }
+        attempts.push('keyboard-interactive');
+        return {
+          type: 'keyboard-interactive',
+          ...base,
+          prompt: (_name, instructions, _lang, prompts, finish) => {
+            void (async () => {
+              opts.onPrompt?.(true);
+              try {
+                if (instructions) process.stderr.write(instructions + '\n');
+                const answers: string[] = [];
+                for (const p of prompts) {
+                  // A lone hidden "Password:" prompt is the password: reuse it across connections.
+                  if (prompts.length === 1 && !p.echo && /password/i.test(p.prompt)) {
+                    answers.push((await askPassword(`(${opts.display}) ${p.prompt}`)) ?? '');
+                  } else {
+                    answers.push(await prompter.ask(`(${opts.display}) ${p.prompt}`, p.echo ?? false));
+                  }
+                }
+                finish(answers);
+              } catch {
+                finish([]);
+              } finally {
+                opts.onPrompt?.(false);
+              }
+            })();
+          },
+        };
+      },
+    });
+  }
+
+  if (opts.password) {
+    steps.push({
+      method: 'password',
+      run: async () => {
+        if (!prompter) {
+          attempts.push('password (skipped: no terminal)');
+          return undefined;
+        }
+        attempts.push('password');
+        const pw = await askPassword(`${opts.display}'s password: `);
+        if (pw === undefined) return undefined;
+        return { type: 'password', ...base, password: pw };
+      },
+    });
+  }
+
+  let next = 0;
+  let passwordTried = false;
+  let pending: number | undefined; // index in attempts of the method the server is judging
+  const handler: AuthHandlerMiddleware = (methodsLeft, _partial, callback) => {
+    if (methodsLeft) serverMethods = methodsLeft;
+    // Being called again means the server refused the previous method.
+    if (pending !== undefined) attempts[pending] += ' (refused)';
+    pending = undefined;
+    void (async () => {
+      while (next < steps.length) {
+        const step = steps[next++]!;
+        // After 'none', follow the server's list: do not ask for a password it will not take.
+        if (methodsLeft && !methodsLeft.includes(step.method)) continue;
+        if (step.method === 'password') {
+          // A cached wrong password must not be retried forever; one attempt per connection.
+          if (passwordTried) continue;
+          passwordTried = true;
+        }
+        try {
+          const method = await step.run();
+          if (method) {
+            if (method.type !== 'none') pending = attempts.length - 1;
+            log(`auth ${opts.display}: trying ${method.type === 'publickey' ? `key ${describeKey(method.key)}` : method.type}`);
+            return callback(method);
+          }
+        } catch (err) {
+          attempts.push(`${step.method} (${(err as Error).message})`);
+        }
+      }
+      // No more methods: ssh2 turns `false` into "All configured authentication methods failed".
+      callback(false as unknown as AuthenticationType);
+    })();
+  };
+  return { handler, attempts, serverMethods: () => serverMethods };
+}
+
+function describeKey(key: ParsedKey | Buffer | string): string {
+  return typeof key === 'object' && 'type' in key ? `${key.type} ${key.comment || ''}`.trim() : 'key';
+}

@@ -1,0 +1,394 @@
+/**
+ * Resolve a destination through OpenSSH client configuration (ssh_config(5)) with the
+ * `ssh-config` package, the way `ssh` would for the options we use.
+ *
+ * Files: `-F FILE` alone if given (like ssh -F, which also skips the system file);
+ * otherwise ~/.ssh/config, then /etc/ssh/ssh_config. The first value found wins,
+ * command-line values (user@, port, -i) win over all files.
+ *
+ * Honoured: Host, Match (host, originalhost, user, localuser, all, final), Include
+ * (inlined where it appears; `*`/`?` in the file name part), HostName (with %h),
+ * User, Port, IdentityFile, IdentitiesOnly, IdentityAgent, ProxyJump, HostKeyAlias,
+ * UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking, HashKnownHosts,
+ * ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, BatchMode,
+ * PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication.
+ * Tokens: ~, %% %d %u %h %r %n %p %i %l %L (others are left as written).
+ *
+ * Not supported (ssh2 or this tool has no equivalent, or it is not worth it):
+ * - `Match exec` is never run (evaluated as false): a config file must not make us run commands.
+ * - ProxyCommand (refused with a clear error, use ProxyJump), ControlMaster/ControlPath
+ *   (we open our own connections), CertificateFile, GSSAPI, hostbased authentication,
+ *   CanonicalizeHostName, AddressFamily, BindAddress, Ciphers/MACs/KexAlgorithms (ssh2
+ *   negotiates its own list, preferring aes128-gcm), LocalForward and friends, SendEnv,
+ *   KnownHostsCommand, VerifyHostKeyDNS, UpdateHostKeys.
+ * - An Include inside a Host/Match block is inlined textually: lines after it belong to
+ *   the last Host block of the included file, where OpenSSH would keep them in the outer one.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname as osHostname, userInfo } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
+import SSHConfig from 'ssh-config';
+import { PdcError } from '../errors/index.js';
+
+export interface JumpSpec {
+  user?: string;
+  host: string;
+  port?: number;
+}
+
+export type StrictHostKeyChecking = 'yes' | 'no' | 'ask' | 'accept-new';
+
+export interface SshHostConfig {
+  /** The name as given (an alias, or a host name). */
+  alias: string;
+  /** What we connect to (HostName, else the alias). */
+  hostName: string;
+  user: string;
+  port: number;
+  /** Expanded paths: command line first, then config. Empty: use the default keys. */
+  identityFiles: string[];
+  identitiesOnly: boolean;
+  /** ssh-agent socket; undefined: none. */
+  agentSocket?: string;
+  /** Hops to go through, nearest first, each resolved (their own proxyJump is empty). */
+  proxyJump: SshHostConfig[];
+  hostKeyAlias?: string;
+  userKnownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  strictHostKeyChecking: StrictHostKeyChecking;
+  hashKnownHosts: boolean;
+  connectTimeoutMs?: number;
+  serverAliveIntervalMs?: number;
+  serverAliveCountMax?: number;
+  batchMode: boolean;
+  pubkeyAuthentication: boolean;
+  passwordAuthentication: boolean;
+  kbdInteractiveAuthentication: boolean;
+  /** Config files that were read, for -v logs. */
+  configFiles: string[];
+}
+
+export interface ResolveOptions {
+  homeDir: string;
+  /** -F FILE. */
+  configFile?: string;
+  /** The system-wide file; default /etc/ssh/ssh_config. Tests pass null to skip it. */
+  systemConfigFile?: string | null;
+  /** Directory of the global known_hosts files; default /etc/ssh. */
+  systemDir?: string;
+  user?: string;
+  port?: number;
+  identityFiles?: string[];
+  /** Default for the agent socket (normally process.env.SSH_AUTH_SOCK). */
+  sshAuthSock?: string;
+}
+
+const MAX_INCLUDE_DEPTH = 16;
+
+function localUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.LOGNAME ?? 'root';
+  }
+}
+
+/** Read a config file with its Includes inlined. `baseDir` resolves relative Include paths. */
+function loadConfigText(file: string, baseDir: string, homeDir: string, depth: number, seen: string[]): string {
+  if (depth > MAX_INCLUDE_DEPTH) {
+    throw new PdcError('USAGE', `ssh config: Include nested more than ${MAX_INCLUDE_DEPTH} deep at ${file}`, {
+      hint: 'check for an Include loop',
+    });
+  }
+  const text = readFileSync(file, 'utf8');
+  seen.push(file);
+  return text
+    .split('\n')
+    .map((line) => {
+      const m = /^\s*include(?:\s*=\s*|\s+)(.+?)\s*$/i.exec(line);
+      if (!m) return line;
+      const parts: string[] = [];
+      for (const word of splitWords(m[1]!)) {
+        let p = expandTilde(word, homeDir);
+        if (!isAbsolute(p)) p = join(baseDir, p);
+        for (const f of globFiles(p)) parts.push(loadConfigText(f, baseDir, homeDir, depth + 1, seen));
+      }
+      return parts.join('\n');
+    })
+    .join('\n');
+}
+
+function splitWords(s: string): string[] {
+  const out: string[] = [];
+  for (const m of s.matchAll(/"([^"]*)"|(\S+)/g)) out.push(m[1] ?? m[2]!);
+  return out;
+}
+
+/** Wildcards only in the last path component, which covers `config.d/*` and `*.conf`. */
+function globFiles(p: string): string[] {
+  const dir = dirname(p);
+  const base = p.slice(dir.length + 1);
+  if (!/[*?]/.test(base)) {
+    try {
+      return statSync(p).isFile() ? [p] : [];
+    } catch {
+      return []; // OpenSSH ignores a missing Include file
+    }
+  }
+  const re = new RegExp('^' + base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => re.test(n) && !n.startsWith('.'))
+    .sort()
+    .map((n) => join(dir, n))
+    .filter((f) => {
+      try {
+        return statSync(f).isFile();
+      } catch {
+        return false;
+      }
+    });
+}
+
+function expandTilde(p: string, homeDir: string): string {
+  if (p === '~') return homeDir;
+  if (p.startsWith('~/')) return join(homeDir, p.slice(2));
+  return p;
+}
+
+interface TokenContext {
+  homeDir: string;
+  localUser: string;
+  hostName: string;
+  remoteUser: string;
+  alias: string;
+  port: number;
+}
+
+/** `~` and the % tokens of ssh_config(5) "TOKENS" that make sense here. */
+export function expandTokens(value: string, ctx: TokenContext): string {
+  const expanded = value.replace(/%(.)/g, (all, c: string) => {
+    switch (c) {
+      case '%':
+        return '%';
+      case 'd':
+        return ctx.homeDir;
+      case 'u':
+        return ctx.localUser;
+      case 'h':
+        return ctx.hostName;
+      case 'r':
+        return ctx.remoteUser;
+      case 'n':
+        return ctx.alias;
+      case 'p':
+        return String(ctx.port);
+      case 'i':
+        return String(process.getuid?.() ?? '');
+      case 'L':
+        return osHostname().split('.')[0]!;
+      case 'l':
+        return osHostname();
+      default:
+        return all;
+    }
+  });
+  return expandTilde(expanded, ctx.homeDir);
+}
+
+type Computed = Record<string, string | string[]>;
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function list(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
+}
+
+function yesNo(v: string | string[] | undefined, dflt: boolean): boolean {
+  const s = first(v)?.toLowerCase();
+  if (s === undefined) return dflt;
+  return s === 'yes' || s === 'true';
+}
+
+function seconds(v: string | string[] | undefined, what: string, file: string): number | undefined {
+  const s = first(v);
+  if (s === undefined) return undefined;
+  if (!/^\d+$/.test(s)) throw new PdcError('USAGE', `ssh config ${file}: ${what} "${s}" is not a number of seconds`);
+  return +s * 1000;
+}
+
+/** `[user@]host[:port]`, `[user@][v6]:port` or `ssh://[user@]host[:port]`: one ProxyJump hop. */
+export function parseJumpSpec(spec: string): JumpSpec {
+  const s = spec.startsWith('ssh://') ? spec.slice(6).replace(/\/$/, '') : spec;
+  const m = /^(?:(.+)@)?(\[[^\]]+\]|[^:@[\]]+)(?::(\d+))?$/.exec(s);
+  if (!m) {
+    throw new PdcError('USAGE', `ProxyJump hop "${spec}" is not of the form [user@]host[:port]`, {
+      hint: 'e.g. ProxyJump admin@bastion:2222,inner',
+    });
+  }
+  const host = m[2]!.startsWith('[') ? m[2]!.slice(1, -1) : m[2]!;
+  const port = m[3] === undefined ? undefined : +m[3];
+  if (port !== undefined && (port < 1 || port > 65535)) {
+    throw new PdcError('USAGE', `ProxyJump hop "${spec}": port ${port} is out of range`);
+  }
+  return { ...(m[1] ? { user: m[1] } : {}), host, ...(port !== undefined ? { port } : {}) };
+}
+
+function loadConfigs(opts: ResolveOptions): Array<{ file: string; config: SSHConfig }> {
+  const files: Array<{ file: string; baseDir: string; required: boolean }> = [];
+  if (opts.configFile) {
+    files.push({ file: opts.configFile, baseDir: join(opts.homeDir, '.ssh'), required: true });
+  } else {
+    files.push({ file: join(opts.homeDir, '.ssh', 'config'), baseDir: join(opts.homeDir, '.ssh'), required: false });
+    const sys = opts.systemConfigFile === undefined ? '/etc/ssh/ssh_config' : opts.systemConfigFile;
+    if (sys) files.push({ file: sys, baseDir: dirname(sys), required: false });
+  }
+  const out: Array<{ file: string; config: SSHConfig }> = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = loadConfigText(f.file, f.baseDir, opts.homeDir, 0, []);
+    } catch (err) {
+      if (err instanceof PdcError) throw err;
+      if (!f.required && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new PdcError('USAGE', `cannot read ssh config ${f.file}: ${(err as Error).message}`, {
+        hint: 'check the path given to --ssh-config (-F)',
+        cause: err,
+      });
+    }
+    try {
+      out.push({ file: f.file, config: SSHConfig.parse(text) });
+    } catch (err) {
+      throw new PdcError('USAGE', `cannot parse ssh config ${f.file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return out;
+}
+
+function computeMerged(configs: Array<{ file: string; config: SSHConfig }>, host: string, user?: string): Computed {
+  const merged: Computed = {};
+  for (const { config } of configs) {
+    // matchExec:false: `Match exec` must never run a command from a config file.
+    const c = config.compute({ Host: host, ...(user !== undefined ? { User: user } : {}) }, { ignoreCase: true, matchExec: false });
+    for (const [k, v] of Object.entries(c)) {
+      if (k === 'identityfile') merged[k] = [...list(merged[k]), ...list(v)];
+      else if (!(k in merged)) merged[k] = v;
+    }
+  }
+  return merged;
+}
+
+/** Resolve `host` (an alias or a name) to everything needed to connect to it, ProxyJump hops included. */
+export function resolveHost(host: string, opts: ResolveOptions): SshHostConfig {
+  const configs = loadConfigs(opts);
+  return resolveWith(configs, host, opts, 0, true);
+}
+
+function resolveWith(
+  configs: Array<{ file: string; config: SSHConfig }>,
+  alias: string,
+  opts: ResolveOptions,
+  depth: number,
+  expandJump: boolean,
+): SshHostConfig {
+  const c = computeMerged(configs, alias, opts.user);
+  const file = configs.map((x) => x.file).join(', ') || '(none)';
+  if (first(c['proxycommand']) && first(c['proxycommand'])!.toLowerCase() !== 'none' && !first(c['proxyjump'])) {
+    throw new PdcError('USAGE', `ssh config for ${alias} uses ProxyCommand, which pdiffcopy does not support`, {
+      hint: 'use ProxyJump (or --ssh-config with a file that reaches the host through ProxyJump)',
+    });
+  }
+  const localUser = localUserName();
+  const user = opts.user ?? first(c['user']) ?? localUser;
+  const portText = first(c['port']);
+  if (opts.port === undefined && portText !== undefined && !/^\d+$/.test(portText)) {
+    throw new PdcError('USAGE', `ssh config ${file}: Port "${portText}" for ${alias} is not a number`);
+  }
+  const port = opts.port ?? (portText !== undefined ? +portText : 22);
+  const ctx0: TokenContext = { homeDir: opts.homeDir, localUser, hostName: alias, remoteUser: user, alias, port };
+  const hostName = expandTokens(first(c['hostname']) ?? alias, ctx0);
+  const ctx: TokenContext = { ...ctx0, hostName };
+
+  const identityFiles = [...(opts.identityFiles ?? []), ...list(c['identityfile'])].map((f) => expandTokens(f, ctx));
+
+  let agentSocket: string | undefined = opts.sshAuthSock || undefined;
+  const identityAgent = first(c['identityagent']);
+  if (identityAgent !== undefined) {
+    if (identityAgent.toLowerCase() === 'none') agentSocket = undefined;
+    else if (identityAgent !== 'SSH_AUTH_SOCK') {
+      const v = identityAgent.startsWith('$') ? process.env[identityAgent.slice(1)] : expandTokens(identityAgent, ctx);
+      agentSocket = v || undefined;
+    }
+  }
+
+  const userKnownHostsFiles = c['userknownhostsfile']
+    ? list(c['userknownhostsfile']).map((f) => expandTokens(f, ctx))
+    : [join(opts.homeDir, '.ssh', 'known_hosts'), join(opts.homeDir, '.ssh', 'known_hosts2')];
+  const sysDir = opts.systemDir ?? '/etc/ssh';
+  const globalKnownHostsFiles = c['globalknownhostsfile']
+    ? list(c['globalknownhostsfile']).map((f) => expandTokens(f, ctx))
+    : [join(sysDir, 'ssh_known_hosts'), join(sysDir, 'ssh_known_hosts2')];
+
+  const strictRaw = first(c['stricthostkeychecking'])?.toLowerCase() ?? 'ask';
+  const strictHostKeyChecking: StrictHostKeyChecking =
+    strictRaw === 'yes' || strictRaw === 'true'
+      ? 'yes'
+      : strictRaw === 'no' || strictRaw === 'off' || strictRaw === 'false'
+        ? 'no'
+        : strictRaw === 'accept-new'
+          ? 'accept-new'
+          : 'ask';
+
+  // ProxyJump: the first hop is reached with its own config, including its own ProxyJump
+  // (as `ssh -J a,b` runs `ssh -J a b` underneath); later hops do not recurse. Hops get
+  // their settings from the config files only, not from -i (as with ssh -J).
+  const proxyJump: SshHostConfig[] = [];
+  const pj = first(c['proxyjump']);
+  if (expandJump && pj && pj.toLowerCase() !== 'none') {
+    if (depth >= 8) {
+      throw new PdcError('USAGE', `ProxyJump for ${alias} nests too deep (a loop?)`, { hint: `check ProxyJump in ${file}` });
+    }
+    pj.split(',').forEach((text, i) => {
+      const spec = parseJumpSpec(text.trim());
+      const hopOpts: ResolveOptions = { ...opts, user: spec.user, port: spec.port, identityFiles: [] };
+      const hop = resolveWith(configs, spec.host, hopOpts, depth + 1, i === 0);
+      proxyJump.push(...hop.proxyJump, { ...hop, proxyJump: [] });
+    });
+  }
+
+  const hostKeyAlias = first(c['hostkeyalias']);
+  const connectTimeoutMs = seconds(c['connecttimeout'], 'ConnectTimeout', file);
+  const serverAliveIntervalMs = seconds(c['serveraliveinterval'], 'ServerAliveInterval', file);
+  const countText = first(c['serveralivecountmax']);
+  return {
+    alias,
+    hostName,
+    user,
+    port,
+    identityFiles,
+    identitiesOnly: yesNo(c['identitiesonly'], false),
+    ...(agentSocket ? { agentSocket } : {}),
+    proxyJump,
+    ...(hostKeyAlias ? { hostKeyAlias } : {}),
+    userKnownHostsFiles,
+    globalKnownHostsFiles,
+    strictHostKeyChecking,
+    hashKnownHosts: yesNo(c['hashknownhosts'], false),
+    ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+    ...(serverAliveIntervalMs !== undefined ? { serverAliveIntervalMs } : {}),
+    ...(countText !== undefined && /^\d+$/.test(countText) ? { serverAliveCountMax: +countText } : {}),
+    batchMode: yesNo(c['batchmode'], false),
+    pubkeyAuthentication: yesNo(c['pubkeyauthentication'], true),
+    passwordAuthentication: yesNo(c['passwordauthentication'], true),
+    kbdInteractiveAuthentication: yesNo(c['kbdinteractiveauthentication'] ?? c['challengeresponseauthentication'], true),
+    configFiles: configs.map((x) => x.file),
+  };
+}

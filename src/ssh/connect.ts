@@ -1,0 +1,424 @@
+/**
+ * One authenticated SSH connection (ssh2 Client) to a resolved host, through its
+ * ProxyJump hops if any (each hop is a full SSH connection whose `forwardOut` channel
+ * carries the next one). Host keys are verified for every hop. Every ssh2/socket error
+ * is translated into a PdcError here, once, naming the host and the fix.
+ */
+import ssh2 from 'ssh2';
+import type { Algorithms, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import { PdcError } from '../errors/index.js';
+import { type AuthState, createAuth, type SecretCache } from './auth.js';
+import type { SshHostConfig } from './config.js';
+import { knownHostsName, knownKeyTypes, verifyHostKey } from './known-hosts.js';
+import type { Prompter } from './prompt.js';
+
+const { Client } = ssh2;
+export type Client = InstanceType<typeof Client>;
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
+export const KEEPALIVE_COUNT_MAX = 3;
+
+export interface ConnectOptions {
+  homeDir: string;
+  /** --accept-new-host-key: record an unknown host key (a changed one is always refused). */
+  acceptNewHostKey: boolean;
+  /** Undefined: never ask anything (no TTY, or BatchMode). */
+  prompter?: Prompter;
+  /** Overrides ConnectTimeout. Covers TCP connect, handshake and authentication, not time spent at prompts. */
+  connectTimeoutMs?: number;
+  /** Overrides ServerAliveInterval; 0 disables keepalives. */
+  keepaliveIntervalMs?: number;
+  secrets?: SecretCache;
+  /** Abandons the attempt (the transport is closing): rejects with INTERRUPTED. */
+  signal?: AbortSignal;
+  log?: (msg: string) => void;
+}
+
+export interface SshConnection {
+  /** The client connected to the destination (the last hop). */
+  readonly client: Client;
+  /** "user@host[:port]" of the destination, for messages. */
+  readonly display: string;
+  /** Milliseconds from start to authenticated, all hops included. */
+  readonly setupMs: number;
+  /** Settles with the translated error once the connection is gone without close() (lost, keepalive timeout). */
+  readonly lost: Promise<PdcError>;
+  close(): Promise<void>;
+}
+
+/** "user@alias" plus the real address when it differs, and the port when not 22. */
+export function hostDisplay(h: Pick<SshHostConfig, 'alias' | 'hostName' | 'port' | 'user'>): string {
+  const port = h.port === 22 ? '' : `:${h.port}`;
+  const name = h.hostName.includes(':') ? `[${h.hostName}]` : h.hostName;
+  const alias = h.alias.includes(':') ? `[${h.alias}]` : h.alias;
+  return h.alias === h.hostName ? `${h.user}@${name}${port}` : `${h.user}@${alias} (${name}${port})`;
+}
+
+const KEY_TYPE_ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+  'ssh-dss': ['ssh-dss'],
+};
+
+/**
+ * aes128-gcm first: with AES-NI it is the fastest cipher ssh2 has (measured); the rest of
+ * ssh2's default list follows. Host key algorithms for which known_hosts has a key come
+ * first, as OpenSSH orders them, so a host with several keys shows the one we know.
+ */
+function algorithmsFor(knownTypes: string[]): Algorithms {
+  const algorithms: Algorithms = {
+    cipher: { remove: 'aes128-gcm@openssh.com', prepend: 'aes128-gcm@openssh.com', append: [] },
+  };
+  const preferred = knownTypes.flatMap((t) => KEY_TYPE_ALGOS[t] ?? []);
+  if (preferred.length) algorithms.serverHostKey = { remove: preferred, prepend: preferred, append: [] };
+  return algorithms;
+}
+
+/** Connect to `target` through its ProxyJump hops. Resolves when authenticated on the last hop. */
+export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): Promise<SshConnection> {
+  const started = performance.now();
+  const hops = [...target.proxyJump, target];
+  const clients: Client[] = [];
+  let lostResolve!: (e: PdcError) => void;
+  const lost = new Promise<PdcError>((r) => (lostResolve = r));
+  let closing = false;
+  const closeAll = async () => {
+    closing = true;
+    // Destination first, then the hops it runs through.
+    for (const c of [...clients].reverse()) await endClient(c);
+  };
+  try {
+    for (let i = 0; i < hops.length; i++) {
+      if (opts.signal?.aborted) throw cancelledError(hostDisplay(target));
+      const hop = hops[i]!;
+      const via = i > 0 ? hops[i - 1]! : undefined;
+      const sock = via ? await forwardOut(clients[i - 1]!, via, hop) : undefined;
+      const t0 = performance.now();
+      const client = await connectOne(hop, sock, opts, via);
+      clients.push(client);
+      opts.log?.(`ssh: ${hostDisplay(hop)} authenticated in ${Math.round(performance.now() - t0)} ms${via ? ` via ${hostDisplay(via)}` : ''}`);
+      const display = hostDisplay(hop);
+      client.on('error', (err: Error & { level?: string }) => {
+        if (closing) return;
+        lostResolve(
+          new PdcError('CONNECTION_LOST', `connection to ${display} lost: ${err.message}`, {
+            hint: /keepalive/i.test(err.message)
+              ? 'the host stopped answering; check the network, then rerun to continue'
+              : 'rerun to continue where it stopped',
+            cause: err,
+          }),
+        );
+      });
+      client.on('close', () => {
+        if (!closing) lostResolve(new PdcError('CONNECTION_LOST', `connection to ${display} closed by the remote side`, { hint: 'rerun to continue where it stopped' }));
+      });
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  const setupMs = performance.now() - started;
+  let closed: Promise<void> | undefined;
+  return {
+    client: clients[clients.length - 1]!,
+    display: hostDisplay(target),
+    setupMs,
+    lost,
+    close: () => (closed ??= closeAll()),
+  };
+}
+
+function cancelledError(display: string): PdcError {
+  return new PdcError('INTERRUPTED', `connection to ${display} cancelled`);
+}
+
+/** Clients whose socket has closed (ssh2 has no public flag for it). */
+const closedClients = new WeakSet<Client>();
+
+function endClient(c: Client): Promise<void> {
+  return new Promise((resolve) => {
+    if (closedClients.has(c)) return resolve();
+    const timer = setTimeout(() => {
+      c.destroy();
+      resolve();
+    }, 2000);
+    timer.unref();
+    c.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    c.end();
+  });
+}
+
+/** A direct-tcpip channel from `via` to the next hop, used as that hop's socket. */
+function forwardOut(via: Client, viaHost: SshHostConfig, hop: SshHostConfig): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    via.forwardOut('127.0.0.1', 0, hop.hostName, hop.port, (err, stream) => {
+      if (!err) return resolve(stream);
+      const msg = err.message.replace(/^\(SSH\) /, '');
+      const where = `${hop.hostName}:${hop.port} (through jump host ${hostDisplay(viaHost)})`;
+      if (/refused/i.test(msg)) {
+        reject(new PdcError('CONNECTION_REFUSED', `connection to ${where} refused`, { hint: 'is sshd running there, and is the port right?', cause: err }));
+      } else if (/prohibited/i.test(msg)) {
+        reject(
+          new PdcError('CONNECTION_REFUSED', `jump host ${hostDisplay(viaHost)} refused to forward to ${hop.hostName}:${hop.port}`, {
+            hint: 'the jump host must allow TCP forwarding (AllowTcpForwarding in its sshd_config)',
+            cause: err,
+          }),
+        );
+      } else if (/resolve|not known|getaddrinfo|name/i.test(msg)) {
+        reject(new PdcError('HOST_UNRESOLVED', `jump host ${hostDisplay(viaHost)} cannot resolve ${hop.hostName}`, { hint: 'check the host name', cause: err }));
+      } else {
+        reject(new PdcError('CONNECTION_REFUSED', `cannot reach ${where}: ${msg}`, { hint: 'check that the host is reachable from the jump host', cause: err }));
+      }
+    });
+  });
+}
+
+/** A deadline that stops counting while the user is at a prompt. */
+function pausableTimer(ms: number, onFire: () => void) {
+  let remaining = ms;
+  let startedAt = Date.now();
+  let timer: NodeJS.Timeout | undefined = setTimeout(onFire, remaining);
+  let depth = 0;
+  return {
+    pause(active: boolean) {
+      depth += active ? 1 : -1;
+      if (active && depth === 1 && timer) {
+        clearTimeout(timer);
+        timer = undefined;
+        remaining -= Date.now() - startedAt;
+      } else if (!active && depth === 0 && !timer) {
+        startedAt = Date.now();
+        timer = setTimeout(onFire, Math.max(remaining, 1000));
+      }
+    },
+    clear() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      depth = -1e9; // never restarts
+    },
+  };
+}
+
+function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: ConnectOptions, via?: SshHostConfig): Promise<Client> {
+  const display = hostDisplay(hop);
+  const timeoutMs = opts.connectTimeoutMs ?? hop.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const keepalive = opts.keepaliveIntervalMs ?? hop.serverAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+  const name = knownHostsName(hop.hostName, hop.port, hop.hostKeyAlias);
+  const khFiles = [...hop.userKnownHostsFiles, ...hop.globalKnownHostsFiles];
+  const prompter = hop.batchMode ? undefined : opts.prompter;
+  const acceptNew =
+    opts.acceptNewHostKey || hop.strictHostKeyChecking === 'accept-new' || hop.strictHostKeyChecking === 'no';
+
+  return new Promise<Client>((resolve, reject) => {
+    const client = new Client();
+    client.once('close', () => closedClients.add(client));
+    let settled = false;
+    let hostKeyError: PdcError | undefined;
+    let auth: AuthState | undefined;
+
+    const onAbort = () => fail(cancelledError(display));
+    const fail = (e: PdcError) => {
+      if (settled) return;
+      settled = true;
+      timer.clear();
+      opts.signal?.removeEventListener('abort', onAbort);
+      client.removeAllListeners('ready');
+      // Keep an error listener: ssh2 may emit more errors while tearing down.
+      client.on('error', () => {});
+      client.destroy();
+      sock?.destroy();
+      reject(e);
+    };
+    const timer = pausableTimer(timeoutMs, () =>
+      fail(
+        new PdcError('CONNECTION_TIMEOUT', `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}`, {
+          hint: 'check the host name, port and firewall; raise ConnectTimeout in ~/.ssh/config (or --connect-timeout) on slow links',
+        }),
+      ),
+    );
+
+    auth = createAuth({
+      user: hop.user,
+      display: `${hop.user}@${hop.alias}`,
+      identityFiles: hop.identityFiles,
+      identitiesOnly: hop.identitiesOnly,
+      ...(hop.agentSocket ? { agentSocket: hop.agentSocket } : {}),
+      homeDir: opts.homeDir,
+      pubkey: hop.pubkeyAuthentication,
+      password: hop.passwordAuthentication,
+      keyboardInteractive: hop.kbdInteractiveAuthentication,
+      ...(prompter ? { prompter } : {}),
+      ...(opts.secrets ? { secrets: opts.secrets } : {}),
+      onPrompt: (active) => timer.pause(active),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+
+    client.on('handshake', (n: { kex: string; serverHostKey: string; cs: { cipher: string } }) => {
+      opts.log?.(`ssh: ${display}: kex ${n.kex}, host key ${n.serverHostKey}, cipher ${n.cs.cipher}`);
+    });
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    client.on('ready', () => {
+      if (settled) return;
+      settled = true;
+      timer.clear();
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve(client);
+    });
+    client.on('error', (err: Error & { level?: string; code?: string }) => {
+      // ssh2 reports an unusable agent as an error but goes on with the next method.
+      if (err.level === 'agent') {
+        opts.log?.(`ssh: ${display}: ssh-agent: ${err.message}`);
+        return;
+      }
+      fail(translateConnectError(err, { display, hop, hostKeyError, auth, via }));
+    });
+    client.on('close', () =>
+      fail(
+        hostKeyError ??
+          new PdcError('CONNECTION_LOST', `${display} closed the connection during the SSH handshake`, {
+            hint: 'is it an SSH server? it may also be refusing connections (MaxStartups, firewall, TCP wrappers)',
+          }),
+      ),
+    );
+
+    const config: ConnectConfig = {
+      host: hop.hostName,
+      port: hop.port,
+      username: hop.user,
+      // Our own pausable timer replaces readyTimeout, which would also count prompt time.
+      readyTimeout: 0,
+      keepaliveInterval: keepalive,
+      keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
+      algorithms: algorithmsFor(knownKeyTypes(khFiles, name)),
+      authHandler: auth.handler,
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+        const confirm =
+          prompter && hop.strictHostKeyChecking === 'ask'
+            ? async (question: string) => {
+                timer.pause(true);
+                try {
+                  for (;;) {
+                    const a = (await prompter.ask(question, true)).trim().toLowerCase();
+                    if (a === 'yes') return true;
+                    if (a === 'no') return false;
+                    question = "Please type 'yes' or 'no': ";
+                  }
+                } finally {
+                  timer.pause(false);
+                }
+              }
+            : undefined;
+        verifyHostKey(key, {
+          display: `${hop.alias}${hop.port === 22 ? '' : ` port ${hop.port}`}`,
+          name,
+          files: khFiles,
+          userFile: hop.userKnownHostsFiles[0]!,
+          acceptNew,
+          hashNew: hop.hashKnownHosts,
+          ...(confirm ? { confirm } : {}),
+          ...(opts.log ? { log: opts.log } : {}),
+        }).then(
+          () => verify(true),
+          (err: unknown) => {
+            hostKeyError =
+              err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`);
+            verify(false);
+          },
+        );
+      },
+      ...(sock ? { sock } : {}),
+    };
+    try {
+      client.connect(config);
+    } catch (err) {
+      fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
+    }
+  });
+}
+
+interface ErrorContext {
+  display: string;
+  hop: SshHostConfig;
+  hostKeyError: PdcError | undefined;
+  auth: AuthState | undefined;
+  via: SshHostConfig | undefined;
+}
+
+/** ssh2 and socket errors to PdcError: one line naming the host, and a hint naming the fix. */
+export function translateConnectError(err: Error & { level?: string; code?: string }, ctx: ErrorContext): PdcError {
+  if (ctx.hostKeyError) return ctx.hostKeyError;
+  if (err instanceof PdcError) return err;
+  const { display, hop } = ctx;
+  const addr = `${hop.hostName}:${hop.port}`;
+  if (err.level === 'client-authentication') {
+    const tried = ctx.auth?.attempts.length ? ctx.auth.attempts.join(', ') : 'nothing (no key, agent or terminal)';
+    const allowed = ctx.auth?.serverMethods();
+    return new PdcError(
+      'AUTH_FAILED',
+      `authentication to ${display} failed; tried: ${tried}${allowed ? `; the server accepts: ${allowed.join(', ')}` : ''}`,
+      {
+        hint: 'pass the right key with -i FILE, load it into ssh-agent, or set IdentityFile in ~/.ssh/config (passwords and passphrases need a terminal)',
+        cause: err,
+      },
+    );
+  }
+  switch (err.code) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+    case 'EAI_FAIL':
+    case 'EAI_NODATA':
+      return new PdcError('HOST_UNRESOLVED', `cannot resolve host name ${hop.hostName}${hop.alias !== hop.hostName ? ` (for ${hop.alias})` : ''}`, {
+        hint: err.code === 'EAI_AGAIN' ? 'DNS did not answer; check the network and the name' : 'check the spelling, or the HostName in ~/.ssh/config',
+        cause: err,
+      });
+    case 'ECONNREFUSED':
+      return new PdcError('CONNECTION_REFUSED', `connection to ${addr} refused (${display})`, {
+        hint: 'is sshd running there, and is the port right (--port, or Port in ~/.ssh/config)?',
+        cause: err,
+      });
+    case 'ETIMEDOUT':
+      return new PdcError('CONNECTION_TIMEOUT', `timed out connecting to ${addr} (${display})`, {
+        hint: 'check the address and any firewall in between',
+        cause: err,
+      });
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return new PdcError('CONNECTION_REFUSED', `no route to ${addr} (${display}): ${err.code}`, {
+        hint: 'check the address and the network (VPN, routes)',
+        cause: err,
+      });
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new PdcError('CONNECTION_LOST', `${display} reset the connection during the SSH handshake`, {
+        hint: 'is it an SSH server? it may also be limiting connections (MaxStartups) or filtered',
+        cause: err,
+      });
+  }
+  if (err.level === 'client-timeout') {
+    return new PdcError('CONNECTION_TIMEOUT', `${display} stopped answering during the SSH handshake`, {
+      hint: 'check the network; raise ConnectTimeout on slow links',
+      cause: err,
+    });
+  }
+  if (err.level === 'handshake' || err.level === 'protocol') {
+    return new PdcError('CONNECTION_LOST', `SSH handshake with ${display} failed: ${err.message}`, {
+      hint: /no matching/i.test(err.message)
+        ? 'the server and ssh2 share no algorithm; the server may be too old or restricted'
+        : 'is it an SSH server?',
+      cause: err,
+    });
+  }
+  return new PdcError('CONNECTION_LOST', `SSH connection to ${display} failed: ${err.message}`, {
+    hint: 'rerun with -v for details',
+    cause: err,
+  });
+}

@@ -1,0 +1,53 @@
+/**
+ * Why the remote bootstrap command (src/protocol/bootstrap.ts) ended before the agent
+ * said hello, from its exit status and stderr. The agent pool calls this when an agent
+ * stream ends early; undefined means "no known cause" (the caller reports AGENT_DIED).
+ */
+import { EXIT_NODE_MISSING, EXIT_NODE_TOO_OLD, MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
+import { PdcError } from '../errors/index.js';
+
+/** Exit status of `sh -c` when it finds the command but cannot execute it. */
+const EXIT_NOT_EXECUTABLE = 126;
+
+export function exitStatusError(code: number | null, stderrText: string, hostDisplay: string): PdcError | undefined {
+  const stderr = stderrText.trim();
+  const quoted = stderr ? `: ${oneLine(stderr)}` : '';
+  // sudo first: its failures exit 1 (or 127 when sudo itself is missing) and say why on stderr.
+  if (/sudo: .*password is required|sudo: a terminal is required/i.test(stderr)) {
+    return new PdcError('REMOTE_SUDO_FAILED', `sudo on ${hostDisplay} wants a password${quoted}`, {
+      hint: `pdiffcopy runs "sudo -n" and never types passwords: allow it without one (NOPASSWD in sudoers) for this user, or connect as the file's owner`,
+    });
+  }
+  if (/is not in the sudoers file|is not allowed to execute|may not run sudo/i.test(stderr)) {
+    return new PdcError('REMOTE_SUDO_FAILED', `sudo on ${hostDisplay} refused${quoted}`, {
+      hint: 'this user may not run node through sudo there; ask for a sudoers rule (NOPASSWD) or connect as the file owner',
+    });
+  }
+  if (/(^|\s)sudo: (command )?not found|exec: sudo: not found/i.test(stderr)) {
+    return new PdcError('REMOTE_SUDO_FAILED', `sudo is not installed on ${hostDisplay}`, {
+      hint: 'install sudo there, or connect as the user who owns the file (without --sudo)',
+    });
+  }
+  if (code === EXIT_NODE_TOO_OLD) {
+    return new PdcError('REMOTE_NODE_TOO_OLD', `node on ${hostDisplay} is too old${quoted}`, {
+      hint: `install Node.js ${MIN_NODE_MAJOR} or later there, or point --remote-node PATH at a newer one`,
+    });
+  }
+  if (code === EXIT_NODE_MISSING || /sudo: .*command not found/i.test(stderr)) {
+    return new PdcError('REMOTE_NODE_MISSING', `node not found on ${hostDisplay}${quoted}`, {
+      hint: `install Node.js ${MIN_NODE_MAJOR} or later there (nothing else is installed), or pass --remote-node PATH`,
+    });
+  }
+  if (code === EXIT_NOT_EXECUTABLE) {
+    return new PdcError('REMOTE_NODE_MISSING', `node on ${hostDisplay} cannot be executed${quoted}`, {
+      hint: 'check the path and permissions given to --remote-node',
+    });
+  }
+  return undefined;
+}
+
+function oneLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  const text = lines.slice(-3).join(' | ');
+  return text.length > 300 ? text.slice(0, 297) + '...' : text;
+}

@@ -1,0 +1,374 @@
+/**
+ * The SSH Transport: agents are `node` processes on the remote host, each behind one
+ * exec channel. Channels are spread over several connections because one connection is
+ * one sshd process (one core) on the remote and one ssh2 window (2 MiB per round trip);
+ * OpenSSH allows MaxSessions (10) channels per connection, so we never put more on one.
+ *
+ * Nothing is installed or written remotely: the command is the constant loader from
+ * src/protocol/bootstrap.ts and the agent's code follows on stdin. User paths never
+ * appear in the command line.
+ */
+import { homedir } from 'node:os';
+import type { ClientChannel } from 'ssh2';
+import { PdcError } from '../errors/index.js';
+import { buildRemoteCommand, encodeAgentPayload } from '../protocol/bootstrap.js';
+import { agentBundleCode } from '../transport/agent-bundle.js';
+import type { AgentProcess, Transport } from '../transport/types.js';
+import type { SecretCache } from './auth.js';
+import { resolveHost, type SshHostConfig } from './config.js';
+import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
+import { ttyPrompter } from './prompt.js';
+
+// The agent pool explains early exits with this; exported here too so callers need one import.
+export { exitStatusError } from './remote-exit.js';
+
+/** OpenSSH's default MaxSessions: channels allowed per connection. */
+export const MAX_CHANNELS_PER_CONNECTION = 10;
+/** Connections opened by default (see the measurements in the SSH layer report). */
+export const DEFAULT_CONNECTIONS = 2;
+/** How long kill() waits after EOF before tearing the channel down. */
+const KILL_GRACE_MS = 2000;
+
+export interface SshTransportOptions {
+  /** -p/--port; overrides the location's port and ssh_config. */
+  port?: number;
+  /** -i FILE (repeatable), tried before IdentityFile from the config. */
+  identityFiles?: string[];
+  /** -F FILE: use only this ssh_config. */
+  configFile?: string;
+  /** Record an unknown host key in known_hosts (a changed key is always refused). */
+  acceptNewHostKey?: boolean;
+  /** Node binary on the remote (default: node, then nodejs, from PATH). */
+  remoteNode?: string;
+  /** Run the agent through `sudo -n`. */
+  sudo?: boolean;
+  /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
+  connections?: number;
+  connectTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  /** Home directory whose .ssh is used (default os.homedir()). */
+  homeDir?: string;
+  /** May prompt on /dev/tty (passphrases, passwords, new host keys). Default: process.stdin.isTTY. */
+  interactive?: boolean;
+  log?: (msg: string) => void;
+  /** System ssh_config (default /etc/ssh/ssh_config); null skips it. */
+  systemConfigFile?: string | null;
+  /** Where the global known_hosts files are (default /etc/ssh). */
+  systemDir?: string;
+  /** ssh-agent socket (default $SSH_AUTH_SOCK); '' disables the agent. */
+  sshAuthSock?: string;
+  /** Code sent to the loader instead of dist/agent.cjs (tests, stand-in agents). */
+  agentCode?: Buffer;
+}
+
+export interface SshTransport extends Transport {
+  /** The resolved destination (after ssh_config). */
+  readonly target: SshHostConfig;
+  /** Per-connection setup times in ms, in the order connections were opened. */
+  readonly setupTimesMs: readonly number[];
+  /**
+   * Run a plain command on one of the connections (diagnostics and tests). Never pass
+   * user paths here: they belong in the protocol.
+   */
+  exec(command: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
+}
+
+interface Conn {
+  index: number;
+  ssh: SshConnection;
+  live: number;
+  dead: boolean;
+  channelsOpened: number;
+}
+
+export function createSshTransport(
+  loc: { user?: string; host: string; port?: number },
+  opts: SshTransportOptions = {},
+): SshTransport {
+  const homeDir = opts.homeDir ?? homedir();
+  const log = opts.log ?? (() => {});
+  // Resolved now (a few small file reads) so `description` names the real destination.
+  const target = resolveHost(loc.host, {
+    homeDir,
+    ...(opts.configFile ? { configFile: opts.configFile } : {}),
+    ...(opts.systemConfigFile !== undefined ? { systemConfigFile: opts.systemConfigFile } : {}),
+    ...(opts.systemDir ? { systemDir: opts.systemDir } : {}),
+    ...(loc.user !== undefined ? { user: loc.user } : {}),
+    ...((opts.port ?? loc.port) !== undefined ? { port: opts.port ?? loc.port } : {}),
+    identityFiles: opts.identityFiles ?? [],
+    sshAuthSock: opts.sshAuthSock ?? process.env.SSH_AUTH_SOCK ?? '',
+  });
+  const display = hostDisplay(target);
+  const interactive = opts.interactive ?? Boolean(process.stdin.isTTY);
+  const prompter = interactive ? ttyPrompter() : undefined;
+  const secrets: SecretCache = {};
+  // close() abandons connection attempts still in progress (and any prompt they wait at).
+  const abort = new AbortController();
+  const wanted = Math.max(1, Math.floor(opts.connections ?? DEFAULT_CONNECTIONS));
+
+  const conns: Conn[] = [];
+  const pending = new Set<Promise<unknown>>();
+  const agents = new Set<SshAgentProcess>();
+  const setupTimesMs: number[] = [];
+  let closed: Promise<void> | undefined;
+  let opening: Promise<void> = Promise.resolve();
+
+  if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
+
+  const openConnection = async (): Promise<Conn> => {
+    const ssh = await connectSsh(target, {
+      homeDir,
+      acceptNewHostKey: opts.acceptNewHostKey ?? false,
+      ...(prompter ? { prompter } : {}),
+      ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+      ...(opts.keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs: opts.keepaliveIntervalMs } : {}),
+      secrets,
+      signal: abort.signal,
+      log,
+    });
+    const conn: Conn = { index: conns.length, ssh, live: 0, dead: false, channelsOpened: 0 };
+    if (closed) {
+      await ssh.close();
+      throw closedError();
+    }
+    conns.push(conn);
+    setupTimesMs.push(ssh.setupMs);
+    log(`ssh: connection ${conn.index + 1} to ${display} ready in ${Math.round(ssh.setupMs)} ms`);
+    void ssh.lost.then((err) => {
+      conn.dead = true;
+      log(`ssh: connection ${conn.index + 1}: ${err.message}`);
+    });
+    return conn;
+  };
+
+  /** Make sure there are enough live connections for `extra` more channels; opens them in parallel. */
+  const ensureConnections = (extra: number): Promise<void> => {
+    // Serialised, so two concurrent spawnAgents calls do not both open the missing connections.
+    const run = opening.then(async () => {
+      const alive = conns.filter((c) => !c.dead);
+      const live = alive.reduce((n, c) => n + c.live, 0);
+      const need = Math.max(wanted, Math.ceil((live + extra) / MAX_CHANNELS_PER_CONNECTION)) - alive.length;
+      if (need <= 0) return;
+      const results = await Promise.allSettled(Array.from({ length: need }, () => openConnection()));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (!failed) return;
+      // A host that took some connections but dropped another (MaxStartups, a flaky link) is
+      // still usable with fewer; host key, authentication and usage errors are not.
+      const transient = failed.reason instanceof PdcError && /^CONNECTION_/.test(failed.reason.code);
+      const capacity = conns.filter((c) => !c.dead).length * MAX_CHANNELS_PER_CONNECTION - live;
+      if (!transient || capacity < extra) throw failed.reason;
+      log(`ssh: continuing with fewer connections to ${display}: ${(failed.reason as PdcError).message}`);
+    });
+    opening = run.catch(() => undefined);
+    return run;
+  };
+
+  const pickConnection = (): Conn => {
+    let best: Conn | undefined;
+    for (const c of conns) {
+      if (c.dead || c.live >= MAX_CHANNELS_PER_CONNECTION) continue;
+      if (!best || c.live < best.live) best = c;
+    }
+    if (!best) throw new PdcError('CONNECTION_LOST', `no usable connection to ${display}`, { hint: 'rerun to continue' });
+    return best;
+  };
+
+  const openChannel = (conn: Conn, command: string): Promise<ClientChannel> =>
+    new Promise((resolve, reject) => {
+      conn.ssh.client.exec(command, (err, channel) => {
+        if (err) {
+          reject(
+            new PdcError('CONNECTION_LOST', `cannot start a session on ${display}: ${err.message.replace(/^\(SSH\) /, '')}`, {
+              hint: 'the server may allow fewer sessions per connection than OpenSSH\'s default 10 (MaxSessions), or be shutting down; try fewer agents',
+              cause: err,
+            }),
+          );
+        } else resolve(channel);
+      });
+    });
+
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p)).catch(() => undefined);
+    return p;
+  };
+
+  const transport: SshTransport = {
+    description: display,
+    target,
+    setupTimesMs,
+
+    spawnAgents(count: number): Promise<AgentProcess[]> {
+      return track(
+        (async () => {
+          if (closed) throw closedError();
+          if (!Number.isInteger(count) || count < 1) throw new PdcError('INTERNAL', `spawnAgents(${count})`);
+          await ensureConnections(count);
+          if (closed) throw closedError();
+          const code = opts.agentCode ?? agentBundleCode();
+          const payload = encodeAgentPayload(code);
+          const command = buildRemoteCommand({
+            ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
+            ...(opts.sudo ? { sudo: true } : {}),
+          });
+          // Reserve slots first (round-robin by load), then open all channels in parallel.
+          const plan: Conn[] = [];
+          for (let i = 0; i < count; i++) {
+            const c = pickConnection();
+            c.live++;
+            plan.push(c);
+          }
+          const settled = await Promise.allSettled(
+            plan.map(async (conn) => {
+              let channel: ClientChannel;
+              try {
+                channel = await openChannel(conn, command);
+              } catch (err) {
+                conn.live--;
+                throw err;
+              }
+              const label = `${display} conn ${conn.index + 1}/ch ${++conn.channelsOpened}`;
+              const agent = new SshAgentProcess(label, channel, conn, () => {
+                conn.live--;
+                agents.delete(agent);
+              });
+              agents.add(agent);
+              channel.write(payload);
+              return agent;
+            }),
+          );
+          const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          const ok = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+          if (failed) {
+            for (const a of ok) a.kill();
+            throw failed.reason;
+          }
+          const layout = conns.map((c) => `conn ${c.index + 1}: ${c.live}`).join(', ');
+          log(`ssh: ${count} agent channel(s) on ${display}; live channels per connection: ${layout}`);
+          return ok;
+        })(),
+      );
+    },
+
+    exec(command: string) {
+      return track(
+        (async () => {
+          if (closed) throw closedError();
+          await ensureConnections(1);
+          const conn = pickConnection();
+          conn.live++;
+          let channel: ClientChannel;
+          try {
+            channel = await openChannel(conn, command);
+          } catch (err) {
+            conn.live--;
+            throw err;
+          }
+          let stdout = '';
+          let stderr = '';
+          channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+          channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+          channel.end();
+          return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+            let code: number | null = null;
+            let signal: string | null = null;
+            channel.on('exit', (c: number | null, s?: string) => {
+              code = c;
+              signal = s ?? null;
+            });
+            channel.on('close', () => {
+              conn.live--;
+              resolve({ code, signal, stdout, stderr });
+            });
+          });
+        })(),
+      );
+    },
+
+    close(): Promise<void> {
+      return (closed ??= (async () => {
+        abort.abort();
+        prompter?.cancel();
+        // Let in-flight spawns finish (or fail) so that no channel is left behind.
+        await Promise.allSettled([...pending]);
+        await opening;
+        for (const a of agents) {
+          a.kill();
+          // Closing: nobody will read their output any more, and unread output keeps a channel from closing.
+          a.discardOutput();
+        }
+        await Promise.race([
+          Promise.allSettled([...agents].map((a) => a.exited)),
+          new Promise((r) => setTimeout(r, KILL_GRACE_MS + 1000).unref()),
+        ]);
+        await Promise.allSettled(conns.map((c) => c.ssh.close()));
+      })());
+    },
+  };
+  return transport;
+}
+
+function closedError(): PdcError {
+  return new PdcError('INTERNAL', 'the SSH transport is closed');
+}
+
+/** One agent behind one exec channel. */
+class SshAgentProcess implements AgentProcess {
+  readonly stdin: ClientChannel;
+  readonly stdout: ClientChannel;
+  readonly stderr: ClientChannel['stderr'];
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  private killTimer: NodeJS.Timeout | undefined;
+  private done = false;
+
+  constructor(
+    readonly label: string,
+    private readonly channel: ClientChannel,
+    conn: Conn,
+    onGone: () => void,
+  ) {
+    this.stdin = channel;
+    this.stdout = channel;
+    this.stderr = channel.stderr;
+    let code: number | null = null;
+    let signal: string | null = null;
+    // 'exit' carries the status; 'close' comes once the output has been read to its end.
+    channel.on('exit', (c: number | null, s?: string) => {
+      code = c;
+      signal = s ?? null;
+    });
+    this.exited = new Promise((resolve) => {
+      const finish = () => {
+        if (this.done) return;
+        this.done = true;
+        if (this.killTimer) clearTimeout(this.killTimer);
+        onGone();
+        resolve({ code, signal });
+      };
+      channel.once('close', finish);
+      // If the connection dies, the channel may never get its own close.
+      void conn.ssh.lost.then(finish);
+    });
+    // Writing to a channel whose remote end is gone must not crash the process:
+    // the reader of stdout/exited learns about it.
+    channel.on('error', () => {});
+  }
+
+  discardOutput(): void {
+    this.channel.resume();
+    this.channel.stderr.resume();
+  }
+
+  kill(): void {
+    if (this.done || this.killTimer) return;
+    // EOF on stdin: the agent (and the loader before it) exits on its own.
+    this.channel.end();
+    this.killTimer = setTimeout(() => {
+      // Still there: drop our interest in its output (so 'close' can happen) and close the channel.
+      this.discardOutput();
+      this.channel.signal('KILL');
+      this.channel.close();
+    }, KILL_GRACE_MS);
+    this.killTimer.unref();
+  }
+}

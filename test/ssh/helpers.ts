@@ -1,0 +1,94 @@
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { PdcError } from '../../src/errors/index.js';
+import { createSshTransport, type SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
+import type { TestSshd } from '../support/sshd.js';
+
+/** A fresh, empty home directory (so the real ~/.ssh is never read), optionally knowing the sshd's host key. */
+export function makeHome(sshd: TestSshd, opts: { knowHost?: boolean } = {}): string {
+  const home = mkdtempSync(join(sshd.dir, 'home-'));
+  if (opts.knowHost) {
+    mkdirSync(join(home, '.ssh'), { mode: 0o700 });
+    copyFileSync(sshd.knownHosts, join(home, '.ssh', 'known_hosts'));
+  }
+  return home;
+}
+
+/** Options that isolate a transport from this machine's SSH setup (no agent, no system files, no TTY). */
+export function isolated(home: string, sshd: TestSshd, over: SshTransportOptions = {}): SshTransportOptions {
+  return {
+    homeDir: home,
+    systemConfigFile: null,
+    systemDir: join(sshd.dir, 'no-etc-ssh'),
+    sshAuthSock: '',
+    interactive: false,
+    connectTimeoutMs: 10_000,
+    ...over,
+  };
+}
+
+/** Transport to the test sshd by address, with its client key and (by default) its host key known. */
+export function transportTo(sshd: TestSshd, over: SshTransportOptions = {}, home = makeHome(sshd, { knowHost: true })): SshTransport {
+  return createSshTransport(
+    { host: sshd.host, port: sshd.port, user: sshd.user },
+    isolated(home, sshd, { identityFiles: [sshd.clientKey], ...over }),
+  );
+}
+
+/** The rejection of `p` as a PdcError (fails the test if it resolves or throws something else). */
+export async function pdcError(p: Promise<unknown>): Promise<PdcError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof PdcError) return e;
+    throw new Error(`expected a PdcError, got: ${String(e)}`, { cause: e });
+  }
+  throw new Error('expected a PdcError, but it succeeded');
+}
+
+/** Read from a stream until `n` bytes have arrived (or it ends), with a deadline. */
+export function readBytes(stream: Readable, n: number, timeoutMs = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      stream.removeListener('data', onData);
+      stream.removeListener('end', onEnd);
+      stream.pause();
+      const all = Buffer.concat(chunks);
+      if (all.length > n) stream.unshift(all.subarray(n));
+      if (err) reject(err);
+      else resolve(all.subarray(0, n));
+    };
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= n) done();
+    };
+    const onEnd = () => done();
+    const timer = setTimeout(() => done(new Error(`timed out reading ${n} bytes (got ${got})`)), timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.resume();
+  });
+}
+
+/** Everything a stream emits until it ends, as text. */
+export function readAll(stream: Readable, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`timed out; so far: ${text}`)), timeoutMs);
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (text += d));
+    stream.once('end', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    // A stream paused explicitly (readBytes does) does not restart on a new 'data' listener.
+    stream.resume();
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
