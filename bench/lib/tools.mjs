@@ -1,0 +1,89 @@
+// The tools being compared: how each one is invoked and which file it writes.
+import { HOST_ALIAS } from './env.mjs';
+
+export const CIPHER = 'aes128-gcm@openssh.com';
+
+export const TOOLS = {
+  push: { label: 'pdiffcopy push', pdc: true, direction: 'push' },
+  pull: { label: 'pdiffcopy pull', pdc: true, direction: 'pull' },
+  'rsync-inplace': { label: 'rsync --inplace', direction: 'push' },
+  rsync: { label: 'rsync (default)', direction: 'push' },
+  scp: { label: 'scp', direction: 'push' },
+  'ssh-pipe': { label: 'ssh cat pipe', direction: 'push' },
+  // Not in the default list: same pipe, but overwriting in place (`cat 1<> target`, no truncate),
+  // i.e. without the cost of allocating a brand-new file on the remote filesystem.
+  'ssh-pipe-inplace': { label: 'ssh cat pipe (in place)', direction: 'push' },
+};
+export const ALL_TOOLS = Object.keys(TOOLS);
+export const DEFAULT_TOOLS = ['push', 'pull', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
+export const BASELINE = 'rsync-inplace';
+
+/** Split a command string like a (very small) shell: whitespace, '...' and "..." quoting. */
+export function splitArgs(text) {
+  const out = [];
+  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
+  let m;
+  while ((m = re.exec(String(text ?? '')))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]));
+  return out;
+}
+
+function shq(word) {
+  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Build the client-side command for one tool.
+ * ctx: { src, remoteTarget, localTarget, sshConfig, pdcCmd: string[], pdcArgs: string[] }
+ * Returns { argv, stdinPath?, target } where target is the file to verify afterwards
+ * (remote and local paths live on the same filesystem, only the network namespace differs).
+ */
+export function buildCommand(tool, ctx) {
+  const { src, remoteTarget, localTarget, sshConfig } = ctx;
+  const sshCmd = `ssh -F ${shq(sshConfig)} -c ${CIPHER}`;
+  const remote = (p) => `${HOST_ALIAS}:${p}`;
+  switch (tool) {
+    case 'push':
+      return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };
+    case 'pull':
+      return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', remote(src), localTarget], target: localTarget };
+    case 'rsync-inplace':
+      return { argv: ['rsync', '--inplace', '--no-whole-file', '-e', sshCmd, src, remote(remoteTarget)], target: remoteTarget };
+    case 'rsync':
+      return { argv: ['rsync', '-e', sshCmd, src, remote(remoteTarget)], target: remoteTarget };
+    case 'scp':
+      return { argv: ['scp', '-q', '-F', sshConfig, '-c', CIPHER, src, remote(remoteTarget)], target: remoteTarget };
+    case 'ssh-pipe':
+      return {
+        argv: ['ssh', '-F', sshConfig, '-c', CIPHER, HOST_ALIAS, `cat > ${shq(remoteTarget)}`],
+        stdinPath: src,
+        target: remoteTarget,
+      };
+    case 'ssh-pipe-inplace':
+      return {
+        argv: ['ssh', '-F', sshConfig, '-c', CIPHER, HOST_ALIAS, `cat 1<> ${shq(remoteTarget)}`],
+        stdinPath: src,
+        target: remoteTarget,
+      };
+    default:
+      throw new Error(`unknown tool ${tool}`);
+  }
+}
+
+/** Parse pdiffcopy's --json summary (last JSON object line on stdout), or null. */
+export function parsePdcJson(stdout) {
+  const lines = String(stdout).trim().split('\n').reverse();
+  for (const line of lines) {
+    const t = line.trim();
+    if (!t.startsWith('{')) continue;
+    try {
+      return JSON.parse(t);
+    } catch {
+      /* keep looking */
+    }
+  }
+  try {
+    return JSON.parse(String(stdout));
+  } catch {
+    return null;
+  }
+}
