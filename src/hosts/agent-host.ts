@@ -4,7 +4,7 @@ import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import type { OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
-import type { Transport } from '../transport/types.js';
+import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
 import type { FileHost } from './file-host.js';
 
@@ -30,6 +30,9 @@ export class AgentHost implements FileHost {
   hashMethods: ReadonlySet<string> = new Set();
   readonly parallelism: number;
   private agents: ConnectedAgent[] = [];
+  private procs: AgentProcess[] = [];
+  /** Settles with the open arguments once the file is open on the first agent. */
+  private opened: Promise<OpenArgs | undefined> = Promise.resolve(undefined);
   private closed = false;
   private rr = 0;
 
@@ -42,22 +45,49 @@ export class AgentHost implements FileHost {
     this.parallelism = opts.agents;
   }
 
+  /**
+   * Start the agents and return as soon as the FIRST one has said hello; the
+   * others join the pool as they come up (each opening the file first). Over SSH
+   * every channel pays for a login shell and a node start-up (0.3-1.5 s here, more
+   * with a heavy ~/.bashrc): work starts after one of them, not after all.
+   */
   static async start(transport: Transport, opts: AgentHostOptions): Promise<AgentHost> {
     const host = new AgentHost(transport, opts);
     try {
-      const procs = await transport.spawnAgents(opts.agents);
-      const results = await Promise.allSettled(procs.map((p) => connectAgent(p, { ...opts, hostName: opts.name })));
-      host.agents = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      // Hash methods both... all agents run the same code on the same node: the first speaks for all.
-      const hello = host.agents[0]!.hello;
-      host.hashMethods = new Set(hello.hashes);
-      opts.log?.(`${opts.name}: ${host.agents.length} agent(s) up, node ${hello.node}, agent ${hello.agent}, host ${hello.host}`);
+      host.procs = await transport.spawnAgents(opts.agents);
+      const connecting = host.procs.map((p) => connectAgent(p, { ...opts, hostName: opts.name }));
+      const first = await firstFulfilled(connecting);
+      host.agents.push(first);
+      host.hashMethods = new Set(first.hello.hashes);
+      opts.log?.(`${opts.name}: first agent up (node ${first.hello.node}, agent ${first.hello.agent}, host ${first.hello.host})`);
+      for (const c of connecting) {
+        c.then(
+          (agent) => (agent === first ? undefined : host.adopt(agent)),
+          (e: unknown) => {
+            // A late agent that fails to start costs parallelism, not the copy.
+            if (!host.closed) opts.log?.(`${opts.name}: an agent did not start: ${(e as Error).message}`);
+          },
+        );
+      }
       return host;
     } catch (e) {
       await host.close();
       throw e;
+    }
+  }
+
+  /** Add a late agent to the pool once it has the file open like the others. */
+  private async adopt(agent: ConnectedAgent): Promise<void> {
+    try {
+      const openArgs = await this.opened;
+      if (this.closed) throw new Error('closed');
+      if (openArgs) await agent.rpc.call('open', { ...openArgs, lock: false, create: false });
+      if (this.closed) throw new Error('closed');
+      this.agents.push(agent);
+      this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.opts.agents} agents up`);
+    } catch {
+      agent.rpc.dispose();
+      agent.proc.kill();
     }
   }
 
@@ -75,11 +105,17 @@ export class AgentHost implements FileHost {
 
   async open(args: OpenArgs): Promise<OpenResult> {
     // The first agent takes the lock (and creates the file); the others then open it.
-    const first = await this.callOn(this.agents[0]!, 'open', args);
-    await Promise.all(this.agents.slice(1).map((a) => this.callOn(a, 'open', { ...args, lock: false, create: false })));
-    return first;
+    // Agents still starting wait for this to settle (see adopt).
+    const first = this.callOn(this.agents[0]!, 'open', args);
+    const others = [...this.agents.slice(1)];
+    this.opened = first.then(
+      () => args,
+      () => undefined,
+    );
+    const r = await first;
+    await Promise.all(others.map((a) => this.callOn(a, 'open', { ...args, lock: false, create: false })));
+    return r;
   }
-
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     return joinPayload((await this.call('hash', { ...range, method })).p);
   }
@@ -123,6 +159,7 @@ export class AgentHost implements FileHost {
         a.proc.kill();
       }),
     );
+    for (const p of this.procs) p.kill(); // agents still starting
     await this.transport.close();
   }
 
@@ -159,4 +196,19 @@ export class AgentHost implements FileHost {
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** The first promise to fulfil; if all reject, the first rejection (in order). */
+function firstFulfilled<T>(promises: Promise<T>[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let failed = 0;
+    const errors: unknown[] = [];
+    promises.forEach((p, i) =>
+      p.then(resolve, (e: unknown) => {
+        errors[i] = e;
+        if (++failed === promises.length) reject(errors.find((x) => x !== undefined));
+      }),
+    );
+    if (promises.length === 0) reject(new PdcError('INTERNAL', 'no agents to start'));
+  });
 }
