@@ -100,11 +100,28 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const progress = () =>
     emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
 
-  const chunkLimit = pLimit(Math.max(1, o.concurrency));
+  // Each side hashes ahead at its own pace with a couple of requests queued per agent or
+  // worker, so none of them idles through a round trip; a chunk is compared once both
+  // of its hash lists are in. (Pairing the two sides in shared slots left both ~70% idle.)
+  const srcLimit = pLimit(Math.max(2, src.parallelism * 2));
+  const dstLimit = pLimit(Math.max(2, dst.parallelism * 2));
+  let stopped = false;
+  const guard = () => {
+    if (stopped) throw new PdcError('INTERRUPTED', 'stopped after an earlier failure');
+    abort();
+  };
   const runBytes = Math.max(g.blockSize, TRANSFER_RUN_BYTES);
   // Bound the block data in flight (runs of up to runBytes) to about 64 MiB, at least 2 runs.
   const transferLimit = pLimit(Math.max(2, Math.min(o.concurrency * 2, Math.floor((64 << 20) / runBytes))));
   const transfers: Promise<void>[] = [];
+  // Issue 5: a transfer that failed while chunks were still being hashed was an unhandled
+  // rejection (nobody awaited `transfers` yet): a signal in that phase crashed the CLI with
+  // a stack trace and exit 1, and a failed write (no space, agent gone) only surfaced after
+  // the whole file had been hashed. Now every transfer is handled at once and the first
+  // failure ends the hashing phase.
+  let failTransfers!: (e: unknown) => void;
+  const transferFailed = new Promise<never>((_, reject) => (failTransfers = reject));
+  transferFailed.catch(() => undefined);
 
   const transfer = (run: Run) =>
     transferLimit(async () => {
@@ -129,7 +146,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     if (o.dryRun) return;
     for (const run of coalesce(blocks, g, runBytes)) {
       bytesToSend += run.length;
-      transfers.push(transfer(run));
+      const t = transfer(run);
+      t.catch(failTransfers);
+      transfers.push(t);
     }
   };
 
@@ -137,23 +156,27 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     schedule(Array.from({ length: g.blocks }, (_, i) => i));
   } else {
     const chunks = hashChunks(g, Math.max(HASH_CHUNK_BYTES, g.blockSize));
-    await Promise.all(
-      chunks.map((chunk) =>
-        chunkLimit(async () => {
-          abort();
-          const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
-          const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-          const [s, d] = await Promise.all([
-            src.hash(range(chunk.count), o.hashMethod),
-            comparable > 0 && targetOpen ? dst.hash(range(comparable), o.hashMethod) : undefined,
-          ]);
-          s.copy(sourceHashes!, chunk.first * digestLen);
-          schedule(changedBlocks(chunk.first, chunk.count, comparable, s, d, digestLen));
-          bytesHashed += chunk.length;
-          progress();
-        }),
-      ),
+    const hashing = Promise.all(
+      chunks.map(async (chunk) => {
+        const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
+        const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
+        const [s, d] = await Promise.all([
+          srcLimit(() => (guard(), src.hash(range(chunk.count), o.hashMethod))),
+          comparable > 0 && targetOpen ? dstLimit(() => (guard(), dst.hash(range(comparable), o.hashMethod))) : undefined,
+        ]);
+        s.copy(sourceHashes!, chunk.first * digestLen);
+        schedule(changedBlocks(chunk.first, chunk.count, comparable, s, d, digestLen));
+        bytesHashed += chunk.length;
+        progress();
+      }),
     );
+    hashing.catch(() => undefined); // when a transfer failed first, later hash failures are moot
+    try {
+      await Promise.race([hashing, transferFailed]);
+    } catch (e) {
+      stopped = true; // queued hash requests bail out instead of running on
+      throw e;
+    }
   }
   await Promise.all(transfers);
   changed.sort((a, b) => a - b);
