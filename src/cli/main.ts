@@ -87,3 +87,11 @@ try {
     throw e;
   }, { json });
 }
+
+// run() has closed every host, agent, channel and worker by now. If anything still
+// holds the event loop, do not hang after the result has been reported (issue 5: an
+// SSH socket half-closed towards a peer that stopped answering, e.g. a SIGSTOPped
+// sshd, stayed open forever because ssh2's Client.destroy() is a no-op after end()).
+// Output is on pipes, files or a TTY, all written synchronously on Linux.
+const EXIT_GRACE_MS = 3000;
+setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();

@@ -61,15 +61,21 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
     renderer.finish();
     return 0;
   } catch (e) {
-    return fail(signalled ? interrupted(signalled) : e, renderer, cfg.verbosity);
+    return fail(signalled ? interrupted(signalled, cfg) : e, renderer, cfg.verbosity);
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);
   }
 }
 
-function interrupted(sig: 'SIGINT' | 'SIGTERM'): PdcError {
-  return new PdcError(sig === 'SIGINT' ? 'INTERRUPTED' : 'TERMINATED', `${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: the target is partly updated`, {
+function interrupted(sig: 'SIGINT' | 'SIGTERM', cfg: RunConfig): PdcError {
+  // "partly updated" was also said after --atomic and --dry-run runs, which leave the target as it was (issue 5).
+  const state = cfg.dryRun
+    ? 'nothing was written'
+    : cfg.atomic
+      ? 'the target is unchanged (the partly built new version is kept beside it for the next run)'
+      : 'the target is partly updated';
+  return new PdcError(sig === 'SIGINT' ? 'INTERRUPTED' : 'TERMINATED', `${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: ${state}`, {
     hint: 'rerun the same command to finish the copy',
   });
 }

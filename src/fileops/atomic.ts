@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * --atomic: the new version is built in a temp file beside the target and renamed
@@ -31,10 +31,38 @@ export async function prepareTemp(target: string, temp: string, targetExists: bo
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  await fsp.mkdir(dirname(target), { recursive: true });
+  await mkdirParents(dirname(target));
   if (targetExists) await fsp.copyFile(target, temp, constants.COPYFILE_FICLONE);
   else await (await fsp.open(temp, 'wx', 0o644)).close();
   return { resumed: false };
+}
+
+/**
+ * `mkdir -p` that fails with the real reason. Node's recursive mkdir reports ENOENT
+ * on a read-only file system (instead of EROFS) and EEXIST when the directory's own
+ * path is a regular file, which surfaced as "a parent directory is missing" and as a
+ * raw "EEXIST: file already exists, mkdir" TARGET_IO (issue 5). On failure, walk down
+ * one component at a time so the errno names the cause (EROFS, EACCES, ENOTDIR).
+ */
+export async function mkdirParents(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    return;
+  } catch {
+    /* find out why, below */
+  }
+  let path = '/';
+  for (const part of resolve(dir).split('/').filter(Boolean)) {
+    path = join(path, part);
+    try {
+      await fsp.mkdir(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (!(await fsp.stat(path)).isDirectory()) {
+        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', path });
+      }
+    }
+  }
 }
 
 /**

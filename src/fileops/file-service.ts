@@ -8,7 +8,7 @@ import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash
 import type { BlockRange } from '../hash/file-hash.js';
 import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
-import { commitTemp, prepareTemp, tempPathFor } from './atomic.js';
+import { commitTemp, mkdirParents, prepareTemp, tempPathFor } from './atomic.js';
 import { TargetLock } from './lock.js';
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
@@ -102,7 +102,8 @@ export class FileService {
             hint: 'remove the link, or name the file it should point to',
           });
         }
-        await fsp.mkdir(dirname(args.path), { recursive: true });
+        // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
+        await mkdirParents(dirname(args.path));
         this.fh = await fsp.open(args.path, 'wx+', 0o644);
         created = true;
       }

@@ -143,7 +143,11 @@ function endClient(c: Client): Promise<void> {
   return new Promise((resolve) => {
     if (closedClients.has(c)) return resolve();
     const timer = setTimeout(() => {
+      // ssh2's destroy() acts only on a socket that is still writable, and end() has
+      // already half-closed it: a silent peer would keep it open forever. Destroy the
+      // socket itself.
       c.destroy();
+      (c as unknown as { _sock?: { destroy(): void } })._sock?.destroy();
       resolve();
     }, 2000);
     timer.unref();
