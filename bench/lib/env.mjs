@@ -217,6 +217,10 @@ export async function setupEnv({ dir, shape, loopback, log }) {
       'MaxSessions 64',
       'MaxStartups 100:30:200',
       'LogLevel ERROR',
+      // root's ~/.bashrc on these machines runs `pyenv init` (about 1 s per session, more under
+      // load), which bash sources for every ssh command. That is not what is measured here:
+      // with SHLVL=1 in the session, bash skips it, for every tool alike.
+      'SetEnv SHLVL=1',
       `Subsystem sftp ${sftpServer ?? 'internal-sftp'}`,
       '',
     ].join('\n'),
