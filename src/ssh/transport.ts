@@ -9,7 +9,7 @@
  * appear in the command line.
  */
 import { homedir } from 'node:os';
-import type { ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { PdcError } from '../errors/index.js';
 import { buildRemoteCommand, encodeAgentPayload } from '../protocol/bootstrap.js';
 import { agentBundleCode } from '../transport/agent-bundle.js';
@@ -183,7 +183,10 @@ export function createSshTransport(
               cause: err,
             }),
           );
-        } else resolve(channel);
+        } else {
+          corkWrites(conn.ssh.client);
+          resolve(channel);
+        }
       });
     });
 
@@ -306,6 +309,33 @@ export function createSshTransport(
     },
   };
   return transport;
+}
+
+/**
+ * ssh2 writes every 32 KiB packet to the socket separately: for a 1 MiB block that
+ * is 32 system calls, which cost more CPU here than the encryption. Corking the
+ * socket until the end of the tick turns all packets written in one tick (a whole
+ * frame, or everything a window adjustment releases) into one writev.
+ */
+const corkedSockets = new WeakSet<object>();
+function corkWrites(client: Client): void {
+  type CorkableSocket = { write: (...args: unknown[]) => boolean; cork?: () => void; uncork?: () => void };
+  const sock = (client as unknown as { _sock?: CorkableSocket })._sock;
+  if (!sock || corkedSockets.has(sock) || typeof sock.cork !== 'function' || typeof sock.uncork !== 'function') return;
+  corkedSockets.add(sock);
+  const write = sock.write.bind(sock);
+  let corked = false;
+  sock.write = (...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      sock.cork!();
+      process.nextTick(() => {
+        corked = false;
+        sock.uncork!();
+      });
+    }
+    return write(...args);
+  };
 }
 
 function closedError(): PdcError {
