@@ -1,12 +1,12 @@
 /**
  * Throughput of agent channels over 1..N connections, to choose DEFAULT_CONNECTIONS.
- * A measurement, not a check: runs only with PDC_SSH_BENCH=1 and prints a table.
- *   PDC_SSH_BENCH=1 npx vitest run test/ssh/throughput.test.ts
+ * A measurement, not a check (so it lives in bench/, outside `npm test`): prints a table.
+ *   npm run bench:ssh-layout        (PDC_SSH_BENCH_MIB=512 by default)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
-import { startSshd, type TestSshd } from '../support/sshd.js';
-import { readBytes, transportTo } from './helpers.js';
+import { AGENT_MAGIC } from '../src/protocol/bootstrap.js';
+import { startSshd, type TestSshd } from '../test/support/sshd.js';
+import { readBytes, transportTo } from '../test/ssh/helpers.js';
 
 const MIB = 1024 * 1024;
 const TOTAL = +(process.env.PDC_SSH_BENCH_MIB ?? 512) * MIB;
@@ -29,7 +29,7 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => sshd?.stop());
 
-describe.runIf(process.env.PDC_SSH_BENCH)('ssh channel throughput', () => {
+describe('ssh channel throughput', () => {
   const rows: string[] = [];
   afterAll(() => console.log(['| agents | connections | download MB/s | upload MB/s | setup ms |', '|---|---|---|---|---|', ...rows].join('\n')));
 
