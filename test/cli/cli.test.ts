@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorLines, runCli } from '../support/cli.js';
+import { expectCleanError, runCli } from '../support/cli-child.js';
 import { expectSameBytes, mutateBlocks, sha256File, tempDir, writeSeededFile } from '../support/files.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 
@@ -15,11 +15,16 @@ const MiB = 1 << 20;
 describe('pdiffcopy CLI, local', () => {
   let dir: string;
   let cleanup: () => void;
-  beforeAll(() => ({ dir, cleanup } = tempDir('pdc-cli-')));
+  let home: string;
+  beforeAll(() => {
+    ({ dir, cleanup } = tempDir('pdc-cli-'));
+    home = join(dir, 'home');
+    mkdirSync(home);
+  });
   afterAll(() => cleanup?.());
 
   it('--help lists the options and the exit codes', async () => {
-    const r = await runCli(['--help']);
+    const r = await runCli(['--help'], { home });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('--block-size');
     expect(r.stdout).toContain('--dry-run');
@@ -32,7 +37,7 @@ describe('pdiffcopy CLI, local', () => {
     writeSeededFile(src, 20 * MiB + 5, 1);
     copyFileSync(src, dst);
     mutateBlocks(dst, MiB, [2, 3, 17], 9);
-    const r = await runCli(['--json', src, dst]);
+    const r = await runCli(['--json', src, dst], { home });
     expect(r.code).toBe(0);
     expectSameBytes(dst, src);
     const lines = r.stdout.trim().split('\n');
@@ -49,7 +54,7 @@ describe('pdiffcopy CLI, local', () => {
     copyFileSync(src, dst);
     mutateBlocks(dst, MiB, [0], 3);
     const before = sha256File(dst);
-    const r = await runCli(['--dry-run', src, dst]);
+    const r = await runCli(['--dry-run', src, dst], { home });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/90\.00% of 10 blocks already match/);
     expect(r.stdout).toMatch(/would send 1 block/);
@@ -62,7 +67,7 @@ describe('pdiffcopy CLI, local', () => {
     for (const [i, flags] of [['-W'], ['-b', '5K'], ['-m', 'sha256', '--verify'], ['-c', '1'], ['--atomic']].entries()) {
       const dst = join(dir, `opts-dst-${i}`);
       writeSeededFile(dst, 2 * MiB, 5 + i);
-      const r = await runCli([...flags, '--json', src, dst]);
+      const r = await runCli([...flags, '--json', src, dst], { home });
       expect(r.code, `${flags.join(' ')}: ${r.stderr}`).toBe(0);
       expectSameBytes(dst, src);
     }
@@ -71,7 +76,7 @@ describe('pdiffcopy CLI, local', () => {
   it('prints nothing animated when stderr is not a terminal', async () => {
     const src = join(dir, 'plain-src');
     writeSeededFile(src, MiB, 6);
-    const r = await runCli([src, join(dir, 'plain-dst')]);
+    const r = await runCli([src, join(dir, 'plain-dst')], { home });
     expect(r.code).toBe(0);
     expect(r.stderr).not.toContain('\r');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -80,17 +85,14 @@ describe('pdiffcopy CLI, local', () => {
 
   it('a missing source: one error line, exit 3, no stack, nothing created', async () => {
     const dst = join(dir, 'never');
-    const r = await runCli([join(dir, 'no-such-file'), dst]);
-    expect(r.code).toBe(3);
-    const { error, hint, other } = errorLines(r);
-    expect(error).toMatch(/does not exist/);
-    expect(hint).toBeDefined();
-    expect(other).toEqual([]);
+    const r = await runCli([join(dir, 'no-such-file'), dst], { home });
+    expectCleanError(r, 3, /does not exist/);
+    expect(r.stderr).toMatch(/pdiffcopy: hint: /);
     expect(existsSync(dst)).toBe(false);
   });
 
   it('--json reports errors as one JSON object with the stable code', async () => {
-    const r = await runCli(['--json', '-b', '0', 'a', 'b']);
+    const r = await runCli(['--json', '-b', '0', 'a', 'b'], { home });
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'BAD_BLOCK_SIZE' }, exitCode: 2 });
   });
@@ -138,8 +140,7 @@ describe('pdiffcopy CLI over SSH', () => {
     mkdirSync(freshHome);
     const args = ['-i', sshd.clientKey, src, target];
     const refused = await runCli(args, { home: freshHome });
-    expect(refused.code).toBe(7);
-    expect(errorLines(refused).error).toContain(sshd.hostKeyFingerprint);
+    expect(expectCleanError(refused, 7)).toContain(sshd.hostKeyFingerprint);
     expect(existsSync(join(dir, 'hk-dst'))).toBe(false);
 
     const accepted = await runCli(['--accept-new-host-key', ...args], { home: freshHome });

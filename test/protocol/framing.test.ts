@@ -1,4 +1,5 @@
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { seededBytes, seededRandom } from '../../src/benchmark/seeded.js';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
@@ -16,24 +17,7 @@ import {
 } from '../../src/protocol/framing.js';
 import { MAX_FRAME_BYTES } from '../../src/protocol/limits.js';
 
-/** xorshift32, for reproducible split points. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
 
-/** Deterministic incompressible bytes (an AES-CTR keystream). */
-function bytesOf(seed: number, n: number): Buffer {
-  const key = createHash('sha256').update(`framing-${seed}`).digest();
-  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 /** Compare binary by content: a digest keeps MiB-sized comparisons cheap. */
 const fingerprint = (b: Uint8Array) => `${b.length}:${createHash('sha256').update(b).digest('hex')}`;
@@ -140,12 +124,12 @@ describe('writeFrame + FrameDecoder', () => {
   });
 
   it('round-trips 1 MiB payloads and offsets above 2^32 with random split points', () => {
-    const r = prng(7);
+    const r = seededRandom(7);
     const frames: Frame[] = Array.from({ length: 6 }, (_, i) => ({
       msg: { t: 'q', id: i + 1, op: 'write', a: { offset: 2 ** 32 * (i + 1) + i * 4096 + 1 } },
-      payload: i % 2 ? bytesOf(i, (1 << 20) - i) : [bytesOf(i, 1000), bytesOf(i + 50, (1 << 20) - 1000)],
+      payload: i % 2 ? seededBytes(i, (1 << 20) - i) : [seededBytes(i, 1000), seededBytes(i + 50, (1 << 20) - 1000)],
     }));
-    frames.push({ msg: { t: 'r', id: 7, r: { digest: bytesOf(9, 1 << 20) } } }); // 1 MiB inside MessagePack too
+    frames.push({ msg: { t: 'r', id: 7, r: { digest: seededBytes(9, 1 << 20) } } }); // 1 MiB inside MessagePack too
     frames.push({ msg: { t: 'q', id: 99, op: 'read', a: { offset: 2 ** 53 - 1, length: 0 } } });
     const bytes = framesToBytes(frames);
     const want = frames.map(expected);
@@ -171,7 +155,7 @@ describe('writeFrame + FrameDecoder', () => {
   });
 
   it('hands the payload over as views of the received chunks (no copy when it sits in one chunk)', () => {
-    const payload = bytesOf(1, 5000);
+    const payload = seededBytes(1, 5000);
     const bytes = framesToBytes([{ msg: { t: 'r', id: 1, r: {} }, payload }]);
     const [m] = new FrameDecoder().push(bytes) as Array<{ p: Buffer[] }>;
     expect(m!.p).toHaveLength(1);
@@ -286,10 +270,10 @@ describe('garbage bodies', () => {
   });
 
   it('never throws anything but FrameError for random bodies and payloads', () => {
-    const r = prng(99);
+    const r = seededRandom(99);
     let errors = 0;
     for (let i = 0; i < 3000; i++) {
-      const body = bytesOf(i, 1 + Math.floor(r() * 64));
+      const body = seededBytes(i, 1 + Math.floor(r() * 64));
       const plen = r() < 0.3 ? Math.floor(r() * 16) : 0;
       try {
         new FrameDecoder().push(Buffer.concat([header(body.length, plen), body, Buffer.alloc(plen)]));
