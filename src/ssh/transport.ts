@@ -190,6 +190,16 @@ export function createSshTransport(
       });
     });
 
+  /** Open a channel on a connection whose `live` count already includes it; undo the count on failure. */
+  const openCounted = async (conn: Conn, command: string): Promise<ClientChannel> => {
+    try {
+      return await openChannel(conn, command);
+    } catch (err) {
+      conn.live--;
+      throw err;
+    }
+  };
+
   const track = <T>(p: Promise<T>): Promise<T> => {
     pending.add(p);
     void p.finally(() => pending.delete(p)).catch(() => undefined);
@@ -223,13 +233,7 @@ export function createSshTransport(
           }
           const settled = await Promise.allSettled(
             plan.map(async (conn) => {
-              let channel: ClientChannel;
-              try {
-                channel = await openChannel(conn, command);
-              } catch (err) {
-                conn.live--;
-                throw err;
-              }
+              const channel = await openCounted(conn, command);
               const label = `${display} conn ${conn.index + 1}/ch ${++conn.channelsOpened}`;
               const agent = new SshAgentProcess(label, channel, conn, () => {
                 conn.live--;
@@ -260,13 +264,7 @@ export function createSshTransport(
           await ensureConnections(1);
           const conn = pickConnection();
           conn.live++;
-          let channel: ClientChannel;
-          try {
-            channel = await openChannel(conn, command);
-          } catch (err) {
-            conn.live--;
-            throw err;
-          }
+          const channel = await openCounted(conn, command);
           let stdout = '';
           let stderr = '';
           channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
