@@ -11,7 +11,10 @@ import type { Renderer } from './render/renderer.js';
 /** After the first SIGINT/SIGTERM we give the clean-up this long before exiting anyway. */
 const SHUTDOWN_GRACE_MS = 1500;
 
-function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] } {
+/** A renderer; the --json one can also report a failure as its one JSON object. */
+type RunRenderer = Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] };
+
+function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): RunRenderer {
   const verbosity = cfg?.verbosity ?? 0;
   if (cfg?.json ?? flags.json) return jsonRenderer(verbosity);
   if (cfg && cfg.progress && process.stderr.isTTY && verbosity >= 0) return progressBarRenderer(verbosity);
@@ -25,7 +28,7 @@ function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): Renderer & {
  */
 export async function run(configure: () => RunConfig, flags: RawFlags): Promise<number> {
   let cfg: RunConfig | undefined;
-  let renderer: Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] };
+  let renderer: RunRenderer;
   let hosts: OpenedHosts | undefined;
   const controller = new AbortController();
   let signalled: 'SIGINT' | 'SIGTERM' | undefined;
@@ -80,7 +83,7 @@ function interrupted(sig: 'SIGINT' | 'SIGTERM', cfg: RunConfig): PdcError {
   });
 }
 
-function fail(e: unknown, renderer: Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] }, verbosity: number): number {
+function fail(e: unknown, renderer: RunRenderer, verbosity: number): number {
   const { lines, exitCode, code } = describeError(e, verbosity);
   renderer.finish();
   if (renderer.fail) {

@@ -118,14 +118,14 @@ export class FileService {
 
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     const fh = this.handle();
-    const buf = this.scratch.pop();
+    // One scratch buffer per concurrent hash request, reused across requests.
+    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(Math.max(READ_CHUNK_BYTES, range.blockSize));
     try {
       return await hashFileBlocks(fh, range, method, buf);
     } catch (e) {
       throw this.translate(e);
     } finally {
-      if (buf) this.scratch.push(buf);
-      else this.scratch.push(Buffer.allocUnsafe(Math.max(READ_CHUNK_BYTES, range.blockSize)));
+      this.scratch.push(buf);
     }
   }
 

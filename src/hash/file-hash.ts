@@ -13,12 +13,6 @@ export interface BlockRange {
   limit: number;
 }
 
-/** Byte span of block i under a given geometry. */
-export function blockSpan(i: number, blockSize: number, limit: number): { offset: number; length: number } {
-  const offset = i * blockSize;
-  return { offset, length: Math.max(0, Math.min(blockSize, limit - offset)) };
-}
-
 /**
  * Hash blocks [first, first+count) of an open file, reading several blocks per
  * read into one reused buffer. Returns the digests concatenated.
@@ -41,7 +35,7 @@ export async function hashFileBlocks(
   const end = first + count;
   while (i < end) {
     const n = Math.min(perRead, end - i);
-    const start = blockSpan(i, blockSize, limit).offset;
+    const start = i * blockSize;
     const want = Math.max(0, Math.min(n * blockSize, limit - start));
     const got = await readFully(fh, buf, want, start);
     for (let k = 0; k < n; k++) {

@@ -15,7 +15,7 @@ async function handle(req: WorkerRequest): Promise<Buffer> {
   const fh = await open(req.path, 'r');
   try {
     if (req.kind === 'digest') return await digestFile(fh, req.method, req.limit, scratch);
-    return await hashFileBlocks(fh, req.range, req.method, scratch.length >= req.range.blockSize ? scratch : undefined);
+    return await hashFileBlocks(fh, req.range, req.method, scratch); // used only if big enough
   } finally {
     await fh.close();
   }
