@@ -198,15 +198,20 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
-/** The first promise to fulfil; if all reject, the first rejection (in order). */
+/**
+ * The first promise to fulfil; if all reject, the most telling rejection: the first (in
+ * order) that names a cause, else the first. Agents that fail alike do not all learn why
+ * (one channel may lose its exit status), and "node not found" beats "agent died".
+ */
 function firstFulfilled<T>(promises: Promise<T>[]): Promise<T> {
   return new Promise((resolve, reject) => {
     let failed = 0;
     const errors: unknown[] = [];
+    const telling = (e: unknown) => !(e instanceof PdcError && e.code === 'AGENT_DIED');
     promises.forEach((p, i) =>
       p.then(resolve, (e: unknown) => {
         errors[i] = e;
-        if (++failed === promises.length) reject(errors.find((x) => x !== undefined));
+        if (++failed === promises.length) reject(errors.find(telling) ?? errors[0]);
       }),
     );
     if (promises.length === 0) reject(new PdcError('INTERNAL', 'no agents to start'));
