@@ -116,7 +116,14 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
         );
       });
       client.on('close', () => {
-        if (!closing) lostResolve(new PdcError('CONNECTION_LOST', `connection to ${display} closed by the remote side`, { hint: 'rerun to continue where it stopped' }));
+        if (closing) return;
+        const proxyExit = proxyOf.get(client)?.exitError();
+        lostResolve(
+          new PdcError('CONNECTION_LOST', `connection to ${display} ${proxyExit ? `lost: ${proxyExit.message}` : 'closed by the remote side'}`, {
+            hint: 'rerun to continue where it stopped',
+            ...(proxyExit ? { cause: proxyExit } : {}),
+          }),
+        );
       });
     }
   } catch (err) {
@@ -140,6 +147,8 @@ function cancelledError(display: string): PdcError {
 
 /** Clients whose socket has closed (ssh2 has no public flag for it). */
 const closedClients = new WeakSet<Client>();
+/** The ProxyCommand carrying a client, to explain a connection lost because it exited. */
+const proxyOf = new WeakMap<Client, ProxyProcess>();
 
 function endClient(c: Client): Promise<void> {
   return new Promise((resolve) => {
@@ -228,6 +237,7 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
 
   return new Promise<Client>((resolve, reject) => {
     const client = new Client();
+    if (proxy) proxyOf.set(client, proxy);
     client.once('close', () => {
       closedClients.add(client);
       proxy?.kill();

@@ -112,6 +112,25 @@ describe('ProxyCommand', () => {
     expect(logs.join('\n')).toContain(`through ProxyCommand: ${process.execPath} ${relay} 127.0.0.1 ${sshd.port} ${pidFile}`);
   }, 60_000);
 
+  it('a command that dies once connected: the connection is lost, the log says why, a new one is opened', async () => {
+    const home = makeHome(sshd);
+    const pidFile = join(home, 'relay.pid');
+    const cfg = configWith(home, `${process.execPath} ${relay} %h %p ${pidFile}`);
+    const logs: string[] = [];
+    const t = createSshTransport({ host: 'target' }, isolated(home, sshd, { connections: 1, configFile: cfg, log: (m) => logs.push(m) }));
+    try {
+      await t.exec('true');
+      process.kill(+readFileSync(pidFile, 'utf8'), 'SIGKILL');
+      const lost = await waitFor(() => logs.find((l) => /connection 1: connection to .* lost: ProxyCommand/.test(l)), 10_000);
+      expect(lost).toContain('was killed by SIGKILL');
+      // The transport replaces the dead connection, through a new run of the command.
+      expect((await t.exec('echo again')).stdout).toBe('again\n');
+      expect(t.setupTimesMs).toHaveLength(2);
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
+
   it('a command that exits early gives CONNECTION_PROXY_FAILED naming it, its status and its last words', async () => {
     const home = makeHome(sshd);
     const port = await freePort();
