@@ -160,6 +160,43 @@ describe('ProxyCommand', () => {
     expect(existsSync(join(home, 'never'))).toBe(false);
   }, 40_000);
 
+  it('a jump host reached through its own ProxyCommand carries the connection to the destination', async () => {
+    const jump = await startSshd({ logLevel: 'DEBUG1', authorizedKeys: [sshd.clientKeyPub] });
+    try {
+      const home = makeHome(sshd);
+      const kh = join(home, 'kh');
+      writeFileSync(kh, readFileSync(sshd.knownHosts, 'utf8') + `[${UNREACHABLE}]:${jump.port} ${jump.hostKeyPub}\n`);
+      const cfg = join(home, 'jump-config');
+      writeFileSync(
+        cfg,
+        [
+          'Host jump',
+          `  HostName ${UNREACHABLE}`,
+          `  Port ${jump.port}`,
+          `  ProxyCommand ${process.execPath} ${relay} 127.0.0.1 %p`,
+          'Host inner',
+          '  HostName 127.0.0.1',
+          `  Port ${sshd.port}`,
+          '  ProxyJump jump',
+          'Host *',
+          `  User ${sshd.user}`,
+          `  IdentityFile ${sshd.clientKey}`,
+          `  UserKnownHostsFile ${kh}`,
+          '',
+        ].join('\n'),
+      );
+      const t = createSshTransport({ host: 'inner' }, isolated(home, sshd, { connections: 1, configFile: cfg }));
+      try {
+        expect((await t.exec('echo inner-via-proxied-jump')).stdout).toBe('inner-via-proxied-jump\n');
+      } finally {
+        await t.close();
+      }
+      expect(jump.log()).toMatch(new RegExp(`server_request_direct_tcpip: .*target 127\\.0\\.0\\.1 port ${sshd.port}`));
+    } finally {
+      await jump.stop();
+    }
+  }, 60_000);
+
   it('ProxyCommand none connects directly', async () => {
     const home = makeHome(sshd);
     const cfg = configWith(home, 'none');
