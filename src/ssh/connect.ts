@@ -261,9 +261,15 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
     };
     const timer = pausableTimer(timeoutMs, () =>
       fail(
-        new PdcError('CONNECTION_TIMEOUT', `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}`, {
-          hint: 'check the host name, port and firewall; on slow links raise it with --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
-        }),
+        new PdcError(
+          'CONNECTION_TIMEOUT',
+          `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}${proxy ? ` through ProxyCommand: ${hop.proxyCommand}` : ''}`,
+          {
+            hint:
+              (proxy ? 'run the ProxyCommand by hand to see where it waits' : 'check the host name, port and firewall') +
+              '; on slow links raise it with --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
+          },
+        ),
       ),
     );
 

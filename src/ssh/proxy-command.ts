@@ -55,7 +55,8 @@ export function startProxyCommand(command: string, opts: { display: string; log?
 
   child.stdin.on('error', () => {});
   child.stdout.on('data', (d: Buffer) => {
-    if (!sock.push(d)) child.stdout.pause();
+    // After ssh2 destroyed the stream (connection closed) the command's last output is dropped.
+    if (!sock.destroyed && !sock.push(d)) child.stdout.pause();
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderrTail = (stderrTail + d).slice(-STDERR_TAIL);

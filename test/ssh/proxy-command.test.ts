@@ -197,6 +197,20 @@ describe('ProxyCommand', () => {
     }
   }, 60_000);
 
+  it('a command that never delivers a connection times out (ConnectTimeout), naming the command', async () => {
+    const home = makeHome(sshd);
+    const cfg = configWith(home, 'sleep 600');
+    const t = createSshTransport(
+      { host: 'target' },
+      { ...isolated(home, sshd, { connections: 1, configFile: cfg }), connectTimeoutMs: undefined, options: ['ConnectTimeout=1'] },
+    );
+    const e = await pdcError(t.exec('true'));
+    await t.close();
+    expect(e.code).toBe('CONNECTION_TIMEOUT');
+    expect(e.message).toContain('through ProxyCommand: sleep 600');
+    expect(e.hint).toContain('-o ConnectTimeout=SECONDS');
+  }, 30_000);
+
   it('ProxyCommand none connects directly', async () => {
     const home = makeHome(sshd);
     const cfg = configWith(home, 'none');
