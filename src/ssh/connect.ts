@@ -2,8 +2,9 @@
  * One authenticated SSH connection (ssh2 Client) to a resolved host, through its
  * ProxyJump hops if any (each hop is a full SSH connection whose `forwardOut` channel
  * carries the next one). The first host of the chain is reached over TCP, or over the
- * stdio of its ProxyCommand (proxy-command.ts). Host keys are verified for every hop. Every ssh2/socket error
- * is translated into a PdcError here, once, naming the host and the fix.
+ * stdio of its ProxyCommand (proxy-command.ts). Host keys are verified for every hop.
+ * Every ssh2/socket error is translated into a PdcError here, once, naming the host and
+ * the fix.
  */
 import ssh2 from 'ssh2';
 import type { Algorithms, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
