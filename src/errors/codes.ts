@@ -33,6 +33,7 @@ export const ERROR_CATEGORY = {
   CONNECTION_REFUSED: 'connection',
   CONNECTION_TIMEOUT: 'connection',
   CONNECTION_LOST: 'connection',
+  CONNECTION_PROXY_FAILED: 'connection',
   AUTH_FAILED: 'connection',
   REMOTE_NODE_MISSING: 'connection',
   REMOTE_NODE_TOO_OLD: 'connection',

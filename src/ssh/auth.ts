@@ -6,9 +6,12 @@
  * Interactive methods and key passphrases need a terminal; without one they are skipped
  * and the failure lists what was tried, so a batch run fails fast instead of hanging.
  *
- * Simplification: with IdentitiesOnly yes the agent is not used at all (OpenSSH would still
- * use the agent's copies of the configured identities). Keys are asked for their passphrase
- * when their turn comes, not after the server accepted the public half as OpenSSH does.
+ * With IdentitiesOnly yes only the configured identities are offered, but, as OpenSSH does,
+ * through the agent when it holds the same key (matched by public key blob: the `.pub`
+ * beside the file, else the public half stored in clear in an OpenSSH-format key), so an
+ * encrypted key loaded into ssh-agent needs no passphrase. Keys are asked for their
+ * passphrase when their turn comes, not after the server accepted the public half as
+ * OpenSSH does.
  * Security keys (sk-*), certificates and hostbased authentication are not supported by ssh2.
  *
  * Parsed keys are cached for the whole process: an encrypted key costs one passphrase
@@ -17,10 +20,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, ParsedKey } from 'ssh2';
+import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, BaseAgent, ParsedKey } from 'ssh2';
 import type { Prompter } from './prompt.js';
 
-const { utils } = ssh2;
+const { utils, OpenSSHAgent } = ssh2;
 
 /** Default identities, tried only when no IdentityFile/-i is given (as OpenSSH does). */
 export const DEFAULT_KEY_NAMES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
@@ -105,6 +108,81 @@ async function parseKeyFile(file: string, prompter: Prompter | undefined, onProm
   return { key };
 }
 
+/** The public key blob of an identity file without decrypting it, if it can be found. */
+export function publicBlobOf(file: string): Buffer | undefined {
+  try {
+    const pub = utils.parseKey(readFileSync(`${file}.pub`));
+    const key = Array.isArray(pub) ? pub[0] : pub;
+    if (key && !(key instanceof Error)) return key.getPublicSSH();
+  } catch {
+    /* no .pub: look inside the key file */
+  }
+  try {
+    return openSshPublicBlob(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * PROTOCOL.key: "openssh-key-v1\0", cipher, kdf, kdf options, number of keys, then the
+ * public keys unencrypted (each a length-prefixed blob).
+ */
+function openSshPublicBlob(pem: string): Buffer | undefined {
+  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(pem);
+  if (!m) return undefined;
+  const buf = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (buf.toString('latin1', 0, magic.length) !== magic) return undefined;
+  let off = magic.length;
+  const str = (): Buffer => {
+    const len = buf.readUInt32BE(off);
+    const out = buf.subarray(off + 4, off + 4 + len);
+    if (out.length !== len) throw new Error('truncated key');
+    off += 4 + len;
+    return out;
+  };
+  str(); // cipher name
+  str(); // kdf name
+  str(); // kdf options
+  if (buf.readUInt32BE(off) < 1) return undefined;
+  off += 4;
+  return Buffer.from(str());
+}
+
+/** The public blob of a key as an agent lists it (ssh2's OpenSSH agent gives parsed keys). */
+function agentKeyBlob(k: unknown): Buffer | undefined {
+  const key = typeof k === 'object' && k !== null && 'pubKey' in k ? (k as { pubKey: unknown }).pubKey : k;
+  return typeof key === 'object' && key !== null && 'getPublicSSH' in key ? (key as ParsedKey).getPublicSSH() : undefined;
+}
+
+/** Public blobs of the agent's keys; [] when it cannot be asked. */
+function agentBlobs(sock: string): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    new OpenSSHAgent(sock).getIdentities((err, keys) =>
+      resolve(err || !keys ? [] : keys.flatMap((k) => agentKeyBlob(k) ?? [])),
+    );
+  });
+}
+
+/** An agent that offers only one of its keys (IdentitiesOnly: the configured identity, nothing else). */
+function oneKeyAgent(sock: string, blob: Buffer): BaseAgent {
+  const agent = new OpenSSHAgent(sock);
+  const getIdentities = agent.getIdentities.bind(agent);
+  agent.getIdentities = (cb) =>
+    getIdentities((err, keys) => cb(err ?? undefined, (keys ?? []).filter((k) => agentKeyBlob(k)?.equals(blob))));
+  return agent;
+}
+
+/** The agent's copy of an identity file's key, as an auth method; undefined if the agent does not hold it. */
+async function agentCopyOf(file: string, sock: string, user: string): Promise<AnyAuthMethod | undefined> {
+  if (!existsSync(sock)) return undefined;
+  const blob = publicBlobOf(file);
+  if (!blob) return undefined;
+  if (!(await agentBlobs(sock)).some((b) => b.equals(blob))) return undefined;
+  return { type: 'agent', username: user, agent: oneKeyAgent(sock, blob) };
+}
+
 export interface AuthState {
   handler: AuthHandlerMiddleware;
   /** What was tried and how it went, for the AUTH_FAILED message. */
@@ -146,6 +224,14 @@ export function createAuth(opts: AuthOptions): AuthState {
       steps.push({
         method: 'publickey',
         run: async () => {
+          // Without IdentitiesOnly the agent step has already offered every agent key.
+          if (opts.identitiesOnly && opts.agentSocket) {
+            const viaAgent = await agentCopyOf(file, opts.agentSocket, opts.user);
+            if (viaAgent) {
+              attempts.push(`key ${file} (through ssh-agent)`);
+              return viaAgent;
+            }
+          }
           const r = await loadKey(file, opts.prompter, opts.onPrompt);
           if ('skip' in r) {
             // A missing default key is normal; a missing explicit one is worth saying.

@@ -3,23 +3,26 @@
  * `ssh-config` package, the way `ssh` would for the options we use.
  *
  * Files: `-F FILE` alone if given (like ssh -F, which also skips the system file);
- * otherwise ~/.ssh/config, then /etc/ssh/ssh_config. The first value found wins,
- * command-line values (user@, port, -i) win over all files.
+ * otherwise ~/.ssh/config, then /etc/ssh/ssh_config. The first value found wins:
+ * explicit flags (user@, port, -i) first, then `-o Option=value` (see options.ts), then
+ * the files in order. ProxyJump and ProxyCommand compete for one slot: whichever comes
+ * first wins, and `none` counts as a value (ssh_config(5)).
  *
  * Honoured: Host, Match (host, originalhost, user, localuser, all, final), Include
  * (inlined where it appears; `*`/`?` in the file name part), HostName (with %h),
- * User, Port, IdentityFile, IdentitiesOnly, IdentityAgent, ProxyJump, HostKeyAlias,
- * UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking, HashKnownHosts,
- * ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, BatchMode,
- * PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication.
- * Tokens: ~, %% %d %u %h %r %n %p %i %l %L (others are left as written).
+ * User, Port, IdentityFile, IdentitiesOnly, IdentityAgent, ProxyJump, ProxyCommand,
+ * HostKeyAlias, UserKnownHostsFile, GlobalKnownHostsFile, StrictHostKeyChecking,
+ * HashKnownHosts, ConnectTimeout, ServerAliveInterval, ServerAliveCountMax, BatchMode,
+ * PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication, Ciphers.
+ * Tokens: ~, %% %d %u %h %r %n %p %i %l %L (others are left as written); ProxyCommand
+ * takes only %% %h %n %p %r, as in OpenSSH.
  *
  * Not supported (ssh2 or this tool has no equivalent, or it is not worth it):
  * - `Match exec` is never run (evaluated as false): a config file must not make us run commands.
- * - ProxyCommand (refused with a clear error, use ProxyJump), ControlMaster/ControlPath
- *   (we open our own connections), CertificateFile, GSSAPI, hostbased authentication,
- *   CanonicalizeHostName, AddressFamily, BindAddress, Ciphers/MACs/KexAlgorithms (ssh2
- *   negotiates its own list, preferring aes128-gcm), LocalForward and friends, SendEnv,
+ *   ProxyCommand is run, as ssh would: it is the user's own command for reaching the host.
+ * - ControlMaster/ControlPath (we open our own connections), CertificateFile, GSSAPI,
+ *   hostbased authentication, CanonicalizeHostName, AddressFamily, BindAddress,
+ *   MACs/KexAlgorithms (ssh2 negotiates its own list), LocalForward and friends, SendEnv,
  *   KnownHostsCommand, VerifyHostKeyDNS, UpdateHostKeys.
  * - An Include inside a Host/Match block is inlined textually: lines after it belong to
  *   the last Host block of the included file, where OpenSSH would keep them in the outer one.
@@ -29,6 +32,7 @@ import { hostname as osHostname, userInfo } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import SSHConfig from 'ssh-config';
 import { PdcError } from '../errors/index.js';
+import { type CipherSpec, type OptionValues, parseCiphers, parseSshOptions } from './options.js';
 
 export interface JumpSpec {
   user?: string;
@@ -52,6 +56,13 @@ export interface SshHostConfig {
   agentSocket?: string;
   /** Hops to go through, nearest first, each resolved (their own proxyJump is empty). */
   proxyJump: SshHostConfig[];
+  /**
+   * ProxyCommand with its tokens expanded, for the host reached first (the destination, or
+   * its first ProxyJump hop); undefined: connect over TCP.
+   */
+  proxyCommand?: string;
+  /** Ciphers from the config or -o; undefined: ssh2's list with aes128-gcm first. */
+  ciphers?: CipherSpec;
   hostKeyAlias?: string;
   userKnownHostsFiles: string[];
   globalKnownHostsFiles: string[];
@@ -81,6 +92,8 @@ export interface ResolveOptions {
   identityFiles?: string[];
   /** Default for the agent socket (normally process.env.SSH_AUTH_SOCK). */
   sshAuthSock?: string;
+  /** `-o Option=value` (or "Option value") in the order given; they apply to the destination, not to jump hosts. */
+  options?: readonly string[];
 }
 
 const MAX_INCLUDE_DEPTH = 16;
@@ -273,23 +286,53 @@ function loadConfigs(opts: ResolveOptions): Array<{ file: string; config: SSHCon
   return out;
 }
 
-function computeMerged(configs: Array<{ file: string; config: SSHConfig }>, host: string, user?: string): Computed {
-  const merged: Computed = {};
+const PROXY_KEYS = ['proxyjump', 'proxycommand'];
+
+/** Command-line values first, then each file's: the first value wins, IdentityFile accumulates. */
+function computeMerged(configs: Array<{ file: string; config: SSHConfig }>, host: string, user: string | undefined, cmdline: OptionValues): Computed {
+  const merged: Computed = { ...cmdline };
+  const matchUser = user ?? first(cmdline['user']);
   for (const { config } of configs) {
     // matchExec:false: `Match exec` must never run a command from a config file.
-    const c = config.compute({ Host: host, ...(user !== undefined ? { User: user } : {}) }, { ignoreCase: true, matchExec: false });
+    const c = config.compute({ Host: host, ...(matchUser !== undefined ? { User: matchUser } : {}) }, { ignoreCase: true, matchExec: false });
+    // compute() keeps the file's order, so the first of ProxyJump/ProxyCommand is seen first.
     for (const [k, v] of Object.entries(c)) {
       if (k === 'identityfile') merged[k] = [...list(merged[k]), ...list(v)];
-      else if (!(k in merged)) merged[k] = v;
+      else if (PROXY_KEYS.includes(k)) {
+        if (!PROXY_KEYS.some((p) => p in merged)) merged[k] = v;
+      } else if (!(k in merged)) merged[k] = v;
     }
   }
   return merged;
 }
 
+/** ProxyCommand tokens (ssh_config(5) TOKENS: %%, %h, %n, %p, %r); any other is an error, as in ssh. */
+export function expandProxyCommand(command: string, ctx: { hostName: string; alias: string; port: number; remoteUser: string }): string {
+  return command.replace(/%(.?)/g, (_all, c: string) => {
+    switch (c) {
+      case '%':
+        return '%';
+      case 'h':
+        return ctx.hostName;
+      case 'n':
+        return ctx.alias;
+      case 'p':
+        return String(ctx.port);
+      case 'r':
+        return ctx.remoteUser;
+      default:
+        throw new PdcError('USAGE', `ProxyCommand "${command}": unknown token %${c}`, {
+          hint: 'ProxyCommand accepts %h (host), %p (port), %r (user), %n (name as typed) and %% (a literal %)',
+        });
+    }
+  });
+}
+
 /** Resolve `host` (an alias or a name) to everything needed to connect to it, ProxyJump hops included. */
 export function resolveHost(host: string, opts: ResolveOptions): SshHostConfig {
+  const cmdline = parseSshOptions(opts.options ?? []);
   const configs = loadConfigs(opts);
-  return resolveWith(configs, host, opts, 0, true);
+  return resolveWith(configs, host, opts, 0, true, cmdline);
 }
 
 function resolveWith(
@@ -298,14 +341,10 @@ function resolveWith(
   opts: ResolveOptions,
   depth: number,
   expandJump: boolean,
+  cmdline: OptionValues = {},
 ): SshHostConfig {
-  const c = computeMerged(configs, alias, opts.user);
+  const c = computeMerged(configs, alias, opts.user, cmdline);
   const file = configs.map((x) => x.file).join(', ') || '(none)';
-  if (first(c['proxycommand']) && first(c['proxycommand'])!.toLowerCase() !== 'none' && !first(c['proxyjump'])) {
-    throw new PdcError('USAGE', `ssh config for ${alias} uses ProxyCommand, which pdiffcopy does not support`, {
-      hint: 'use ProxyJump (or --ssh-config with a file that reaches the host through ProxyJump)',
-    });
-  }
   const localUser = localUserName();
   const user = opts.user ?? first(c['user']) ?? localUser;
   const portText = first(c['port']);
@@ -348,10 +387,16 @@ function resolveWith(
           : 'ask';
 
   // ProxyJump: the first hop is reached with its own config, including its own ProxyJump
-  // (as `ssh -J a,b` runs `ssh -J a b` underneath); later hops do not recurse. Hops get
-  // their settings from the config files only, not from -i (as with ssh -J).
+  // or ProxyCommand (as `ssh -J a,b` runs `ssh -J a b` underneath); later hops do not
+  // recurse. Hops get their settings from the config files only, not from -i or -o (as
+  // with ssh -J).
   const proxyJump: SshHostConfig[] = [];
   const pj = first(c['proxyjump']);
+  const pc = first(c['proxycommand']);
+  const proxyCommand =
+    expandJump && pc && pc.toLowerCase() !== 'none'
+      ? expandProxyCommand(pc, { hostName, alias, port, remoteUser: user })
+      : undefined;
   if (expandJump && pj && pj.toLowerCase() !== 'none') {
     if (depth >= 8) {
       throw new PdcError('USAGE', `ProxyJump for ${alias} nests too deep (a loop?)`, { hint: `check ProxyJump in ${file}` });
@@ -360,6 +405,7 @@ function resolveWith(
       const spec = parseJumpSpec(text.trim());
       const hopOpts: ResolveOptions = { ...opts, user: spec.user, port: spec.port, identityFiles: [] };
       const hop = resolveWith(configs, spec.host, hopOpts, depth + 1, i === 0);
+      // Later hops are reached through the previous one, never through their own proxy.
       proxyJump.push(...hop.proxyJump, { ...hop, proxyJump: [] });
     });
   }
@@ -368,6 +414,8 @@ function resolveWith(
   const connectTimeoutMs = seconds(c['connecttimeout'], 'ConnectTimeout', file);
   const serverAliveIntervalMs = seconds(c['serveraliveinterval'], 'ServerAliveInterval', file);
   const countText = first(c['serveralivecountmax']);
+  const cipherText = first(c['ciphers']);
+  const ciphers = cipherText !== undefined ? parseCiphers(cipherText, `Ciphers for ${alias} (${file})`) : undefined;
   return {
     alias,
     hostName,
@@ -377,6 +425,8 @@ function resolveWith(
     identitiesOnly: yesNo(c['identitiesonly'], false),
     ...(agentSocket ? { agentSocket } : {}),
     proxyJump,
+    ...(proxyCommand ? { proxyCommand } : {}),
+    ...(ciphers ? { ciphers } : {}),
     ...(hostKeyAlias ? { hostKeyAlias } : {}),
     userKnownHostsFiles,
     globalKnownHostsFiles,

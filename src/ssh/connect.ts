@@ -1,8 +1,10 @@
 /**
  * One authenticated SSH connection (ssh2 Client) to a resolved host, through its
  * ProxyJump hops if any (each hop is a full SSH connection whose `forwardOut` channel
- * carries the next one). Host keys are verified for every hop. Every ssh2/socket error
- * is translated into a PdcError here, once, naming the host and the fix.
+ * carries the next one). The first host of the chain is reached over TCP, or over the
+ * stdio of its ProxyCommand (proxy-command.ts). Host keys are verified for every hop.
+ * Every ssh2/socket error is translated into a PdcError here, once, naming the host and
+ * the fix.
  */
 import ssh2 from 'ssh2';
 import type { Algorithms, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
@@ -10,7 +12,9 @@ import { PdcError } from '../errors/index.js';
 import { type AuthState, createAuth, type SecretCache } from './auth.js';
 import type { SshHostConfig } from './config.js';
 import { knownHostsName, knownKeyTypes, verifyHostKey } from './known-hosts.js';
+import { cipherList, type CipherSpec } from './options.js';
 import type { Prompter } from './prompt.js';
+import { type ProxyProcess, startProxyCommand } from './proxy-command.js';
 
 const { Client } = ssh2;
 export type Client = InstanceType<typeof Client>;
@@ -65,14 +69,13 @@ const KEY_TYPE_ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
 };
 
 /**
- * aes128-gcm first: with AES-NI it is the fastest cipher ssh2 has (measured); the rest of
- * ssh2's default list follows. Host key algorithms for which known_hosts has a key come
- * first, as OpenSSH orders them, so a host with several keys shows the one we know.
+ * Ciphers: the Ciphers option if set, else aes128-gcm first (with AES-NI it is the fastest
+ * cipher ssh2 has, measured) and the rest of ssh2's default list. Host key algorithms for
+ * which known_hosts has a key come first, as OpenSSH orders them, so a host with several
+ * keys shows the one we know.
  */
-function algorithmsFor(knownTypes: string[]): Algorithms {
-  const algorithms: Algorithms = {
-    cipher: { remove: 'aes128-gcm@openssh.com', prepend: 'aes128-gcm@openssh.com', append: [] },
-  };
+function algorithmsFor(knownTypes: string[], ciphers: CipherSpec | undefined): Algorithms {
+  const algorithms: Algorithms = { cipher: cipherList(ciphers) as Algorithms['cipher'] };
   const preferred = knownTypes.flatMap((t) => KEY_TYPE_ALGOS[t] ?? []);
   if (preferred.length) algorithms.serverHostKey = { remove: preferred, prepend: preferred, append: [] };
   return algorithms;
@@ -98,7 +101,7 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
       const via = i > 0 ? hops[i - 1]! : undefined;
       const sock = via ? await forwardOut(clients[i - 1]!, via, hop) : undefined;
       const t0 = performance.now();
-      const client = await connectOne(hop, sock, opts, via);
+      const client = await connectOne(sock, hop, opts, via);
       clients.push(client);
       opts.log?.(`ssh: ${hostDisplay(hop)} authenticated in ${Math.round(performance.now() - t0)} ms${via ? ` via ${hostDisplay(via)}` : ''}`);
       const display = hostDisplay(hop);
@@ -114,7 +117,14 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
         );
       });
       client.on('close', () => {
-        if (!closing) lostResolve(new PdcError('CONNECTION_LOST', `connection to ${display} closed by the remote side`, { hint: 'rerun to continue where it stopped' }));
+        if (closing) return;
+        const proxyExit = proxyOf.get(client)?.exitError();
+        lostResolve(
+          new PdcError('CONNECTION_LOST', `connection to ${display} ${proxyExit ? `lost: ${proxyExit.message}` : 'closed by the remote side'}`, {
+            hint: 'rerun to continue where it stopped',
+            ...(proxyExit ? { cause: proxyExit } : {}),
+          }),
+        );
       });
     }
   } catch (err) {
@@ -138,6 +148,8 @@ function cancelledError(display: string): PdcError {
 
 /** Clients whose socket has closed (ssh2 has no public flag for it). */
 const closedClients = new WeakSet<Client>();
+/** The ProxyCommand carrying a client, to explain a connection lost because it exited. */
+const proxyOf = new WeakMap<Client, ProxyProcess>();
 
 function endClient(c: Client): Promise<void> {
   return new Promise((resolve) => {
@@ -210,8 +222,12 @@ function pausableTimer(ms: number, onFire: () => void) {
   };
 }
 
-function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: ConnectOptions, via?: SshHostConfig): Promise<Client> {
+function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts: ConnectOptions, via?: SshHostConfig): Promise<Client> {
   const display = hostDisplay(hop);
+  // The first host of the chain may be reached through its ProxyCommand; later ones through the previous hop.
+  const proxy: ProxyProcess | undefined =
+    !channel && hop.proxyCommand ? startProxyCommand(hop.proxyCommand, { display, ...(opts.log ? { log: opts.log } : {}) }) : undefined;
+  const sock = channel ?? proxy?.sock;
   const timeoutMs = opts.connectTimeoutMs ?? hop.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const keepalive = opts.keepaliveIntervalMs ?? hop.serverAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
   const name = knownHostsName(hop.hostName, hop.port, hop.hostKeyAlias);
@@ -222,7 +238,11 @@ function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: C
 
   return new Promise<Client>((resolve, reject) => {
     const client = new Client();
-    client.once('close', () => closedClients.add(client));
+    if (proxy) proxyOf.set(client, proxy);
+    client.once('close', () => {
+      closedClients.add(client);
+      proxy?.kill();
+    });
     let settled = false;
     let hostKeyError: PdcError | undefined;
     let auth: AuthState | undefined;
@@ -242,9 +262,15 @@ function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: C
     };
     const timer = pausableTimer(timeoutMs, () =>
       fail(
-        new PdcError('CONNECTION_TIMEOUT', `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}`, {
-          hint: 'check the host name, port and firewall; raise ConnectTimeout in ~/.ssh/config (or --connect-timeout) on slow links',
-        }),
+        new PdcError(
+          'CONNECTION_TIMEOUT',
+          `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}${proxy ? ` through ProxyCommand: ${hop.proxyCommand}` : ''}`,
+          {
+            hint:
+              (proxy ? 'run the ProxyCommand by hand to see where it waits' : 'check the host name, port and firewall') +
+              '; on slow links raise it with --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
+          },
+        ),
       ),
     );
 
@@ -281,11 +307,12 @@ function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: C
         opts.log?.(`ssh: ${display}: ssh-agent: ${err.message}`);
         return;
       }
-      fail(translateConnectError(err, { display, hop, hostKeyError, auth, via }));
+      fail(proxy?.exitError() ?? translateConnectError(err, { display, hop, hostKeyError, auth, via }));
     });
     client.on('close', () =>
       fail(
         hostKeyError ??
+          proxy?.exitError() ??
           new PdcError('CONNECTION_LOST', `${display} closed the connection during the SSH handshake`, {
             hint: 'is it an SSH server? it may also be refusing connections (MaxStartups, firewall, TCP wrappers)',
           }),
@@ -300,7 +327,7 @@ function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: C
       readyTimeout: 0,
       keepaliveInterval: keepalive,
       keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
-      algorithms: algorithmsFor(knownKeyTypes(khFiles, name)),
+      algorithms: algorithmsFor(knownKeyTypes(khFiles, name), hop.ciphers),
       authHandler: auth.handler,
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         const confirm =
@@ -320,7 +347,8 @@ function connectOne(hop: SshHostConfig, sock: ClientChannel | undefined, opts: C
               }
             : undefined;
         verifyHostKey(key, {
-          display: `${hop.alias}${hop.port === 22 ? '' : ` port ${hop.port}`}`,
+          // As OpenSSH names it (and records it in known_hosts): `host`, or `[host]:port` off port 22.
+          display: name,
           name,
           files: khFiles,
           userFile: hop.userKnownHostsFiles[0]!,
@@ -409,7 +437,7 @@ export function translateConnectError(err: Error & { level?: string; code?: stri
   }
   if (err.level === 'client-timeout') {
     return new PdcError('CONNECTION_TIMEOUT', `${display} stopped answering during the SSH handshake`, {
-      hint: 'check the network; raise ConnectTimeout on slow links',
+      hint: 'check the network; on slow links raise --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
       cause: err,
     });
   }

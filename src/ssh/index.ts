@@ -5,3 +5,4 @@ export { exitStatusError } from './remote-exit.js';
 export { resolveHost } from './config.js';
 export type { SshHostConfig } from './config.js';
 export { fingerprint, keyTypeLabel } from './known-hosts.js';
+export { parseSshOptions, SUPPORTED_OPTIONS } from './options.js';

@@ -167,6 +167,12 @@ export interface VerifyHostKeyOptions {
 const recordedThisProcess = new Set<string>();
 /** Decisions in progress: parallel connections to a new host share one question and one answer. */
 const deciding = new Map<string, Promise<void>>();
+/**
+ * Keys the user refused at the prompt: the answer stands for the whole process, so a
+ * connection that presents the key after the decision was made (an answer typed ahead
+ * ends it at once) is refused without asking again.
+ */
+const refusedThisProcess = new Set<string>();
 
 /**
  * Decide about a presented host key: resolves when it may be trusted, throws
@@ -217,12 +223,13 @@ async function decide(blob: Buffer, opts: VerifyHostKeyOptions, memo: string): P
       break;
   }
   let accept = opts.acceptNew;
-  if (!accept && opts.confirm) {
+  if (!accept && opts.confirm && !refusedThisProcess.has(memo)) {
     accept = await opts.confirm(
       `The authenticity of host '${opts.display}' can't be established.\n` +
         `${label} key fingerprint is ${fp}.\n` +
         'Are you sure you want to continue connecting (yes/no)? ',
     );
+    if (!accept) refusedThisProcess.add(memo);
   }
   if (!accept) {
     throw new PdcError(
@@ -231,7 +238,7 @@ async function decide(blob: Buffer, opts: VerifyHostKeyOptions, memo: string): P
       {
         hint:
           'check the fingerprint with the host owner (on the server: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), ' +
-          `then rerun with --accept-new-host-key to record it in ${opts.userFile}`,
+          `then rerun with --accept-new-host-key (or -o StrictHostKeyChecking=accept-new) to record it in ${opts.userFile}`,
       },
     );
   }

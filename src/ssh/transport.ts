@@ -36,6 +36,11 @@ export interface SshTransportOptions {
   identityFiles?: string[];
   /** -F FILE: use only this ssh_config. */
   configFile?: string;
+  /**
+   * -o Option=value (repeatable), in the order given: they override the config files, the
+   * first value wins. An unsupported option is a USAGE error (see SUPPORTED_OPTIONS).
+   */
+  options?: string[];
   /** Record an unknown host key in known_hosts (a changed key is always refused). */
   acceptNewHostKey?: boolean;
   /** Node binary on the remote (default: node, then nodejs, from PATH). */
@@ -44,6 +49,7 @@ export interface SshTransportOptions {
   sudo?: boolean;
   /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
   connections?: number;
+  /** --connect-timeout; overrides ConnectTimeout from -o and the config files. */
   connectTimeoutMs?: number;
   keepaliveIntervalMs?: number;
   /** Home directory whose .ssh is used (default os.homedir()). */
@@ -96,6 +102,7 @@ export function createSshTransport(
     ...(loc.user !== undefined ? { user: loc.user } : {}),
     ...((opts.port ?? loc.port) !== undefined ? { port: opts.port ?? loc.port } : {}),
     identityFiles: opts.identityFiles ?? [],
+    ...(opts.options ? { options: opts.options } : {}),
     sshAuthSock: opts.sshAuthSock ?? process.env.SSH_AUTH_SOCK ?? '',
   });
   const display = hostDisplay(target);
@@ -114,6 +121,8 @@ export function createSshTransport(
   let opening: Promise<void> = Promise.resolve();
 
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
+  const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
+  if (proxyCommand) log(`ssh: reaching ${hostDisplay(target.proxyJump[0] ?? target)} through ProxyCommand: ${proxyCommand}`);
 
   const openConnection = async (): Promise<Conn> => {
     const ssh = await connectSsh(target, {

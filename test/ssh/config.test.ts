@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PdcError } from '../../src/errors/index.js';
 import { parseJumpSpec, resolveHost, type ResolveOptions } from '../../src/ssh/config.js';
+import { cipherList, parseSshOptions, SUPPORTED_OPTIONS } from '../../src/ssh/options.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pdc-cfg-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -19,6 +20,16 @@ function setup(text: string, files: Record<string, string> = {}): ResolveOptions
     writeFileSync(join(home, name), content);
   }
   return { homeDir: home, systemConfigFile: null, systemDir: join(home, 'etc') };
+}
+
+function catchPdc(f: () => unknown): PdcError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof PdcError) return e;
+    throw e;
+  }
+  throw new Error('expected a PdcError');
 }
 
 describe('resolveHost', () => {
@@ -152,17 +163,67 @@ describe('resolveHost', () => {
     expect(resolveHost('direct', opts).proxyJump).toEqual([]);
   });
 
-  it('refuses ProxyCommand with a pointer to ProxyJump', () => {
-    const opts = setup('Host db1\n  ProxyCommand ssh -W %h:%p bastion\n');
-    let err: unknown;
-    try {
-      resolveHost('db1', opts);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(PdcError);
-    expect((err as PdcError).message).toContain('ProxyCommand');
-    expect((err as PdcError).hint).toContain('ProxyJump');
+  it('ProxyCommand: tokens %h %p %r %n %% expanded, the rest of the line kept as written', () => {
+    const opts = setup('Host db1\n  HostName 10.0.0.5\n  Port 2200\n  User app\n  ProxyCommand ssh -W "%h:%p" -l %r jump %n 100%%\n');
+    expect(resolveHost('db1', opts).proxyCommand).toBe('ssh -W "10.0.0.5:2200" -l app jump db1 100%');
+  });
+
+  it('ProxyCommand with an unknown token is a usage error naming the accepted ones', () => {
+    const opts = setup('Host db1\n  ProxyCommand nc %h %q\n');
+    const e = catchPdc(() => resolveHost('db1', opts));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('%q');
+    expect(e.hint).toContain('%p');
+  });
+
+  it('ProxyCommand and ProxyJump: whichever comes first wins, none included', () => {
+    const opts = setup(
+      [
+        'Host cmd-first',
+        '  ProxyCommand nc %h %p',
+        '  ProxyJump bastion',
+        'Host jump-first',
+        '  ProxyJump bastion',
+        '  ProxyCommand nc %h %p',
+        'Host none-first',
+        '  ProxyCommand none',
+        'Host none-first',
+        '  ProxyJump bastion',
+        '',
+      ].join('\n'),
+    );
+    const a = resolveHost('cmd-first', opts);
+    expect(a.proxyCommand).toBe('nc cmd-first 22');
+    expect(a.proxyJump).toEqual([]);
+    const b = resolveHost('jump-first', opts);
+    expect(b.proxyCommand).toBeUndefined();
+    expect(b.proxyJump.map((h) => h.hostName)).toEqual(['bastion']);
+    const c = resolveHost('none-first', opts);
+    expect(c.proxyCommand).toBeUndefined();
+    expect(c.proxyJump).toEqual([]);
+  });
+
+  it('the first jump host keeps its own ProxyCommand; the destination behind it does not use one', () => {
+    const opts = setup('Host inner\n  ProxyJump bastion\nHost bastion\n  ProxyCommand cloudflared access ssh --hostname %h\n');
+    const h = resolveHost('inner', opts);
+    expect(h.proxyCommand).toBeUndefined();
+    expect(h.proxyJump).toHaveLength(1);
+    expect(h.proxyJump[0]!.proxyCommand).toBe('cloudflared access ssh --hostname bastion');
+  });
+
+  it('Ciphers: a list, +append, -remove (wildcards), ^prepend, unknown names refused', () => {
+    const opts = setup(
+      'Host a\n  Ciphers aes256-ctr,aes128-ctr\nHost b\n  Ciphers -aes*-gcm*\nHost c\n  Ciphers ^aes256-ctr\nHost d\n  Ciphers rot13\n',
+    );
+    expect(cipherList(resolveHost('a', opts).ciphers)).toEqual(['aes256-ctr', 'aes128-ctr']);
+    const b = cipherList(resolveHost('b', opts).ciphers);
+    expect(b.length).toBeGreaterThan(0);
+    expect(b.some((c) => /gcm/.test(c))).toBe(false);
+    expect(cipherList(resolveHost('c', opts).ciphers)[0]).toBe('aes256-ctr');
+    expect(cipherList(resolveHost('e', opts).ciphers)[0]).toBe('aes128-gcm@openssh.com');
+    const e = catchPdc(() => resolveHost('d', opts));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('rot13');
   });
 
   it('IdentityAgent none disables the agent; a path overrides SSH_AUTH_SOCK', () => {
@@ -188,4 +249,114 @@ describe('parseJumpSpec', () => {
   ];
   it.each(ok)('%s', (spec, expected) => expect(parseJumpSpec(spec)).toEqual(expected));
   it.each(['', 'a:b', 'h:70000'])('rejects %j', (spec) => expect(() => parseJumpSpec(spec)).toThrow(PdcError));
+});
+
+describe('-o options', () => {
+  it('accepts Key=value, "Key value" and Key = value, keys in any case; the first value wins', () => {
+    expect(parseSshOptions(['Port=2222', 'user admin', 'HOSTNAME = db.internal', 'port=22'])).toEqual({
+      port: '2222',
+      user: 'admin',
+      hostname: 'db.internal',
+    });
+  });
+
+  it('IdentityFile accumulates; ProxyCommand keeps its quotes; other values may be quoted', () => {
+    expect(parseSshOptions(['IdentityFile=/k1', 'identityfile "/my keys/k2"', 'ProxyCommand=ssh -W "%h:%p" j'])).toEqual({
+      identityfile: ['/k1', '/my keys/k2'],
+      proxycommand: 'ssh -W "%h:%p" j',
+    });
+  });
+
+  it('ProxyJump and ProxyCommand share one slot: the first given wins', () => {
+    expect(parseSshOptions(['ProxyJump=a', 'ProxyCommand=nc %h %p'])).toEqual({ proxyjump: 'a' });
+    expect(parseSshOptions(['ProxyCommand=nc %h %p', 'ProxyJump=a'])).toEqual({ proxycommand: 'nc %h %p' });
+  });
+
+  it.each([
+    ['Compression=yes', /-o Compression: option not supported/],
+    ['Port=ssh', /Port=ssh: not a number/],
+    ['ConnectTimeout=soon', /ConnectTimeout=soon: not a number/],
+    ['IdentitiesOnly=maybe', /expected yes or no/],
+    ['StrictHostKeyChecking=sometimes', /expected yes, no, ask or accept-new/],
+    ['Ciphers=rot13', /cipher "rot13" is not supported/],
+    ['User', /-o User: missing value/],
+    ['=x', /not of the form Option=value/],
+  ])('%j is a usage error', (opt, message) => {
+    const e = catchPdc(() => parseSshOptions([opt]));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toMatch(message);
+  });
+
+  it('an unsupported option names the supported list in the hint', () => {
+    const e = catchPdc(() => parseSshOptions(['ForwardAgent=yes']));
+    expect(e.message).toContain('ForwardAgent');
+    for (const o of SUPPORTED_OPTIONS) expect(e.hint).toContain(o);
+  });
+
+  it('take precedence over the config file; explicit user@, port and -i over both', () => {
+    const opts = setup(
+      [
+        'Host db1',
+        '  HostName 10.0.0.5',
+        '  User cfguser',
+        '  Port 2200',
+        '  IdentityFile ~/.ssh/cfg_key',
+        '  ConnectTimeout 7',
+        '  ServerAliveInterval 9',
+        '  StrictHostKeyChecking yes',
+        '  UserKnownHostsFile ~/cfg_known_hosts',
+        '  IdentitiesOnly no',
+        '  Ciphers aes256-ctr',
+        '',
+      ].join('\n'),
+    );
+    const options = [
+      'HostName=10.9.9.9',
+      'User=ouser',
+      'Port=2022',
+      'IdentityFile=~/o_key',
+      'ConnectTimeout=3',
+      'ServerAliveInterval=4',
+      'StrictHostKeyChecking=accept-new',
+      'UserKnownHostsFile=/tmp/o_known_hosts',
+      'IdentitiesOnly=yes',
+      'Ciphers=aes128-ctr',
+    ];
+    const h = resolveHost('db1', { ...opts, options });
+    expect(h).toMatchObject({
+      hostName: '10.9.9.9',
+      user: 'ouser',
+      port: 2022,
+      identityFiles: [join(opts.homeDir, 'o_key'), join(opts.homeDir, '.ssh/cfg_key')],
+      connectTimeoutMs: 3000,
+      serverAliveIntervalMs: 4000,
+      strictHostKeyChecking: 'accept-new',
+      userKnownHostsFiles: ['/tmp/o_known_hosts'],
+      identitiesOnly: true,
+    });
+    expect(cipherList(h.ciphers)).toEqual(['aes128-ctr']);
+    const explicit = resolveHost('db1', { ...opts, options, user: 'me2', port: 2300, identityFiles: ['/i_key'] });
+    expect(explicit).toMatchObject({ user: 'me2', port: 2300 });
+    expect(explicit.identityFiles[0]).toBe('/i_key');
+  });
+
+  it('-o User takes part in Match user, and -o ProxyJump overrides the config (none included); hops ignore -o', () => {
+    const opts = setup(
+      [
+        'Match user deploy',
+        '  Port 2201',
+        'Host db1',
+        '  ProxyJump none',
+        'Host bastion',
+        '  Port 2222',
+        '',
+      ].join('\n'),
+    );
+    const h = resolveHost('db1', { ...opts, options: ['User=deploy', 'ProxyJump=bastion'] });
+    expect(h.port).toBe(2201);
+    expect(h.proxyJump.map((j) => [j.hostName, j.port, j.user])).toEqual([['bastion', 2222, me]]);
+    expect(resolveHost('db1', opts).proxyJump).toEqual([]);
+    const pc = resolveHost('db1', { ...opts, options: ['ProxyCommand=nc %h %p'] });
+    expect(pc.proxyCommand).toBe('nc db1 22');
+  });
 });

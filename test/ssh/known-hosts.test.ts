@@ -130,12 +130,28 @@ describe('verifyHostKey', () => {
     const userFile = join(home, '.ssh', 'known_hosts');
     const questions: string[] = [];
     const opts = { display: 'db2', name: 'db2', files: [userFile], userFile, acceptNew: false };
-    await expect(verifyHostKey(ed.blob, { ...opts, confirm: async (q) => (questions.push(q), false) })).rejects.toMatchObject({
-      code: 'HOST_KEY_UNKNOWN',
-    });
     await verifyHostKey(ed.blob, { ...opts, confirm: async (q) => (questions.push(q), true) });
+    expect(questions).toHaveLength(1);
     expect(questions[0]).toContain(`ED25519 key fingerprint is ${fingerprint(ed.blob)}`);
     expect(readFileSync(userFile, 'utf8')).toBe(`db2 ${ed.type} ${ed.b64}\n`);
+  });
+
+  it('a "no" stands for the process: later connections are refused without asking again', async () => {
+    const home = mkdtempSync(join(dir, 'home-'));
+    const userFile = join(home, '.ssh', 'known_hosts');
+    let asked = 0;
+    const opts = { display: 'db3', name: 'db3', files: [userFile], userFile, acceptNew: false, confirm: async () => (asked++, false) };
+    // The first decision is over before the next connection presents the key (an answer typed ahead).
+    await expect(verifyHostKey(ed.blob, opts)).rejects.toMatchObject({ code: 'HOST_KEY_UNKNOWN' });
+    await expect(verifyHostKey(ed.blob, opts)).rejects.toMatchObject({ code: 'HOST_KEY_UNKNOWN' });
+    await expect(verifyHostKey(ed.blob, { ...opts, confirm: async () => (asked++, true) })).rejects.toMatchObject({
+      code: 'HOST_KEY_UNKNOWN',
+    });
+    expect(asked).toBe(1);
+    // An explicit opt-in still records it; another host is still asked about.
+    await verifyHostKey(ed.blob, { ...opts, acceptNew: true });
+    await expect(verifyHostKey(ed.blob, { ...opts, name: 'db4' })).rejects.toMatchObject({ code: 'HOST_KEY_UNKNOWN' });
+    expect(asked).toBe(2);
   });
 
   it('appends on a new line when the file lacks a final newline', () => {

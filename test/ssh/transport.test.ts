@@ -322,7 +322,7 @@ describe('host keys', () => {
     expect(e.code).toBe('HOST_KEY_UNKNOWN');
     expect(e.exitCode).toBe(7);
     expect(e.message).toContain(`ED25519 key fingerprint is ${sshd.hostKeyFingerprint}`);
-    expect(e.message).toContain(`127.0.0.1 port ${sshd.port}`);
+    expect(e.message).toContain(`the host key of [127.0.0.1]:${sshd.port} is not known`);
     expect(e.hint).toContain('--accept-new-host-key');
     expect(existsSync(join(home, '.ssh', 'known_hosts'))).toBe(false);
   }, 30_000);

@@ -46,7 +46,7 @@ interface Exchange {
 }
 
 /** Run the client in a pseudo-terminal, answering prompts; resolves with everything it printed. */
-function runInPty(options: SshTransportOptions, exchanges: Exchange[], timeoutMs = 30_000): Promise<string> {
+function runInPty(options: SshTransportOptions, exchanges: Exchange[], timeoutMs = 30_000, typeAhead?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const params = { host: sshd.host, port: sshd.port, user: sshd.user, options };
     const child = spawn('script', ['-qfec', `${process.execPath} ${bundle}`, '/dev/null'], {
@@ -54,6 +54,8 @@ function runInPty(options: SshTransportOptions, exchanges: Exchange[], timeoutMs
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';
+    // Typed before any prompt is shown, as a user who answers before reading would.
+    if (typeAhead !== undefined) child.stdin.write(typeAhead);
     let next = 0;
     let answered = 0;
     const timer = setTimeout(() => {
@@ -110,7 +112,7 @@ describe.skipIf(!esbuild || !hasScript)('prompts on a terminal', () => {
     const out = await runInPty(isolated(home, sshd, { identityFiles: [sshd.clientKey], connections: 2 }), [
       { when: /Are you sure you want to continue connecting \(yes\/no\)\? /, answer: 'yes' },
     ]);
-    expect(out).toContain(`The authenticity of host '127.0.0.1 port ${sshd.port}' can't be established.`);
+    expect(out).toContain(`The authenticity of host '[127.0.0.1]:${sshd.port}' can't be established.`);
     expect(out).toContain(`ED25519 key fingerprint is ${sshd.hostKeyFingerprint}.`);
     expect(out).toContain('RESULT connected-42 connections=2');
     // Two parallel connections, one question.
@@ -125,6 +127,15 @@ describe.skipIf(!esbuild || !hasScript)('prompts on a terminal', () => {
       { when: /Are you sure/, answer: 'no' },
     ]);
     expect(out).toMatch(/RESULT HOST_KEY_UNKNOWN /);
+    expect(existsSync(join(home, '.ssh', 'known_hosts'))).toBe(false);
+  }, 60_000);
+
+  it('an answer typed before the question is used once: one question for all connections', async () => {
+    const home = makeHome(sshd);
+    const out = await runInPty(isolated(home, sshd, { identityFiles: [sshd.clientKey], connections: 3 }), [], 30_000, 'no\r');
+    expect(out).toMatch(/RESULT HOST_KEY_UNKNOWN /);
+    expect(out.match(/Are you sure/g)).toHaveLength(1);
+    expect(out).toContain(`The authenticity of host '[127.0.0.1]:${sshd.port}' can't be established.`);
     expect(existsSync(join(home, '.ssh', 'known_hosts'))).toBe(false);
   }, 60_000);
 });
