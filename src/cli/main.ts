@@ -11,7 +11,7 @@ import { run } from './run.js';
 
 const cli = cac('pdiffcopy');
 cli
-  .command('[source] [target]', 'Make TARGET byte-identical to SOURCE, sending only the blocks that differ')
+  .command('[...paths]', 'Make TARGET byte-identical to SOURCE, sending only the blocks that differ')
   .usage('[options] SOURCE TARGET\n\n  SOURCE and TARGET are local paths or [user@]host:path / ssh://[user@]host[:port]/path\n  (at most one remote). A local name containing a colon: write it as ./a:b')
   .option('-b, --block-size <size>', 'Block size: bytes or 5K, 1M, 1MiB (1 B to 64 MiB)', { default: '1MiB' })
   .option('-m, --hash-method <name>', 'Block hash: xxh64 (default) or any node:crypto hash on both sides (sha1, sha256, md5, ...)')
@@ -34,8 +34,10 @@ cli
   .option('--no-progress', 'No progress bar even on a terminal')
   .option('-v, --verbose', 'More output (repeatable: -vv shows stack traces)')
   .option('-q, --quiet', 'Less output (repeatable)')
-  .action(async (source: string | undefined, target: string | undefined, flags: RawFlags) => {
-    const args = [source, target].filter((a): a is string => a !== undefined);
+  .action(async (paths: string[], flags: RawFlags & { '--'?: string[] }) => {
+    // Every positional argument reaches resolveConfig, including those after `--`:
+    // one it did not see could not be refused.
+    const args = [...paths, ...(flags['--'] ?? [])].map(String);
     process.exitCode = await run(() => resolveConfig(args, flags), flags);
   });
 

@@ -100,11 +100,14 @@ function intFlag(raw: Repeatable<string | number> | undefined, name: string, min
 
 /** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
 export function resolveConfig(args: string[], f: RawFlags): RunConfig {
-  if (args.length !== 2) {
+  if (args.length > 2) {
     throw usage(
-      args.length < 2 ? 'SOURCE and TARGET are required' : `expected SOURCE and TARGET, got ${args.length} arguments`,
-      'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)',
+      `expected SOURCE and TARGET, got ${args.length} arguments: several sources are not supported yet`,
+      'use one run per file: pdiffcopy [options] SOURCE TARGET for each',
     );
+  }
+  if (args.length < 2) {
+    throw usage('SOURCE and TARGET are required', 'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)');
   }
   const source = parseLocation(args[0]!);
   const target = parseLocation(args[1]!);
