@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { PdcError } from '../errors/pdc-error.js';
-import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength } from '../hash/methods.js';
+import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
@@ -270,10 +270,7 @@ function basename(p: string): string {
 function checkHashMethod(method: string, a: FileHost, b: FileHost): void {
   // Checked in whole-file mode too: the written blocks are verified with this hash.
   if (a.hashMethods.has(method) && b.hashMethods.has(method)) return;
-  const both = [...a.hashMethods].filter((m) => b.hashMethods.has(m));
-  throw new PdcError('UNKNOWN_HASH_METHOD', `hash method "${method}" is not available on both sides`, {
-    hint: `choose one of: ${both.join(', ')}`,
-  });
+  throw unknownHashMethod(method, [...a.hashMethods].filter((m) => b.hashMethods.has(m)), 'available on both sides');
 }
 
 /**

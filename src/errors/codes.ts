@@ -80,7 +80,7 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [0, 'success: target is byte-identical to the source (and verified)'],
   [1, 'internal error (a bug: please report it with -vv output)'],
-  [2, 'usage error: bad option, argument or location'],
+  [2, 'usage error: bad option, argument or location; Node.js older than 20 on this host'],
   [3, 'source error: missing, unreadable, not a regular file, or changed during the copy'],
   [4, 'target error: permission, missing parent, no space, locked, not a regular file'],
   [5, 'verification failed: the target does not match the source'],

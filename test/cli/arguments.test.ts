@@ -3,11 +3,14 @@
  * process, real files, local only. Every positional argument is either used or
  * refused; nothing is opened for writing when the arguments are wrong.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { OPTIONS, flagsWithValue } from '../../src/cli/option-table.js';
 import { EXIT_CODES } from '../../src/errors/codes.js';
-import { expectCleanError, jsonOf, runCli } from '../support/cli-child.js';
+import { LISTED_HASH_METHODS } from '../../src/hash/methods.js';
+import { CLI, REPO, expectCleanError, jsonOf, runCli } from '../support/cli-child.js';
 import { expectSameBytes, sha256File, tempDir, writeSeededFile } from '../support/files.js';
 
 let dir: string;
@@ -75,5 +78,83 @@ describe('more than two positional arguments', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(jsonOf(r).ok).toBe(true);
     expectSameBytes(dst, src.path);
+  });
+});
+
+describe('help and version', () => {
+  it('--help lists every option of the table, no cac boilerplate, no "(default: true)"', async () => {
+    const r = await runCli(['--help'], { home });
+    expect(r.code).toBe(0);
+    for (const o of OPTIONS) expect(r.stdout, flagsWithValue(o)).toContain(flagsWithValue(o));
+    expect(r.stdout).not.toMatch(/^Commands:/m);
+    expect(r.stdout).not.toMatch(/For more info/);
+    expect(r.stdout).not.toMatch(/default: true/);
+    expect(r.stdout).toMatch(/^ {2}--no-progress {2,}no progress bar even on a terminal$/m);
+    expect(r.stdout).toMatch(/Exit codes:[\s\S]*130/);
+  });
+
+  it('-V and --version print the version; -v is --verbose only', async () => {
+    for (const flag of ['-V', '--version']) {
+      const r = await runCli([flag], { home });
+      expect(r.code, r.stderr).toBe(0);
+      const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+      expect(r.stdout).toContain(`pdiffcopy/${version}`);
+    }
+    const help = (await runCli(['-h'], { home })).stdout;
+    expect(help.match(/^ {2}-v, /gm)).toHaveLength(1);
+    expect(help).toMatch(/^ {2}-v, --verbose /m);
+    expect(help).toMatch(/^ {2}-V, --version /m);
+    // -v alone is verbosity, so SOURCE and TARGET are still required.
+    expectCleanError(await runCli(['-v'], { home }), EXIT_CODES.usage, /SOURCE and TARGET are required/);
+  });
+});
+
+describe('bad options', () => {
+  it('an unknown --no-such-option is named as typed: exit 2, --json ok:false', async () => {
+    const a = untouchable('unknown-a', 10);
+    const b = untouchable('unknown-b', 11);
+    const r = await runCli(['--json', '--no-such-option', a.path, b.path], { home });
+    expectCleanError(r, EXIT_CODES.usage, /unknown option --no-such-option$/);
+    const j = jsonOf(r);
+    expect(j.ok).toBe(false);
+    expect(j.error.code).toBe('USAGE');
+    expect(j.error.message).toBe('unknown option --no-such-option');
+    b.expectUntouched();
+  });
+
+  it('an unknown -m lists the useful hash names, not every OpenSSL alias', async () => {
+    const a = untouchable('hash-a', 12);
+    const b = untouchable('hash-b', 13);
+    const r = await runCli(['--json', '-m', 'nosuchhash', a.path, b.path], { home });
+    expectCleanError(r, EXIT_CODES.usage, /nosuchhash/);
+    const j = jsonOf(r);
+    expect(j.error.code).toBe('UNKNOWN_HASH_METHOD');
+    expect(j.error.hint).toBe(`choose one of: ${LISTED_HASH_METHODS.join(', ')} (or another node:crypto hash available on both sides)`);
+    b.expectUntouched();
+  });
+
+  it('a node:crypto hash that is not listed is still accepted on both sides', async () => {
+    const a = untouchable('alias-a', 14);
+    const dst = join(dir, 'alias-b');
+    const r = await runCli(['--json', '-m', 'sha3-256', a.path, dst], { home });
+    expect(r.code, r.stderr).toBe(0);
+    expectSameBytes(dst, a.path);
+  });
+});
+
+describe('the launcher on an old Node', () => {
+  const node12 = join(REPO, '.cache/node12/bin/node');
+
+  it('Node 12 gets one clear line naming the versions, exit 2, not a SyntaxError', () => {
+    // .ci/run installs this Node 12 binary (scripts/fetch-node12.sh); without it this test fails, it is not skipped.
+    expect(execFileSync(node12, ['--version'], { encoding: 'utf8' }).trim()).toMatch(/^v12\./);
+    const r = spawnSync(node12, [CLI, '--version'], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home } });
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^pdiffcopy: error: needs Node\.js 20 or later, found 12\.\d+\.\d+ /);
+    expect(lines[1]).toMatch(/^pdiffcopy: hint: install Node\.js 20 or later/);
+    expect(lines).toHaveLength(2);
+    expect(r.stderr).not.toMatch(/SyntaxError/);
   });
 });

@@ -1,0 +1,112 @@
+/**
+ * cac, declared from the option table: one command taking every positional
+ * argument, each table option, and a help text rendered from the same table.
+ */
+import { type CAC, cac, type Command } from 'cac';
+import { EXIT_CODE_HELP } from '../errors/codes.js';
+import { VERSION } from '../version.js';
+import { GROUP_TITLES, OPTIONS, type OptionGroup, type OptionSpec, type RawFlags, describeOption, flagNames, flagsWithValue } from './option-table.js';
+
+export const USAGE = '[options] SOURCE TARGET';
+
+export const USAGE_NOTES = [
+  'SOURCE and TARGET are local paths or [user@]host:path / ssh://[user@]host[:port]/path',
+  '(at most one remote). A local name containing a colon: write it as ./a:b',
+];
+
+export const EXAMPLES: ReadonlyArray<[string, string]> = [
+  ['pdiffcopy data.ibd db2:/var/lib/mysql/shop/data.ibd', 'push to a remote host'],
+  ['pdiffcopy db1:/srv/vm.img /srv/vm.img', 'pull from a remote host'],
+  ['pdiffcopy -n big.img /mnt/backup/big.img', 'how similar are they?'],
+];
+
+/** Flags as the action receives them: the table's options plus what came after `--`. */
+export type ParsedFlags = RawFlags & { '--'?: Array<string | number> };
+
+const VERSION_OPTION = OPTIONS.find((o) => o.builtin === 'version')!;
+
+/**
+ * Declare one option. cac camelCases option names before handing them to its
+ * parser (mri), so mri does not know a dashed boolean such as --dry-run by the
+ * name it is typed with and takes the next argument as its value: `--dry-run SRC
+ * DST` would lose SRC. Registering the dashed spelling as one more name of the
+ * option tells mri it is a boolean (what cac's own fix, cacjs/cac#169, does).
+ */
+function declare(command: Command, o: OptionSpec): void {
+  command.option(o.value ? `${flagNames(o)} <${o.value}>` : flagNames(o), o.description);
+  const takesNoValue = o.kind === 'flag' || o.kind === 'count';
+  if (takesNoValue && o.long.includes('-') && !o.long.startsWith('no-')) {
+    command.options[command.options.length - 1]!.names.push(o.long);
+  }
+}
+
+export function createCli(action: (args: string[], flags: ParsedFlags) => unknown): CAC {
+  const cli = cac('pdiffcopy');
+  const command = cli.command('[...paths]', '').usage(USAGE);
+  for (const o of OPTIONS) if (!o.builtin) declare(command, o);
+  // Every positional argument, including those after `--`, reaches the action:
+  // one it did not see could not be refused.
+  command.action((paths: Array<string | number>, flags: ParsedFlags) => action([...paths, ...(flags['--'] ?? [])].map(String), flags));
+  cli.help((sections) => helpSections(sections));
+  cli.version(VERSION, flagNames(VERSION_OPTION));
+  return cli;
+}
+
+/** cac's sections minus its generic "Commands" ones, with the options, exit codes and examples from the tables. */
+function helpSections(sections: Array<{ title?: string; body: string }>): Array<{ title?: string; body: string }> {
+  const head = sections.filter((s) => s.title === undefined || s.title === 'Usage');
+  const usage = head.find((s) => s.title === 'Usage');
+  if (usage) usage.body = [usage.body, '', ...USAGE_NOTES.map((l) => `  ${l}`)].join('\n');
+  return [
+    ...head,
+    ...optionHelp(),
+    { title: 'Exit codes', body: EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join('\n') },
+    { title: 'Examples', body: EXAMPLES.map(([cmd, what]) => `  ${cmd.padEnd(54)} ${what}`).join('\n') },
+  ];
+}
+
+const HELP_WIDTH = 100;
+
+/** One section per group: flags in a column, descriptions wrapped beside them. */
+export function optionHelp(): Array<{ title: string; body: string }> {
+  const width = Math.max(...OPTIONS.map((o) => flagsWithValue(o).length)) + 4;
+  const groups = [...new Set(OPTIONS.map((o) => o.group))] as OptionGroup[];
+  return groups.map((g) => ({
+    title: GROUP_TITLES[g],
+    body: OPTIONS.filter((o) => o.group === g)
+      .map((o) => wrap(describeOption(o), HELP_WIDTH - width)
+        .map((line, i) => (i === 0 ? `  ${flagsWithValue(o).padEnd(width - 2)}` : ' '.repeat(width)) + line)
+        .join('\n'))
+      .join('\n'),
+  }));
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
+}
+
+/**
+ * cac reports an unknown option by its camelCased key (`--noSuchOption` for
+ * `--no-such-option`): name it as it was typed instead.
+ */
+export function unknownOptionAsTyped(message: string, argv: readonly string[]): string {
+  const m = /^Unknown option `-{1,2}(.+)`$/.exec(message);
+  if (!m) return message;
+  const key = m[1]!;
+  const camel = (s: string) => s.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase());
+  const end = argv.indexOf('--');
+  for (const arg of end === -1 ? argv : argv.slice(0, end)) {
+    if (!arg.startsWith('--')) continue;
+    const name = arg.slice(2).split('=')[0]!;
+    if (name === key || camel(name) === key || camel(name.replace(/^no-/, '')) === key) return `unknown option --${name}`;
+  }
+  return `unknown option ${key.length > 1 ? '--' : '-'}${key}`;
+}
