@@ -142,6 +142,17 @@ describe('bad options', () => {
   });
 });
 
+describe('SSH options not wired to a transport yet', () => {
+  for (const flags of [['-o', 'User=nobody'], ['-J', 'bastion.invalid'], ['-e', 'ssh']]) {
+    it(`${flags.join(' ')} with a remote side: exit 2 before connecting, not ignored`, async () => {
+      const a = untouchable(`unwired${flags[0]}`, 15);
+      const r = await runCli(['--json', ...flags, a.path, 'nosuch.invalid:/x'], { home });
+      expectCleanError(r, EXIT_CODES.usage, /not supported yet/);
+      expect(jsonOf(r).error.code).toBe('USAGE');
+    });
+  }
+});
+
 describe('the launcher on an old Node', () => {
   const node12 = join(REPO, '.cache/node12/bin/node');
 
