@@ -37,6 +37,8 @@ export interface OptionSpec {
   /** What applies when the option is not given, for the docs (resolveConfig applies it). */
   readonly default?: string;
   readonly group: OptionGroup;
+  /** What a shell completes for the value: file names, or one of these words. */
+  readonly complete?: 'file' | readonly string[];
   /** Declared by cac itself (cli.help / cli.version) rather than as a plain option. */
   readonly builtin?: 'help' | 'version';
 }
@@ -68,6 +70,7 @@ const DECLARED = [
     value: 'NAME',
     description: `block hash: ${LISTED_HASH_METHODS.join(', ')}, or any other node:crypto hash available on both sides`,
     default: DEFAULT_HASH_METHOD,
+    complete: LISTED_HASH_METHODS,
     group: 'copy',
   },
   { short: 'W', long: 'whole-file', kind: 'flag', description: 'send every block without comparing (written blocks are still verified)', group: 'copy' },
@@ -103,8 +106,8 @@ const DECLARED = [
     group: 'copy',
   },
   { short: 'p', long: 'port', kind: 'value', value: 'PORT', description: 'SSH port', default: 'from ssh_config, else 22', group: 'ssh' },
-  { short: 'i', long: 'identity', kind: 'list', value: 'FILE', description: 'SSH private key (repeatable)', group: 'ssh' },
-  { short: 'F', long: 'ssh-config', kind: 'value', value: 'FILE', description: 'SSH client config file', default: '~/.ssh/config', group: 'ssh' },
+  { short: 'i', long: 'identity', kind: 'list', value: 'FILE', description: 'SSH private key (repeatable)', complete: 'file', group: 'ssh' },
+  { short: 'F', long: 'ssh-config', kind: 'value', value: 'FILE', description: 'SSH client config file', default: '~/.ssh/config', complete: 'file', group: 'ssh' },
   {
     short: 'o',
     long: 'ssh-option',
