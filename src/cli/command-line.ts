@@ -5,7 +5,7 @@
 import { type CAC, cac, type Command } from 'cac';
 import { EXIT_CODE_HELP } from '../errors/codes.js';
 import { VERSION } from '../version.js';
-import { GROUP_TITLES, OPTIONS, type OptionGroup, type OptionSpec, type RawFlags, describeOption, flagNames, flagsWithValue } from './option-table.js';
+import { GROUP_TITLES, OPTIONS, type OptionGroup, type OptionSpec, type RawFlags, describeOption, flagNames, flagsWithValue, keyOf } from './option-table.js';
 
 export const USAGE = '[options] SOURCE TARGET';
 
@@ -46,10 +46,50 @@ export function createCli(action: (args: string[], flags: ParsedFlags) => unknow
   for (const o of OPTIONS) if (!o.builtin) declare(command, o);
   // Every positional argument, including those after `--`, reaches the action:
   // one it did not see could not be refused.
-  command.action((paths: Array<string | number>, flags: ParsedFlags) => action([...paths, ...(flags['--'] ?? [])].map(String), flags));
+  command.action((paths: Array<string | number>, flags: ParsedFlags) => {
+    const typed = asTyped(cli.rawArgs.slice(2), paths, flags);
+    return action([...typed.paths, ...(flags['--'] ?? [])].map(String), typed.flags);
+  });
   cli.help((sections) => helpSections(sections));
   cli.version(VERSION, flagNames(VERSION_OPTION));
   return cli;
+}
+
+/**
+ * mri turns every word that reads as a number into one (`007` -> 7, `1e3` -> 1000,
+ * '' -> 0), which would quietly change a file name. Positional arguments and the
+ * values of options that take text are given back exactly as typed: the words mri
+ * took them from are found again by its own rule (a value follows its option, or
+ * comes after `=`; `--` ends the options).
+ */
+export function asTyped(argv: readonly string[], paths: ReadonlyArray<string | number>, flags: ParsedFlags): { paths: Array<string | number>; flags: ParsedFlags } {
+  const byFlag = new Map<string, OptionSpec>();
+  for (const o of OPTIONS) for (const n of flagNames(o).split(', ')) byFlag.set(n, o);
+  const valueOf = (word: string): OptionSpec | undefined => {
+    const o = word.startsWith('--') ? byFlag.get(word) : /^-[^-]/.test(word) ? byFlag.get(`-${word.slice(-1)}`) : undefined;
+    return o && (o.kind === 'value' || o.kind === 'list') ? o : undefined;
+  };
+  const positional: string[] = [];
+  const values = new Map<OptionSpec, string[]>();
+  const end = argv.indexOf('--');
+  const words = end === -1 ? argv : argv.slice(0, end);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const eq = w.startsWith('--') ? w.indexOf('=') : -1;
+    const o = eq > 0 ? valueOf(w.slice(0, eq)) : valueOf(w);
+    if (o && eq > 0) values.set(o, [...(values.get(o) ?? []), w.slice(eq + 1)]);
+    else if (o && i + 1 < words.length && !words[i + 1]!.startsWith('-')) values.set(o, [...(values.get(o) ?? []), words[++i]!]);
+    else if (!w.startsWith('-')) positional.push(w);
+  }
+  const out: Record<string, unknown> = { ...flags };
+  for (const [o, texts] of values) {
+    const key = keyOf(o);
+    const got = out[key];
+    const n = Array.isArray(got) ? got.length : got === undefined ? 0 : 1;
+    if (n === texts.length) out[key] = Array.isArray(got) ? texts : texts[0];
+  }
+  // Should mri ever split the words differently, its own result stands.
+  return { paths: positional.length === paths.length ? positional : [...paths], flags: out as ParsedFlags };
 }
 
 /** cac's sections minus its generic "Commands" ones, with the options, exit codes and examples from the tables. */

@@ -81,6 +81,18 @@ describe('more than two positional arguments', () => {
   });
 });
 
+describe('file names that read as numbers', () => {
+  it('--json 007 TARGET copies 007, not a file named 7', async () => {
+    const src = untouchable('007', 16);
+    const decoy = untouchable('7', 17);
+    const r = await runCli(['--json', '007', 'copy-of-007'], { home, cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(jsonOf(r).source).toBe('007');
+    expectSameBytes(join(dir, 'copy-of-007'), src.path);
+    decoy.expectUntouched();
+  });
+});
+
 describe('help and version', () => {
   it('--help lists every option of the table, no cac boilerplate, no "(default: true)"', async () => {
     const r = await runCli(['--help'], { home });

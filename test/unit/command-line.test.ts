@@ -76,6 +76,34 @@ describe('positional arguments', () => {
   });
 });
 
+describe('words that read as numbers stay as typed', () => {
+  it.each<[string[], string, string]>([
+    [['--json', '007', 'dst'], '007', 'dst'],
+    [['-n', '1e3', '010'], '1e3', '010'],
+    [['--dry-run', '0x10', '--verify', '1.50'], '0x10', '1.50'],
+    [['-c', '4', '--json', '04', '4.0'], '04', '4.0'],
+    [['--', '007', '08'], '007', '08'],
+    [['-W', '', 'x'], '', 'x'],
+  ])('%j -> source %j, target %j', (argv, source, target) => {
+    expect(parse(argv).args).toEqual([source, target]);
+  });
+
+  it('text option values too: -i, -F, -o, -e, -m, --remote-node', () => {
+    const c = config(['-i', '01', '-i', '1e3', '-F', '010', '--remote-node=0012', '-m', '05', '-e', '007', 'h:/s', '/t']);
+    expect(c.ssh.identityFiles).toEqual(['01', '1e3']);
+    expect(c.ssh.configFile).toBe('010');
+    expect(c.ssh.remoteNode).toBe('0012');
+    expect(c.hashMethod).toBe('05');
+    expect(c.rsh).toBe('007');
+  });
+
+  it('numeric options still read as numbers', () => {
+    const c = config(['-c', '08', '-b', '4096', '--timeout=010', '-p', '2222', 'h:/s', '/t']);
+    expect(c).toMatchObject({ concurrency: 8, blockSize: 4096, idleTimeoutMs: 10_000 });
+    expect(c.ssh.port).toBe(2222);
+  });
+});
+
 describe('SSH options from argv', () => {
   it.each<[string[], Partial<RunConfig['ssh']>]>([
     [['-o', 'User=bob', '-o', 'Port 2222'], { options: ['User=bob', 'Port 2222'] }],
