@@ -100,7 +100,7 @@ function helpSections(sections: Array<{ title?: string; body: string }>): Array<
   return [
     ...head,
     ...optionHelp(),
-    { title: 'Exit codes', body: EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join('\n') },
+    { title: 'Exit codes', body: EXIT_CODE_HELP.map(([code, text]) => helpRow(String(code), text, 6)).join('\n') },
     { title: 'Examples', body: EXAMPLES.map(([cmd, what]) => `  ${cmd.padEnd(54)} ${what}`).join('\n') },
   ];
 }
@@ -114,11 +114,16 @@ export function optionHelp(): Array<{ title: string; body: string }> {
   return groups.map((g) => ({
     title: GROUP_TITLES[g],
     body: OPTIONS.filter((o) => o.group === g)
-      .map((o) => wrap(describeOption(o), HELP_WIDTH - width)
-        .map((line, i) => (i === 0 ? `  ${flagsWithValue(o).padEnd(width - 2)}` : ' '.repeat(width)) + line)
-        .join('\n'))
+      .map((o) => helpRow(flagsWithValue(o), describeOption(o), width))
       .join('\n'),
   }));
+}
+
+/** `  name    text`, the text wrapped into a column that starts at `width`. */
+function helpRow(name: string, text: string, width: number): string {
+  return wrap(text, HELP_WIDTH - width)
+    .map((line, i) => (i === 0 ? `  ${name.padEnd(width - 2)}` : ' '.repeat(width)) + line)
+    .join('\n');
 }
 
 function wrap(text: string, width: number): string[] {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BASH_COMPLETION, generatedFiles, readmeOptions, withReadmeOptions } from '../../src/cli/docs.js';
+import { BASH_COMPLETION, generatedFiles, readmeExitCodes, readmeOptions, withReadmeSections } from '../../src/cli/docs.js';
 import { OPTIONS, flagsWithValue } from '../../src/cli/option-table.js';
 import { LISTED_HASH_METHODS } from '../../src/hash/methods.js';
 
@@ -15,10 +15,11 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 
 describe('generated documents are current (npm run docs)', () => {
-  it("README's option tables", () => {
+  it("README's option and exit-code tables", () => {
     const readme = read('README.md');
     expect(readme).toContain(readmeOptions());
-    expect(withReadmeOptions(readme)).toBe(readme);
+    expect(readme).toContain(readmeExitCodes());
+    expect(withReadmeSections(readme)).toBe(readme);
   });
 
   for (const [path, text] of Object.entries(generatedFiles())) {
