@@ -87,14 +87,14 @@ const DECLARED = [
     short: 'n',
     long: 'dry-run',
     kind: 'flag',
-    description: 'compare only: print the similarity index and the blocks and bytes that would be sent; never write',
+    description: 'compare only: print the similarity index (the share of blocks that already match) and what would be sent; never write',
     group: 'copy',
   },
   { long: 'verify', kind: 'flag', description: 'also compare whole-file sha256 digests computed independently on both sides', group: 'copy' },
   {
     long: 'atomic',
     kind: 'flag',
-    description: 'build the new version in a temp file beside TARGET and rename it into place when verified',
+    description: 'build the new version in a temp file beside TARGET and rename it into place when verified (an interrupted run leaves TARGET as it was)',
     group: 'copy',
   },
   {

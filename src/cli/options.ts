@@ -108,8 +108,8 @@ function intFlag(raw: Repeatable<string | number> | undefined, name: string, min
   return n;
 }
 
-/** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
-export function resolveConfig(args: string[], f: RawFlags): RunConfig {
+/** SOURCE and TARGET: exactly two, at most one remote. */
+function locations(args: string[]): { source: Location; target: Location } {
   if (args.length > 2) {
     throw usage(
       `expected SOURCE and TARGET, got ${args.length} arguments: several sources are not supported yet`,
@@ -126,23 +126,45 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
       hint: 'run pdiffcopy on one of the two hosts, or copy through a local file',
     });
   }
+  return { source, target };
+}
 
-  const bsText = last(f.blockSize) ?? DEFAULT_BLOCK_SIZE;
-  const blockSize = parseSize(bsText);
+function blockSizeFlag(f: RawFlags): number {
+  const text = last(f.blockSize) ?? DEFAULT_BLOCK_SIZE;
+  const blockSize = parseSize(text);
   if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
-    throw new PdcError('BAD_BLOCK_SIZE', `block size "${bsText}" is not valid`, {
+    throw new PdcError('BAD_BLOCK_SIZE', `block size "${text}" is not valid`, {
       hint: 'use a size from 1 byte to 64 MiB, e.g. -b 4K, -b 1M (the default), -b 16MiB',
     });
   }
+  return blockSize;
+}
+
+function sshFlags(f: RawFlags): SshFlags {
+  const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
+  return {
+    port: intFlag(f.port, '--port', 1, 65535),
+    identityFiles: all(f.identity),
+    configFile: strFlag(f.sshConfig),
+    acceptNewHostKey: !!f.acceptNewHostKey,
+    remoteNode: strFlag(f.remoteNode),
+    sudo: !!f.sudo,
+    connections: intFlag(f.connections, '--connections', 1, MAX_CONNECTIONS),
+    options: sshOptions(f),
+    connectTimeoutMs: connectTimeoutS === undefined ? undefined : connectTimeoutS * 1000,
+  };
+}
+
+/** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
+export function resolveConfig(args: string[], f: RawFlags): RunConfig {
+  const { source, target } = locations(args);
+  const blockSize = blockSizeFlag(f);
   const concurrency = intFlag(f.concurrency, '--concurrency', 1, MAX_CONCURRENCY, 'BAD_CONCURRENCY') ?? DEFAULT_CONCURRENCY;
   const timeoutS = intFlag(f.timeout, '--timeout', 1, 86400) ?? DEFAULT_IDLE_TIMEOUT_S;
-  const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
   const benchmark = intFlag(f.benchmark, '--benchmark', 1, 100);
   if (benchmark !== undefined && target.kind !== 'local') {
     throw usage('--benchmark needs a local TARGET (it mutates it)', 'pull from the remote source into a local file: pdiffcopy -B 10 host:file local-copy');
   }
-
-  const json = !!f.json;
   return {
     source,
     target,
@@ -154,20 +176,10 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     atomic: !!f.atomic,
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
-    json,
+    json: !!f.json,
     progress: f.progress !== false,
     idleTimeoutMs: timeoutS * 1000,
-    ssh: {
-      port: intFlag(f.port, '--port', 1, 65535),
-      identityFiles: all(f.identity),
-      configFile: strFlag(f.sshConfig),
-      acceptNewHostKey: !!f.acceptNewHostKey,
-      remoteNode: strFlag(f.remoteNode),
-      sudo: !!f.sudo,
-      connections: intFlag(f.connections, '--connections', 1, MAX_CONNECTIONS),
-      options: sshOptions(f),
-      connectTimeoutMs: connectTimeoutS === undefined ? undefined : connectTimeoutS * 1000,
-    },
+    ssh: sshFlags(f),
     rsh: rshFlag(f),
     benchmark,
     yes: !!f.yes,
