@@ -13,7 +13,8 @@ export default defineConfig([
     target: 'node20',
     outDir: 'dist',
     clean: false,
-    sourcemap: true,
+    // No source maps: they would point at src/, which the package does not ship.
+    sourcemap: false,
     define,
   },
   {

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is built into dist/ by `npm ci` / `npm run build`.
-import { existsSync } from 'node:fs';
-
-const cli = new URL('../dist/cli.js', import.meta.url);
-if (!existsSync(cli)) {
-  process.stderr.write('pdiffcopy: not built yet: run `npm ci` or `npm run build` in the pdiffcopy directory\n');
-  process.exit(1);
+// The launcher. Everything up to the version check is ES5, valid both as a script
+// and as a module, so that an old Node reports the version instead of a SyntaxError.
+'use strict';
+var MIN_NODE = 20;
+var found = process.versions.node;
+if (Number(found.split('.')[0]) < MIN_NODE) {
+  process.stderr.write(
+    'pdiffcopy: error: needs Node.js ' + MIN_NODE + ' or later, found ' + found + ' (' + process.execPath + ')\n' +
+      'pdiffcopy: hint: install Node.js ' + MIN_NODE + ' or later on this host (remote hosts need only Node.js 12)\n'
+  );
+  process.exit(2);
 }
-await import(cli.href);
+import('./start.js');

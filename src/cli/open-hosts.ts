@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { PdcError } from '../errors/pdc-error.js';
 import { AgentHost, type AgentHostOptions } from '../hosts/agent-host.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { LocalHost } from '../hosts/local-host.js';
@@ -58,6 +59,13 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
       displayPrefix: '',
     });
   }
+  // Parsed and carried in RunConfig, but the SSH layer and an -e transport do not take
+  // them yet: refuse them rather than connect without them.
+  if (cfg.rsh !== undefined || cfg.ssh.options.length > 0) {
+    throw new PdcError('USAGE', '-o/--ssh-option, -J/--jump and -e/--rsh are not supported yet', {
+      hint: 'put the setting in ~/.ssh/config (or a file given with -F) for now',
+    });
+  }
   const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
   const started = Date.now();
   // Loaded only when needed: ssh2 is the heaviest part of start-up.
@@ -72,6 +80,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
       remoteNode: cfg.ssh.remoteNode,
       sudo: cfg.ssh.sudo,
       connections: cfg.ssh.connections,
+      connectTimeoutMs: cfg.ssh.connectTimeoutMs,
       log,
     },
   );

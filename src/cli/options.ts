@@ -2,36 +2,14 @@ import { PdcError } from '../errors/pdc-error.js';
 import { DEFAULT_HASH_METHOD } from '../hash/methods.js';
 import { type Location, parseLocation } from '../location.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
+import type { RawFlags } from './option-table.js';
 import { parseSize } from './size.js';
 
-/**
- * Flags as cac hands them over (strings, numbers, booleans). cac turns a repeated
- * flag into an array: counted for -v/-q, last one wins for valued flags (as in ssh).
- */
+export type { RawFlags } from './option-table.js';
+export { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
+
 type Repeatable<T> = T | T[];
-export interface RawFlags {
-  blockSize?: Repeatable<string | number>;
-  hashMethod?: Repeatable<string>;
-  wholeFile?: boolean;
-  concurrency?: Repeatable<string | number>;
-  dryRun?: boolean;
-  verify?: boolean;
-  atomic?: boolean;
-  verbose?: boolean | boolean[];
-  quiet?: boolean | boolean[];
-  json?: boolean;
-  port?: Repeatable<string | number>;
-  identity?: string | string[];
-  sshConfig?: Repeatable<string>;
-  acceptNewHostKey?: boolean;
-  remoteNode?: Repeatable<string>;
-  sudo?: boolean;
-  connections?: Repeatable<string | number>;
-  timeout?: Repeatable<string | number>;
-  benchmark?: Repeatable<string | number>;
-  yes?: boolean;
-  progress?: boolean;
-}
 
 export interface SshFlags {
   port?: number;
@@ -41,6 +19,10 @@ export interface SshFlags {
   remoteNode?: string;
   sudo: boolean;
   connections?: number;
+  /** -J as a leading `ProxyJump=...`, then every -o, in the order given (`Key=value` or `Key value`). */
+  options: string[];
+  /** --connect-timeout. */
+  connectTimeoutMs?: number;
 }
 
 export interface RunConfig {
@@ -60,14 +42,11 @@ export interface RunConfig {
   /** Fail when a side stops answering for this long. */
   idleTimeoutMs: number;
   ssh: SshFlags;
+  /** -e/--rsh: the command that reaches the remote host instead of the built-in SSH client. */
+  rsh?: string;
   benchmark?: number;
   yes: boolean;
 }
-
-export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
-export const DEFAULT_CONCURRENCY = 4;
-export const MAX_CONCURRENCY = 64;
-export const DEFAULT_IDLE_TIMEOUT_S = 60;
 
 function usage(message: string, hint: string): PdcError {
   return new PdcError('USAGE', message, { hint });
@@ -77,13 +56,44 @@ function count(v: boolean | boolean[] | undefined): number {
   return Array.isArray(v) ? v.filter(Boolean).length : v ? 1 : 0;
 }
 
+/** Every value of a repeatable flag, as strings, in the order given. */
+function all(v: Repeatable<string | number> | undefined): string[] {
+  return v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String);
+}
+
+/** An ssh_config option as ssh -o takes it: `Key=value` or `Key value`. */
+const SSH_OPTION = /^\s*[A-Za-z][A-Za-z0-9]*\s*(=\s*|\s+)\S/;
+/** One -J hop: [user@]host[:port], host possibly a bracketed IPv6 address. */
+const JUMP_HOP = /^(?:[^@\s,/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s,/:[\]]+)(?::\d{1,5})?$/;
+
+function sshOptions(f: RawFlags): string[] {
+  const options = all(f.sshOption);
+  for (const o of options) {
+    if (!SSH_OPTION.test(o)) {
+      throw usage(`-o "${o}" is not an ssh_config option`, 'write it as ssh -o takes it: -o Key=value, e.g. -o ServerAliveInterval=5');
+    }
+  }
+  const jump = strFlag(f.jump);
+  if (jump === undefined) return options;
+  if (!jump.split(',').every((hop) => JUMP_HOP.test(hop))) {
+    throw usage(`-J "${jump}" is not a jump host`, 'write it as ssh -J takes it: -J [user@]host[:port], several hops separated by commas');
+  }
+  return [`ProxyJump=${jump}`, ...options];
+}
+
+function rshFlag(f: RawFlags): string | undefined {
+  const rsh = strFlag(f.rsh);
+  if (rsh !== undefined && rsh.trim() === '') throw usage('-e/--rsh needs a command', 'name the command that reaches the remote host, e.g. -e "ssh -p 2222"');
+  return rsh;
+}
+
 /** The last value of a flag given several times. */
 function last<T>(v: Repeatable<T> | undefined): T | undefined {
   return Array.isArray(v) ? v[v.length - 1] : v;
 }
 
 /** A string flag: cac turns numeric-looking values into numbers (`-m 5`, `-F 1`). */
-function strFlag(v: Repeatable<string> | undefined): string | undefined {
+function strFlag(v: Repeatable<string | number> | undefined): string | undefined {
   const s = last(v);
   return s === undefined ? undefined : String(s);
 }
@@ -98,13 +108,16 @@ function intFlag(raw: Repeatable<string | number> | undefined, name: string, min
   return n;
 }
 
-/** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
-export function resolveConfig(args: string[], f: RawFlags): RunConfig {
-  if (args.length !== 2) {
+/** SOURCE and TARGET: exactly two, at most one remote. */
+function locations(args: string[]): { source: Location; target: Location } {
+  if (args.length > 2) {
     throw usage(
-      args.length < 2 ? 'SOURCE and TARGET are required' : `expected SOURCE and TARGET, got ${args.length} arguments`,
-      'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)',
+      `expected SOURCE and TARGET, got ${args.length} arguments: several sources are not supported yet`,
+      'use one run per file: pdiffcopy [options] SOURCE TARGET for each',
     );
+  }
+  if (args.length < 2) {
+    throw usage('SOURCE and TARGET are required', 'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)');
   }
   const source = parseLocation(args[0]!);
   const target = parseLocation(args[1]!);
@@ -113,23 +126,45 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
       hint: 'run pdiffcopy on one of the two hosts, or copy through a local file',
     });
   }
+  return { source, target };
+}
 
-  const bsText = last(f.blockSize) ?? DEFAULT_BLOCK_SIZE;
-  const blockSize = parseSize(bsText);
+function blockSizeFlag(f: RawFlags): number {
+  const text = last(f.blockSize) ?? DEFAULT_BLOCK_SIZE;
+  const blockSize = parseSize(text);
   if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
-    throw new PdcError('BAD_BLOCK_SIZE', `block size "${bsText}" is not valid`, {
+    throw new PdcError('BAD_BLOCK_SIZE', `block size "${text}" is not valid`, {
       hint: 'use a size from 1 byte to 64 MiB, e.g. -b 4K, -b 1M (the default), -b 16MiB',
     });
   }
+  return blockSize;
+}
+
+function sshFlags(f: RawFlags): SshFlags {
+  const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
+  return {
+    port: intFlag(f.port, '--port', 1, 65535),
+    identityFiles: all(f.identity),
+    configFile: strFlag(f.sshConfig),
+    acceptNewHostKey: !!f.acceptNewHostKey,
+    remoteNode: strFlag(f.remoteNode),
+    sudo: !!f.sudo,
+    connections: intFlag(f.connections, '--connections', 1, MAX_CONNECTIONS),
+    options: sshOptions(f),
+    connectTimeoutMs: connectTimeoutS === undefined ? undefined : connectTimeoutS * 1000,
+  };
+}
+
+/** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
+export function resolveConfig(args: string[], f: RawFlags): RunConfig {
+  const { source, target } = locations(args);
+  const blockSize = blockSizeFlag(f);
   const concurrency = intFlag(f.concurrency, '--concurrency', 1, MAX_CONCURRENCY, 'BAD_CONCURRENCY') ?? DEFAULT_CONCURRENCY;
   const timeoutS = intFlag(f.timeout, '--timeout', 1, 86400) ?? DEFAULT_IDLE_TIMEOUT_S;
-  const identity = f.identity === undefined ? [] : Array.isArray(f.identity) ? f.identity : [f.identity];
   const benchmark = intFlag(f.benchmark, '--benchmark', 1, 100);
   if (benchmark !== undefined && target.kind !== 'local') {
     throw usage('--benchmark needs a local TARGET (it mutates it)', 'pull from the remote source into a local file: pdiffcopy -B 10 host:file local-copy');
   }
-
-  const json = !!f.json;
   return {
     source,
     target,
@@ -141,18 +176,11 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     atomic: !!f.atomic,
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
-    json,
+    json: !!f.json,
     progress: f.progress !== false,
     idleTimeoutMs: timeoutS * 1000,
-    ssh: {
-      port: intFlag(f.port, '--port', 1, 65535),
-      identityFiles: identity.map(String),
-      configFile: strFlag(f.sshConfig),
-      acceptNewHostKey: !!f.acceptNewHostKey,
-      remoteNode: strFlag(f.remoteNode),
-      sudo: !!f.sudo,
-      connections: intFlag(f.connections, '--connections', 1, 16),
-    },
+    ssh: sshFlags(f),
+    rsh: rshFlag(f),
     benchmark,
     yes: !!f.yes,
   };

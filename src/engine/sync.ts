@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { PdcError } from '../errors/pdc-error.js';
-import { DIGEST_METHOD, digestLength } from '../hash/methods.js';
+import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
@@ -91,7 +91,11 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     mode: o.dryRun ? 'dry-run' : o.wholeFile ? 'whole-file' : 'delta',
   });
 
-  const sourceHashes = o.wholeFile ? undefined : Buffer.alloc(g.blocks * digestLen);
+  // The source's block hashes that the written blocks are verified against: in delta
+  // mode the source side's hash lists, in whole-file mode the hashes of the bytes as
+  // read and sent (so a source changed after a block was sent is not blamed on the target).
+  const sourceHashes = Buffer.alloc(g.blocks * digestLen);
+  const sentHasher = o.wholeFile && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
@@ -133,6 +137,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
             hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
           });
         }
+        if (sentHasher) hashRun(chunk.buffers, run, g.blockSize, sentHasher, sourceHashes, digestLen);
         await dst.write(run.offset, chunk.buffers);
       } finally {
         chunk.release();
@@ -164,7 +169,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
           srcLimit(() => (guard(), src.hash(range(chunk.count), o.hashMethod))),
           comparable > 0 && targetOpen ? dstLimit(() => (guard(), dst.hash(range(comparable), o.hashMethod))) : undefined,
         ]);
-        s.copy(sourceHashes!, chunk.first * digestLen);
+        s.copy(sourceHashes, chunk.first * digestLen);
         schedule(changedBlocks(chunk.first, chunk.count, comparable, s, d, digestLen));
         bytesHashed += chunk.length;
         progress();
@@ -265,22 +270,20 @@ function basename(p: string): string {
 function checkHashMethod(method: string, a: FileHost, b: FileHost): void {
   // Checked in whole-file mode too: the written blocks are verified with this hash.
   if (a.hashMethods.has(method) && b.hashMethods.has(method)) return;
-  const both = [...a.hashMethods].filter((m) => b.hashMethods.has(m));
-  throw new PdcError('UNKNOWN_HASH_METHOD', `hash method "${method}" is not available on both sides`, {
-    hint: `choose one of: ${both.join(', ')}`,
-  });
+  throw unknownHashMethod(method, [...a.hashMethods].filter((m) => b.hashMethods.has(m)), 'available on both sides');
 }
 
 /**
  * Re-read every written block on the target (after fsync) and compare with the
- * source's hash. A mismatch whose source block has changed since it was hashed is
- * the source's doing; any other is a real verification failure.
+ * source's hash (in whole-file mode: the hash of the bytes sent). A mismatch whose
+ * source block has changed since it was hashed or sent is the source's doing; any
+ * other is a real verification failure.
  */
 async function verifyWrittenBlocks(
   o: SyncOptions,
   g: Geometry,
   changed: number[],
-  sourceHashes: Buffer | undefined,
+  sourceHashes: Buffer,
   digestLen: number,
   srcName: string,
   dstName: string,
@@ -297,7 +300,7 @@ async function verifyWrittenBlocks(
         const range = { first: run.first, count: run.count, blockSize: g.blockSize, limit: g.size };
         const [d, s] = await Promise.all([
           o.target.host.hash(range, method),
-          sourceHashes ? sourceHashes.subarray(run.first * len, (run.first + run.count) * len) : o.source.host.hash(range, method),
+          sourceHashes.subarray(run.first * len, (run.first + run.count) * len),
         ]);
         for (let k = 0; k < run.count; k++) {
           if (!d.subarray(k * len, (k + 1) * len).equals(s.subarray(k * len, (k + 1) * len))) bad.push(run.first + k);
@@ -307,11 +310,9 @@ async function verifyWrittenBlocks(
   );
   if (bad.length === 0) return;
   bad.sort((a, b) => a - b);
-  if (sourceHashes) {
-    const first = bad[0]!;
-    const now = await o.source.host.hash({ first, count: 1, blockSize: g.blockSize, limit: g.size }, method);
-    if (!now.equals(sourceHashes.subarray(first * len, (first + 1) * len))) throw sourceChanged(srcName);
-  }
+  const first = bad[0]!;
+  const now = await o.source.host.hash({ first, count: 1, blockSize: g.blockSize, limit: g.size }, method);
+  if (!now.equals(sourceHashes.subarray(first * len, (first + 1) * len))) throw sourceChanged(srcName);
   throw new PdcError('VERIFY_FAILED', `${dstName}: ${bad.length} written block(s) read back wrong after fsync (first: block ${bad[0]})`, {
     hint: 'rerun to repair; if it persists, check the target disk and memory',
   });
@@ -324,6 +325,15 @@ async function checkFinalState(o: SyncOptions, g: Geometry, targetPath: string, 
     throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${g.size}`, {
       hint: 'something else is writing the target; stop it and rerun',
     });
+  }
+}
+
+/** Hash each block of a run from its bytes as read (a block may span two buffers) into `out`. */
+function hashRun(buffers: Buffer[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
+  const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+  for (let k = 0; k < run.count; k++) {
+    const digest = hasher(bytes.subarray(k * blockSize, Math.min((k + 1) * blockSize, bytes.length)));
+    out.set(digest, (run.first + k) * digestLen);
   }
 }
 

@@ -77,15 +77,22 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATEGORY, value);
 }
 
-/** Lines for `--help` and the README. */
+/** The exit codes as --help, the man page and the README list them. */
 export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
-  [0, 'success: target is byte-identical to the source (and verified)'],
+  [0, 'success: the target is byte-identical to the source, verified'],
   [1, 'internal error (a bug: please report it with -vv output)'],
-  [2, 'usage error: bad option, argument or location'],
+  [
+    2,
+    'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; Node.js older than 20 on this host',
+  ],
   [3, 'source error: missing, unreadable, not a regular file, or changed during the copy'],
-  [4, 'target error: permission, missing parent, no space, locked, not a regular file'],
+  [4, 'target error: permission, missing parent that cannot be created, no space, locked by another run, not a regular file'],
   [5, 'verification failed: the target does not match the source'],
-  [6, 'connection or remote error: SSH, authentication, remote node, agent'],
+  [
+    6,
+    'connection or remote error: name resolution, refused, timeout, authentication, remote node missing or too old, remote shell not clean, agent died, stalled',
+  ],
   [7, 'host key unknown or changed (see --accept-new-host-key)'],
-  [130, 'interrupted (SIGINT); 143 terminated (SIGTERM): rerun to finish'],
+  [130, 'interrupted by SIGINT: rerun to finish'],
+  [143, 'terminated by SIGTERM: rerun to finish'],
 ];

@@ -18,6 +18,21 @@ import { PdcError } from '../errors/pdc-error.js';
 export const DEFAULT_HASH_METHOD = 'xxh64';
 export const DIGEST_METHOD = 'sha256';
 
+/**
+ * The methods an error or the help names: node:crypto knows dozens more (mostly
+ * OpenSSL aliases such as RSA-SHA256), which are still accepted but not listed.
+ */
+export const LISTED_HASH_METHODS = [DEFAULT_HASH_METHOD, 'sha1', 'sha256', 'sha512', 'md5', 'blake2b512'] as const;
+
+/** `method` is not one this side (or both sides) can compute; the hint names the useful ones of `available`. */
+export function unknownHashMethod(method: string, available: Iterable<string>, where = 'available'): PdcError {
+  const have = new Set(available);
+  const listed = LISTED_HASH_METHODS.filter((m) => have.has(m));
+  return new PdcError('UNKNOWN_HASH_METHOD', `hash method "${method}" is not ${where}`, {
+    hint: `choose one of: ${listed.join(', ')} (or another node:crypto hash ${where})`,
+  });
+}
+
 /** Hash one block's bytes to a fixed-length digest. */
 export type BlockHasher = (data: Uint8Array) => Uint8Array;
 
@@ -55,9 +70,7 @@ export async function createBlockHasher(method: string): Promise<BlockHasher> {
   try {
     createHash(method);
   } catch {
-    throw new PdcError('UNKNOWN_HASH_METHOD', `unknown hash method "${method}"`, {
-      hint: `choose one of: ${localHashMethods().join(', ')}`,
-    });
+    throw unknownHashMethod(method, localHashMethods());
   }
   return (data) => createHash(method).update(data).digest();
 }

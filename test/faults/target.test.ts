@@ -7,7 +7,8 @@
  * with the reason printed, never silently.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
@@ -21,6 +22,7 @@ import {
   type RunningCli,
   signal,
   spawnCli,
+  waitFor,
 } from '../support/cli-child.js';
 import { expectSameBytes, mutateBlocks, sha256File, tempDir, writeSeededFile } from '../support/files.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
@@ -168,6 +170,17 @@ describe('target parent directories', () => {
   }
 });
 
+/** The first `bytes` of a file (for watching a target fill up in order). */
+function sha256Prefix(path: string, bytes: number): string {
+  const buf = Buffer.alloc(bytes);
+  const fd = openSync(path, 'r');
+  try {
+    return createHash('sha256').update(buf.subarray(0, readSync(fd, buf, 0, bytes, 0))).digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describe('the source changes while it is copied', () => {
   for (const change of ['append', 'rewrite'] as const) {
     it(`${change} during a push: exit 3 SOURCE_CHANGED, never success`, async () => {
@@ -190,6 +203,27 @@ describe('the source changes while it is copied', () => {
       rmSync(src);
     }, 150_000);
   }
+
+  it('rewrite during a -W (whole-file) push: exit 3 SOURCE_CHANGED, not a verification failure', async () => {
+    const src = join(dir, 'changing-whole-file.bin');
+    copyFileSync(big, src);
+    const dst = join(dir, 'changing-whole-file-target.bin');
+    writeSeededFile(dst, BIG, 77);
+    const run = spawnCli(['--json', '-W', ...ssh(), src, remote(dst)], { home, timeoutMs: 90_000 });
+    // -W rewrites every block of the existing target in order: wait until block 0 has been
+    // sent (the target's first MiB holds the source's bytes), then rewrite block 0 in the source.
+    await waitFor(() => sha256Prefix(dst, MiB) === sha256Prefix(src, MiB) || run.child.exitCode !== null, 60_000, 25);
+    expect(run.child.exitCode, `run ended before block 0 was sent: ${run.stderr()}`).toBe(null);
+    mutateBlocks(src, MiB, [0], 4321);
+    const r = await run.done;
+    table.add('source rewritten during a -W copy', r);
+    expectCleanError(r, EXIT_CODES.source, /changed during the copy/);
+    expect(jsonOf(r).error.code).toBe('SOURCE_CHANGED');
+    const re = await cli('source rewritten during -W: rerun', ['--json', '-W', ...ssh(), src, remote(dst)], 90_000);
+    expect(re.code, re.stderr).toBe(0);
+    expectSameBytes(dst, src);
+    rmSync(src);
+  }, 150_000);
 });
 
 describe('two runs writing the same target', () => {

@@ -52,7 +52,10 @@ describe('resolveConfig defaults', () => {
         remoteNode: undefined,
         sudo: false,
         connections: undefined,
+        options: [],
+        connectTimeoutMs: undefined,
       },
+      rsh: undefined,
       benchmark: undefined,
       yes: false,
     });
@@ -88,6 +91,8 @@ describe('resolveConfig defaults', () => {
       remoteNode: '/opt/node',
       sudo: true,
       connections: 3,
+      options: [],
+      connectTimeoutMs: undefined,
     });
     expect(resolveConfig(ARGS, { identity: 'one' }).ssh.identityFiles).toEqual(['one']);
   });
@@ -159,6 +164,7 @@ describe('arguments', () => {
     [[], 'USAGE'],
     [['/only/one'], 'USAGE'],
     [['a', 'b', 'c'], 'USAGE'],
+    [['a', 'b', 'c', 'host:/dir/'], 'USAGE'],
     [['h1:/a', 'h2:/b'], 'BOTH_REMOTE'],
     [['ssh://h1/a', 'u@h2:/b'], 'BOTH_REMOTE'],
     [['', '/b'], 'BAD_LOCATION'],
@@ -215,5 +221,53 @@ describe('--benchmark', () => {
   });
   it('is accepted with a remote source and a local target', () => {
     expect(resolveConfig(['host:/a', './b'], { benchmark: '3' }).benchmark).toBe(3);
+  });
+});
+
+describe('SSH options declared for the SSH layer and the -e transport', () => {
+  it.each<[Record<string, unknown>, string[]]>([
+    [{ sshOption: 'ServerAliveInterval=5' }, ['ServerAliveInterval=5']],
+    [{ sshOption: ['User=bob', 'Port 2222', 'Compression = yes'] }, ['User=bob', 'Port 2222', 'Compression = yes']],
+    [{ jump: 'bastion' }, ['ProxyJump=bastion']],
+    [{ jump: 'alice@bastion:2200,[::1]:22', sshOption: ['User=bob'] }, ['ProxyJump=alice@bastion:2200,[::1]:22', 'User=bob']],
+    [{ jump: ['first', 'second'] }, ['ProxyJump=second']], // a value option: the last one wins
+  ])('%j -> ssh.options %j (-J first, then every -o in order)', (f, want) => {
+    expect(resolveConfig(ARGS, raw(f)).ssh.options).toEqual(want);
+  });
+
+  it.each<[Record<string, unknown>]>([
+    [{ sshOption: 'ServerAliveInterval' }],
+    [{ sshOption: '=5' }],
+    [{ sshOption: '' }],
+    [{ sshOption: ['User=bob', 'nonsense'] }],
+    [{ sshOption: 5 }],
+    [{ jump: 'a b' }],
+    [{ jump: 'host,' }],
+    [{ jump: 'user@' }],
+    [{ jump: 'host:port' }],
+    [{ jump: '' }],
+    [{ rsh: '' }],
+    [{ rsh: '   ' }],
+    [{ connectTimeout: 0 }],
+    [{ connectTimeout: 'soon' }],
+    [{ connectTimeout: '1.5' }],
+  ])('%j -> USAGE', (f) => {
+    expect(codeOf(ARGS, raw(f))).toBe('USAGE');
+  });
+
+  it('-e is kept as given; --connect-timeout becomes milliseconds', () => {
+    const c = resolveConfig(['h:/a', './b'], raw({ rsh: 'ssh -p 2222 -o BatchMode=yes', connectTimeout: '7' }));
+    expect(c.rsh).toBe('ssh -p 2222 -o BatchMode=yes');
+    expect(c.ssh.connectTimeoutMs).toBe(7000);
+  });
+
+  it('a bad -o names the fix', () => {
+    try {
+      resolveConfig(ARGS, raw({ sshOption: 'Nonsense' }));
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PdcError).message).toMatch(/-o "Nonsense"/);
+      expect((e as PdcError).hint).toMatch(/Key=value/);
+    }
   });
 });

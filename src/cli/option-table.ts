@@ -1,0 +1,210 @@
+/**
+ * Every command-line option, declared once. cac's declarations, `--help`, the
+ * README's option tables, the man page and the shell completions are all made
+ * from this table (src/cli/docs.ts renders the documents; `npm run docs` writes
+ * them and a test checks they are current). RawFlags, the parsed flags that
+ * resolveConfig validates, is derived from it too.
+ */
+import { DEFAULT_HASH_METHOD, LISTED_HASH_METHODS } from '../hash/methods.js';
+import {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_IDLE_TIMEOUT_S,
+  MAX_CONCURRENCY,
+  MAX_CONNECTIONS,
+} from './option-defaults.js';
+
+/**
+ * - flag: a boolean (`--verify`); a `no-` long name is the negation of an on-by-default setting.
+ * - count: a boolean that counts (`-vv`).
+ * - value: takes a value; given twice, the last one wins (as in ssh).
+ * - list: takes a value and is repeatable; every value is kept, in order.
+ */
+export type OptionKind = 'flag' | 'count' | 'value' | 'list';
+
+export type OptionGroup = 'copy' | 'ssh' | 'output' | 'benchmark' | 'other';
+
+export interface OptionSpec {
+  /** One letter, without the dash. */
+  readonly short?: string;
+  /** Without the dashes, as typed: `block-size`, `no-progress`. */
+  readonly long: string;
+  readonly kind: OptionKind;
+  /** Name of the value in help and docs (value and list kinds only). */
+  readonly value?: string;
+  /** One sentence, lower case, no final period. */
+  readonly description: string;
+  /** What applies when the option is not given, for the docs (resolveConfig applies it). */
+  readonly default?: string;
+  readonly group: OptionGroup;
+  /** What a shell completes for the value: file names, or one of these words. */
+  readonly complete?: 'file' | readonly string[];
+  /** Declared by cac itself (cli.help / cli.version) rather than as a plain option. */
+  readonly builtin?: 'help' | 'version';
+}
+
+export const GROUP_TITLES: Record<OptionGroup, string> = {
+  copy: 'Copy options',
+  ssh: 'SSH options',
+  output: 'Output options',
+  benchmark: 'Benchmark options',
+  other: 'Other options',
+};
+
+const MiB = 1024 * 1024;
+
+const DECLARED = [
+  {
+    short: 'b',
+    long: 'block-size',
+    kind: 'value',
+    value: 'SIZE',
+    description: 'block size: bytes, or 5K, 1M, 1MiB (K/M/G are binary); 1 B to 64 MiB',
+    default: `${DEFAULT_BLOCK_SIZE / MiB} MiB`,
+    group: 'copy',
+  },
+  {
+    short: 'm',
+    long: 'hash-method',
+    kind: 'value',
+    value: 'NAME',
+    description: `block hash: ${LISTED_HASH_METHODS.join(', ')}, or any other node:crypto hash available on both sides`,
+    default: DEFAULT_HASH_METHOD,
+    complete: LISTED_HASH_METHODS,
+    group: 'copy',
+  },
+  { short: 'W', long: 'whole-file', kind: 'flag', description: 'send every block without comparing (written blocks are still verified)', group: 'copy' },
+  {
+    short: 'c',
+    long: 'concurrency',
+    kind: 'value',
+    value: 'N',
+    description: `parallel hash/transfer streams and the number of remote agent channels (1-${MAX_CONCURRENCY})`,
+    default: String(DEFAULT_CONCURRENCY),
+    group: 'copy',
+  },
+  {
+    short: 'n',
+    long: 'dry-run',
+    kind: 'flag',
+    description: 'compare only: print the similarity index (the share of blocks that already match) and what would be sent; never write',
+    group: 'copy',
+  },
+  { long: 'verify', kind: 'flag', description: 'also compare whole-file sha256 digests computed independently on both sides', group: 'copy' },
+  {
+    long: 'atomic',
+    kind: 'flag',
+    description: 'build the new version in a temp file beside TARGET and rename it into place when verified (an interrupted run leaves TARGET as it was)',
+    group: 'copy',
+  },
+  {
+    long: 'timeout',
+    kind: 'value',
+    value: 'SECONDS',
+    description: 'fail when a side stops answering for this long',
+    default: String(DEFAULT_IDLE_TIMEOUT_S),
+    group: 'copy',
+  },
+  { short: 'p', long: 'port', kind: 'value', value: 'PORT', description: 'SSH port', default: 'from ssh_config, else 22', group: 'ssh' },
+  { short: 'i', long: 'identity', kind: 'list', value: 'FILE', description: 'SSH private key (repeatable)', complete: 'file', group: 'ssh' },
+  { short: 'F', long: 'ssh-config', kind: 'value', value: 'FILE', description: 'SSH client config file', default: '~/.ssh/config', complete: 'file', group: 'ssh' },
+  {
+    short: 'o',
+    long: 'ssh-option',
+    kind: 'list',
+    value: 'OPTION=VALUE',
+    description: 'an ssh_config option for this run, as Key=value or "Key value", like ssh -o (repeatable)',
+    group: 'ssh',
+  },
+  {
+    short: 'J',
+    long: 'jump',
+    kind: 'value',
+    value: '[USER@]HOST[:PORT]',
+    description: 'connect through this jump host, like ssh -J (several hops separated by commas)',
+    group: 'ssh',
+  },
+  {
+    short: 'e',
+    long: 'rsh',
+    kind: 'value',
+    value: 'COMMAND',
+    description: 'reach the remote host by running this command (e.g. "ssh -p 2222"), like rsync -e, instead of the built-in SSH client',
+    group: 'ssh',
+  },
+  {
+    long: 'connect-timeout',
+    kind: 'value',
+    value: 'SECONDS',
+    description: 'give up connecting after this long (like ConnectTimeout)',
+    // The SSH layer's DEFAULT_CONNECT_TIMEOUT_MS (not imported: it would load ssh2 at start-up; a test checks they agree).
+    default: 'ConnectTimeout from ssh_config, else 15',
+    group: 'ssh',
+  },
+  {
+    long: 'accept-new-host-key',
+    kind: 'flag',
+    description: 'record an unknown host key in ~/.ssh/known_hosts (like StrictHostKeyChecking=accept-new); a changed key is always refused',
+    group: 'ssh',
+  },
+  { long: 'remote-node', kind: 'value', value: 'PATH', description: 'Node.js binary on the remote host', default: 'node, then nodejs', group: 'ssh' },
+  { long: 'sudo', kind: 'flag', description: 'run the remote agent through sudo -n (for files owned by root; needs NOPASSWD)', group: 'ssh' },
+  {
+    long: 'connections',
+    kind: 'value',
+    value: 'N',
+    description: `SSH connections to spread the agent channels over (1-${MAX_CONNECTIONS})`,
+    default: 'chosen from -c',
+    group: 'ssh',
+  },
+  { long: 'json', kind: 'flag', description: 'print one JSON object on stdout: the summary, or {ok:false, error:{code,message,hint}}', group: 'output' },
+  { long: 'no-progress', kind: 'flag', description: 'no progress bar even on a terminal', group: 'output' },
+  { short: 'v', long: 'verbose', kind: 'count', description: 'more output (repeatable: -vv adds stack traces to errors)', group: 'output' },
+  { short: 'q', long: 'quiet', kind: 'count', description: 'less output (repeatable)', group: 'output' },
+  {
+    short: 'B',
+    long: 'benchmark',
+    kind: 'value',
+    value: 'COUNT',
+    description:
+      'mutate the local TARGET COUNT times (delta 100/COUNT*i %), resync, compare with rsync --inplace --no-whole-file; asks first unless --yes',
+    group: 'benchmark',
+  },
+  { short: 'y', long: 'yes', kind: 'flag', description: 'do not ask before --benchmark mutates the target', group: 'benchmark' },
+  { short: 'h', long: 'help', kind: 'flag', description: 'show this help (options and exit codes)', group: 'other', builtin: 'help' },
+  { short: 'V', long: 'version', kind: 'flag', description: 'show the version', group: 'other', builtin: 'version' },
+] as const satisfies readonly OptionSpec[];
+
+/** The table, in the order help and docs list it. */
+export const OPTIONS: readonly OptionSpec[] = DECLARED;
+
+/** `-b, --block-size` */
+export function flagNames(o: OptionSpec): string {
+  return [o.short && `-${o.short}`, `--${o.long}`].filter(Boolean).join(', ');
+}
+
+/** `-b, --block-size SIZE` */
+export function flagsWithValue(o: OptionSpec): string {
+  return o.value ? `${flagNames(o)} ${o.value}` : flagNames(o);
+}
+
+/** The description with its default, as the docs show it. */
+export function describeOption(o: OptionSpec): string {
+  return o.default === undefined ? o.description : `${o.description}; default: ${o.default}`;
+}
+
+/** The key cac stores an option under: the long name in camelCase, without a `no-` prefix. */
+export function keyOf(o: OptionSpec): string {
+  return o.long.replace(/^no-/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+type KeyOf<L extends string> = Camel<L extends `no-${infer R}` ? R : L>;
+/** cac turns numeric-looking values into numbers, and a repeated option into an array. */
+type Scalar = string | number;
+type ValueOf<K extends OptionKind> = K extends 'flag' ? boolean : K extends 'count' ? boolean | boolean[] : Scalar | Scalar[];
+
+type Declared = Exclude<(typeof DECLARED)[number], { builtin: string }>;
+
+/** The flags as cac hands them to the action, one optional field per declared option. */
+export type RawFlags = { [S in Declared as KeyOf<S['long']>]?: ValueOf<S['kind']> };
