@@ -59,12 +59,10 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
       displayPrefix: '',
     });
   }
-  // Parsed and carried in RunConfig, but the SSH layer and an -e transport do not take
-  // them yet: refuse them rather than connect without them.
-  if (cfg.rsh !== undefined || cfg.ssh.options.length > 0) {
-    throw new PdcError('USAGE', '-o/--ssh-option, -J/--jump and -e/--rsh are not supported yet', {
-      hint: 'put the setting in ~/.ssh/config (or a file given with -F) for now',
-    });
+  // Parsed and carried in RunConfig, but no -e transport is wired yet: refuse it rather
+  // than connect without it.
+  if (cfg.rsh !== undefined) {
+    throw new PdcError('USAGE', '-e/--rsh is not supported yet', { hint: 'leave out -e to use the built-in SSH client' });
   }
   const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
   const started = Date.now();
@@ -81,6 +79,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
       sudo: cfg.ssh.sudo,
       connections: cfg.ssh.connections,
       connectTimeoutMs: cfg.ssh.connectTimeoutMs,
+      options: cfg.ssh.options,
       log,
     },
   );

@@ -154,15 +154,27 @@ describe('bad options', () => {
   });
 });
 
-describe('SSH options not wired to a transport yet', () => {
-  for (const flags of [['-o', 'User=nobody'], ['-J', 'bastion.invalid'], ['-e', 'ssh']]) {
-    it(`${flags.join(' ')} with a remote side: exit 2 before connecting, not ignored`, async () => {
-      const a = untouchable(`unwired${flags[0]}`, 15);
-      const r = await runCli(['--json', ...flags, a.path, 'nosuch.invalid:/x'], { home });
-      expectCleanError(r, EXIT_CODES.usage, /not supported yet/);
-      expect(jsonOf(r).error.code).toBe('USAGE');
-    });
-  }
+describe('SSH options reach the SSH layer', () => {
+  it('-o with an option pdiffcopy does not support: exit 2 naming it, before connecting', async () => {
+    const a = untouchable('unsupported-o', 15);
+    const r = await runCli(['--json', '-o', 'ControlMaster=auto', a.path, 'nosuch.invalid:/x'], { home });
+    expectCleanError(r, EXIT_CODES.usage, /ControlMaster/);
+    expect(jsonOf(r).error.code).toBe('USAGE');
+  });
+
+  it('-J sends the connection through the jump host first', async () => {
+    const a = untouchable('jump', 16);
+    const r = await runCli(['--json', '-J', 'bastion.invalid', a.path, 'nosuch.invalid:/x'], { home });
+    expectCleanError(r, EXIT_CODES.connection, /bastion\.invalid/);
+    expect(jsonOf(r).error.code).toBe('HOST_UNRESOLVED');
+  });
+
+  it('-e with a remote side: exit 2 before connecting, not ignored (no -e transport yet)', async () => {
+    const a = untouchable('unwired-e', 17);
+    const r = await runCli(['--json', '-e', 'ssh', a.path, 'nosuch.invalid:/x'], { home });
+    expectCleanError(r, EXIT_CODES.usage, /not supported yet/);
+    expect(jsonOf(r).error.code).toBe('USAGE');
+  });
 });
 
 describe('the launcher on an old Node', () => {
