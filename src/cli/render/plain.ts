@@ -1,5 +1,5 @@
 import type { SyncEvent } from '../../engine/events.js';
-import type { Renderer } from './renderer.js';
+import type { Renderer, TextSink } from './renderer.js';
 import { summaryText } from './summary-text.js';
 
 /**
@@ -7,7 +7,7 @@ import { summaryText } from './summary-text.js';
  * the summary at default verbosity, nothing at -q. The dry-run report goes to stdout:
  * it is the result the user asked for.
  */
-export function plainRenderer(verbosity: number, err = process.stderr, out = process.stdout): Renderer {
+export function plainRenderer(verbosity: number, err: TextSink = process.stderr, out: TextSink = process.stdout): Renderer {
   const t0 = performance.now();
   const elapsed = () => ((performance.now() - t0) / 1000).toFixed(2);
   return {

@@ -6,3 +6,8 @@ export interface Renderer {
   log(level: number, line: string): void;
   finish(): void;
 }
+
+/** Where a renderer writes: process.stderr/stdout, or a string buffer in tests. */
+export interface TextSink {
+  write(text: string): unknown;
+}

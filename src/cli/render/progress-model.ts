@@ -1,0 +1,101 @@
+import type { Phase, SyncEvent } from '../../engine/events.js';
+
+/** What every progress renderer shows, computed from engine events and a clock. */
+export interface ProgressSnapshot {
+  phase: Phase;
+  /** Seconds since the first event. */
+  elapsedS: number;
+  /** Work done and to do: bytes compared plus bytes sent (the send total grows as differences are found). */
+  done: number;
+  total: number;
+  /** 0..1 (0 while nothing is known). */
+  fraction: number;
+  bytesHashed: number;
+  bytesToCompare: number;
+  bytesSent: number;
+  bytesToSend: number;
+  /** Work per second over the recent window (not the average since the start). */
+  rate: number;
+  /** Seconds left at the recent rate; undefined while the rate is unknown. */
+  etaS: number | undefined;
+}
+
+/** The rate is measured over this much recent time: long enough to be steady, short enough to follow a change. */
+export const RATE_WINDOW_MS = 5000;
+
+/**
+ * Folds engine events into a snapshot. Pure apart from the injected clock, so
+ * renderers and their tests share one notion of rate and ETA.
+ */
+export class ProgressModel {
+  private t0: number | undefined;
+  private phase: Phase = 'connecting';
+  private p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0 };
+  /** (time, done) samples inside the rate window, oldest first. */
+  private samples: Array<[number, number]> = [];
+
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    private readonly windowMs = RATE_WINDOW_MS,
+  ) {}
+
+  /** Returns true when the event changed what a renderer would show. */
+  update(e: SyncEvent): boolean {
+    const t = this.now();
+    this.t0 ??= t;
+    if (e.type === 'phase') {
+      this.phase = e.phase;
+      return true;
+    }
+    if (e.type === 'start') {
+      this.p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0 };
+      this.samples = [[t, 0]];
+      return true;
+    }
+    if (e.type !== 'progress') return false;
+    this.p = { bytesHashed: e.bytesHashed, bytesToCompare: e.bytesToCompare, bytesSent: e.bytesSent, bytesToSend: e.bytesToSend };
+    this.samples.push([t, this.done()]);
+    // Keep one sample at or before the window's start, so the window is always spanned.
+    while (this.samples.length > 2 && this.samples[1]![0] <= t - this.windowMs) this.samples.shift();
+    return true;
+  }
+
+  snapshot(): ProgressSnapshot {
+    const t = this.now();
+    const done = this.done();
+    const total = this.p.bytesToCompare + this.p.bytesToSend;
+    const rate = this.rate(t, done);
+    const left = Math.max(0, total - done);
+    return {
+      phase: this.phase,
+      elapsedS: this.t0 === undefined ? 0 : (t - this.t0) / 1000,
+      done,
+      total,
+      fraction: total > 0 ? Math.min(1, done / total) : 0,
+      ...this.p,
+      rate,
+      etaS: rate > 0 ? left / rate : left === 0 && total > 0 ? 0 : undefined,
+    };
+  }
+
+  private done(): number {
+    return this.p.bytesHashed + this.p.bytesSent;
+  }
+
+  private rate(t: number, done: number): number {
+    const first = this.samples[0];
+    if (!first) return 0;
+    const span = (t - first[0]) / 1000;
+    return span > 0 ? Math.max(0, (done - first[1]) / span) : 0;
+  }
+}
+
+/** 75 → "1:15", 3725 → "1:02:05", undefined → "--:--". */
+export function formatDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}

@@ -1,0 +1,14 @@
+import { formatBytes } from '../size.js';
+import { formatDuration, type ProgressSnapshot } from './progress-model.js';
+
+/** One line of progress, shared by the bar's label and the periodic lines for logs. */
+export function progressText(s: ProgressSnapshot): string {
+  const pct = `${(s.fraction * 100).toFixed(1)}%`;
+  const parts = [`${s.phase}`, pct];
+  if (s.bytesToCompare > 0) parts.push(`compared ${formatBytes(s.bytesHashed)}/${formatBytes(s.bytesToCompare)}`);
+  parts.push(`sent ${formatBytes(s.bytesSent)}/${formatBytes(s.bytesToSend)}`);
+  parts.push(`${formatBytes(Math.round(s.rate))}/s`);
+  parts.push(`elapsed ${formatDuration(s.elapsedS)}`);
+  parts.push(`ETA ${formatDuration(s.etaS)}`);
+  return parts.join(', ').replace(', ', ' ');
+}
