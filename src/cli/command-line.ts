@@ -35,9 +35,11 @@ const VERSION_OPTION = OPTIONS.find((o) => o.builtin === 'version')!;
 function declare(command: Command, o: OptionSpec): void {
   command.option(o.value ? `${flagNames(o)} <${o.value}>` : flagNames(o), o.description);
   const takesNoValue = o.kind === 'flag' || o.kind === 'count';
-  if (takesNoValue && o.long.includes('-') && !o.long.startsWith('no-')) {
-    command.options[command.options.length - 1]!.names.push(o.long);
-  }
+  const declared = command.options[command.options.length - 1]!;
+  if (takesNoValue && o.long.includes('-') && !o.long.startsWith('no-')) declared.names.push(o.long);
+  // cac gives a `no-` option a default of true, which would make "not given" and
+  // `--progress` look alike; resolveConfig applies the table's defaults instead.
+  if (o.long.startsWith('no-')) delete declared.config.default;
 }
 
 export function createCli(action: (args: string[], flags: ParsedFlags) => unknown): CAC {

@@ -158,7 +158,20 @@ const DECLARED = [
     group: 'ssh',
   },
   { long: 'json', kind: 'flag', description: 'print one JSON object on stdout: the summary, or {ok:false, error:{code,message,hint}}', group: 'output' },
-  { long: 'no-progress', kind: 'flag', description: 'no progress bar even on a terminal', group: 'output' },
+  {
+    long: 'progress',
+    kind: 'flag',
+    description: 'show progress even when stderr is not a terminal: a plain line every few seconds (logs, CI)',
+    default: 'a bar on a terminal, nothing otherwise',
+    group: 'output',
+  },
+  { long: 'no-progress', kind: 'flag', description: 'no progress output, not even on a terminal', group: 'output' },
+  {
+    long: 'json-progress',
+    kind: 'flag',
+    description: 'print progress as NDJSON on stderr (phase, bytes, rate, ETA), for programs that drive pdiffcopy',
+    group: 'output',
+  },
   { short: 'v', long: 'verbose', kind: 'count', description: 'more output (repeatable: -vv adds stack traces to errors)', group: 'output' },
   { short: 'q', long: 'quiet', kind: 'count', description: 'less output (repeatable)', group: 'output' },
   {

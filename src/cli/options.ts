@@ -38,7 +38,10 @@ export interface RunConfig {
   /** Default 0; each -v adds one, each -q takes one. */
   verbosity: number;
   json: boolean;
-  progress: boolean;
+  /** auto: a bar when stderr is a terminal; on: also periodic lines when it is not; off: none. */
+  progress: 'auto' | 'on' | 'off';
+  /** NDJSON progress events on stderr. */
+  jsonProgress: boolean;
   /** Fail when a side stops answering for this long. */
   idleTimeoutMs: number;
   ssh: SshFlags;
@@ -177,7 +180,8 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
     json: !!f.json,
-    progress: f.progress !== false,
+    progress: f.progress === undefined ? 'auto' : f.progress ? 'on' : 'off',
+    jsonProgress: !!f.jsonProgress,
     idleTimeoutMs: timeoutS * 1000,
     ssh: sshFlags(f),
     rsh: rshFlag(f),

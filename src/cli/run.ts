@@ -5,7 +5,9 @@ import type { RawFlags, RunConfig } from './options.js';
 import { describeError } from './report-error.js';
 import { jsonRenderer } from './render/json.js';
 import { plainRenderer } from './render/plain.js';
+import { jsonProgressRenderer } from './render/json-progress.js';
 import { progressBarRenderer } from './render/progress-bar.js';
+import { progressLinesRenderer } from './render/progress-lines.js';
 import type { Renderer } from './render/renderer.js';
 
 /** After the first SIGINT/SIGTERM we give the clean-up this long before exiting anyway. */
@@ -16,9 +18,13 @@ type RunRenderer = Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] }
 
 function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): RunRenderer {
   const verbosity = cfg?.verbosity ?? 0;
-  if (cfg?.json ?? flags.json) return jsonRenderer(verbosity);
-  if (cfg && cfg.progress && process.stderr.isTTY && verbosity >= 0) return progressBarRenderer(verbosity);
-  return plainRenderer(verbosity);
+  const chosen = ((): RunRenderer => {
+    if (cfg?.json ?? flags.json) return jsonRenderer(verbosity);
+    if (!cfg || cfg.progress === 'off' || verbosity < 0) return plainRenderer(verbosity);
+    if (process.stderr.isTTY) return progressBarRenderer(verbosity);
+    return cfg.progress === 'on' ? progressLinesRenderer(verbosity) : plainRenderer(verbosity);
+  })();
+  return cfg?.jsonProgress ? jsonProgressRenderer(chosen) : chosen;
 }
 
 /**

@@ -42,7 +42,8 @@ describe('resolveConfig defaults', () => {
       concurrency: DEFAULT_CONCURRENCY,
       verbosity: 0,
       json: false,
-      progress: true,
+      progress: 'auto',
+      jsonProgress: false,
       idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_S * 1000,
       ssh: {
         port: undefined,
@@ -80,7 +81,7 @@ describe('resolveConfig defaults', () => {
       yes: true,
     });
     expect(c.source).toMatchObject({ kind: 'remote', host: 'host', path: '/x' });
-    expect(c).toMatchObject({ wholeFile: true, dryRun: true, verify: true, json: true, progress: false, yes: true });
+    expect(c).toMatchObject({ wholeFile: true, dryRun: true, verify: true, json: true, progress: 'off', yes: true });
     expect(c.hashMethod).toBe('sha256');
     expect(c.idleTimeoutMs).toBe(5000);
     expect(c.ssh).toEqual({

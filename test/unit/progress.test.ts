@@ -113,9 +113,10 @@ describe('progress lines for logs (--progress without a terminal)', () => {
     }
     r.event({ type: 'phase', phase: 'verifying' });
     const progressLines = err.lines.filter((l) => /ETA/.test(l));
-    // The phase line at t=0, progress lines at t=5 s and t=10 s, then the next phase.
+    // Nothing before the sizes are known; then lines at t=1 s, 6 s and 11 s, and at the next phase.
     expect(progressLines.map((l) => l.split(' ')[1])).toEqual(['syncing', 'syncing', 'syncing', 'verifying']);
-    expect(progressLines[2]).toMatch(/^pdiffcopy: syncing 10\.0%, compared 10\.00 MiB\/100\.00 MiB, sent 0 B\/0 B, 1\.00 MiB\/s, elapsed 0:10, ETA 1:30$/);
+    expect(progressLines[2]).toMatch(/^pdiffcopy: syncing 11\.0%, compared 11\.00 MiB\/100\.00 MiB, sent 0 B\/0 B, 1\.00 MiB\/s, elapsed 0:11, ETA 1:29$/);
+    expect(err.lines.filter((l) => !/ETA/.test(l))).toEqual([]);
   });
 });
 

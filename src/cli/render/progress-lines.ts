@@ -20,6 +20,7 @@ export function progressLinesRenderer(
   const plain = plainRenderer(verbosity, err);
   const model = new ProgressModel(now);
   let last = -Infinity;
+  let started = false;
   const print = () => {
     last = now();
     err.write(`pdiffcopy: ${progressText(model.snapshot())}\n`);
@@ -27,7 +28,10 @@ export function progressLinesRenderer(
   return {
     event(e: SyncEvent) {
       model.update(e);
-      if (e.type === 'phase' && e.phase !== 'connecting' && e.phase !== 'done') print();
+      if (e.type === 'start') started = true;
+      // Nothing to report before the sizes are known, nor after the summary line.
+      if (!started) return plain.event(e);
+      if (e.type === 'phase' && e.phase !== 'done') print();
       else if (e.type === 'progress' && now() - last >= intervalMs) print();
       plain.event(e);
     },
