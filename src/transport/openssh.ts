@@ -15,7 +15,7 @@ import { access, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { PdcError } from '../errors/index.js';
-import { buildRemoteCommand, encodeAgentPayload } from '../protocol/bootstrap.js';
+import { buildRemoteCommand, encodeAgentPayload, shellQuote } from '../protocol/bootstrap.js';
 import { exitStatusError } from '../ssh/remote-exit.js';
 import { agentBundleCode } from './agent-bundle.js';
 import { buildSshArgs, type RshDestination, splitRshCommand } from './rsh-command.js';
@@ -36,6 +36,12 @@ export interface OpenSshTransportOptions {
   log?: (msg: string) => void;
   /** Code sent to the loader instead of dist/agent.cjs (tests, stand-in agents). */
   agentCode?: Buffer;
+  /** -F FILE for ssh (pdiffcopy's -F). */
+  configFile?: string;
+  /** -i FILE for ssh, each (pdiffcopy's -i). */
+  identityFiles?: string[];
+  /** Let ssh record an unknown host key (StrictHostKeyChecking=accept-new); a changed one is still refused. */
+  acceptNewHostKey?: boolean;
   /**
    * A terminal can answer ssh's questions (password, passphrase, new host key).
    * Default: process.stdin.isTTY. Without one, ssh runs with BatchMode=yes and fails
@@ -72,17 +78,24 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
     ...(opts.sudo ? { sudo: true } : {}),
   });
   const program = words[0]!;
-  const args = buildSshArgs(words, dest, remoteCommand, !interactive);
+  const args = buildSshArgs(words, dest, remoteCommand, {
+    batchMode: !interactive,
+    ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
+    ...(opts.identityFiles ? { identityFiles: opts.identityFiles } : {}),
+    ...(opts.acceptNewHostKey ? { acceptNewHostKey: true } : {}),
+  });
   const env = opts.env ?? process.env;
-  const display = `${dest.user !== undefined ? `${dest.user}@` : ''}${dest.host}${dest.port !== undefined ? `:${dest.port}` : ''}`;
+  const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;
+  const display = `${dest.user !== undefined ? `${dest.user}@` : ''}${host}${dest.port !== undefined ? `:${dest.port}` : ''}`;
   const log = opts.log ?? (() => {});
   const agents = new Set<AgentProcess>();
   let started = 0;
   let closed: Promise<void> | undefined;
+  let payload: Buffer | undefined;
 
   const startSsh = (label: string, watchFirstByte = false): SshProcessAgent => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-    child.stdin.write(encodeAgentPayload(opts.agentCode ?? agentBundleCode()));
+    child.stdin.write((payload ??= encodeAgentPayload(opts.agentCode ?? agentBundleCode())));
     return new SshProcessAgent(label, child, watchFirstByte);
   };
 
@@ -103,7 +116,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
       await checkProgram(program, env);
       if (closed) throw closedError();
       const label = () => `${display} ssh#${++started}`;
-      log(`ssh: starting ${count} agent(s) with: ${[program, ...args.slice(0, -1)].join(' ')} LOADER`);
+      log(`ssh: starting ${count} agent(s) with: ${[program, ...args.slice(0, -1)].map(shellQuote).join(' ')} LOADER`);
       if (!interactive) return Array.from({ length: count }, () => track(startSsh(label())));
       const first = track(startSsh(label(), true));
       const rest = Array.from({ length: count - 1 }, () => track(new DeferredAgent(label(), first.through, startSsh)));
@@ -211,7 +224,10 @@ class SshProcessAgent implements AgentProcess {
   readonly stdout: Readable;
   readonly stderr: Readable;
   readonly exited: Promise<ExitStatus>;
-  /** Settles true once the remote side has sent its first byte (ssh is through), false if ssh ended first. */
+  /**
+   * With watchFirstByte: settles true once the remote side has sent its first byte (ssh is
+   * through), false if ssh ended first. Without: settles false when ssh ends.
+   */
   readonly through: Promise<boolean>;
   private killTimer: NodeJS.Timeout | undefined;
   private done = false;

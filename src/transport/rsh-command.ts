@@ -62,20 +62,33 @@ export interface RshDestination {
  */
 const STREAM_OPTIONS = ['-x', '-o', 'RequestTTY=no', '-o', 'RemoteCommand=none', '-o', 'ClearAllForwardings=yes', '-o', 'PermitLocalCommand=no'];
 
+/** pdiffcopy's own SSH options, translated for the system ssh. */
+export interface SshFlags {
+  /** `-o BatchMode=yes`: with no terminal to answer on, a password, passphrase or host key question must fail at once, not wait forever. */
+  batchMode: boolean;
+  /** -F FILE. */
+  configFile?: string;
+  /** -i FILE, each. */
+  identityFiles?: readonly string[];
+  /** `-o StrictHostKeyChecking=accept-new` (ssh refuses a changed key whatever this says). */
+  acceptNewHostKey?: boolean;
+}
+
 /**
- * argv (without the program) for one agent: the user's options, ours, the port and user
- * of the location (as rsync maps `user@host` to `-l user`), `--` and the host, and the
- * remote command as ONE argument. ssh joins the words after the host with spaces and
- * hands them to the remote user's shell, so the loader command, already quoted for that
- * shell by buildRemoteCommand, must reach ssh unsplit and unchanged.
- *
- * `batchMode` adds `-o BatchMode=yes`: with no terminal to answer on, a password,
- * passphrase or host key question must fail at once instead of waiting forever.
+ * argv (without the program) for one agent: the user's words, pdiffcopy's own options,
+ * the stream options, the port and user of the location (as rsync maps `user@host` to
+ * `-l user`), `--` and the host, and the remote command as ONE argument. ssh joins the
+ * words after the host with spaces and hands them to the remote user's shell, so the
+ * loader command, already quoted for that shell by buildRemoteCommand, must reach ssh
+ * unsplit and unchanged.
  */
-export function buildSshArgs(words: readonly string[], dest: RshDestination, remoteCommand: string, batchMode: boolean): string[] {
+export function buildSshArgs(words: readonly string[], dest: RshDestination, remoteCommand: string, flags: SshFlags): string[] {
   return [
     ...words.slice(1),
-    ...(batchMode ? ['-o', 'BatchMode=yes'] : []),
+    ...(flags.configFile !== undefined ? ['-F', flags.configFile] : []),
+    ...(flags.identityFiles ?? []).flatMap((f) => ['-i', f]),
+    ...(flags.acceptNewHostKey ? ['-o', 'StrictHostKeyChecking=accept-new'] : []),
+    ...(flags.batchMode ? ['-o', 'BatchMode=yes'] : []),
     ...STREAM_OPTIONS,
     ...(dest.port !== undefined ? ['-p', String(dest.port)] : []),
     ...(dest.user !== undefined ? ['-l', dest.user] : []),

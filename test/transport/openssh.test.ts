@@ -131,6 +131,24 @@ describe('the -e COMMAND and the location', () => {
     expectSameBytes(dst, src);
   });
 
+  it("passes pdiffcopy's -F, -i and --accept-new-host-key to ssh", async () => {
+    const known = join(sshd.dir, 'known_hosts.accept-new');
+    writeFileSync(known, '');
+    // Names no key and knows no host key: only the options below make the login work.
+    const cfg = configWith(sshd.dir, 'ssh_config.flags', { IdentityFile: null, UserKnownHostsFile: known, GlobalKnownHostsFile: '/dev/null' });
+    const flags = { configFile: cfg, identityFiles: [sshd.clientKey] };
+    const host = await startAgents(transport({ rsh: 'ssh', opts: { ...flags, acceptNewHostKey: true } }), 2);
+    try {
+      expect((await host.stat(sshd.dir, 'source')).kind).toBe('dir');
+    } finally {
+      await host.close();
+    }
+    expect(readFileSync(known, 'utf8')).toContain(sshd.hostKeyPub);
+    // Recorded: the next run needs no acceptance.
+    const again = await startAgents(transport({ rsh: 'ssh', opts: flags }), 1);
+    await again.close();
+  });
+
   it('maps the location port to -p, overriding ssh_config: a closed port is CONNECTION_REFUSED (exit 6)', async () => {
     const port = await freePort();
     const t = transport({ dest: { port } });

@@ -48,7 +48,7 @@ describe('buildSshArgs', () => {
   const loader = buildRemoteCommand();
 
   it('maps user and port to -l and -p, ends options with --, and passes the loader as ONE last word', () => {
-    const args = buildSshArgs(['ssh', '-F', '/c f'], { user: 'bob', host: 'db1', port: 2222 }, loader, true);
+    const args = buildSshArgs(['ssh', '-F', '/c f'], { user: 'bob', host: 'db1', port: 2222 }, loader, { batchMode: true });
     expect(args.slice(0, 2)).toEqual(['-F', '/c f']);
     const dd = args.indexOf('--');
     expect(args.slice(dd - 4)).toEqual(['-p', '2222', '-l', 'bob', '--', 'db1', loader]);
@@ -59,12 +59,29 @@ describe('buildSshArgs', () => {
   });
 
   it('leaves out what the location does not say, and BatchMode when a terminal can answer', () => {
-    const args = buildSshArgs(['ssh'], { host: 'db1' }, loader, false);
+    const args = buildSshArgs(['ssh'], { host: 'db1' }, loader, { batchMode: false });
     expect(args).not.toContain('-p');
     expect(args).not.toContain('-l');
     expect(args).not.toContain('BatchMode=yes');
     expect(args.slice(-3)).toEqual(['--', 'db1', loader]);
     // A data stream needs no TTY, and ssh_config's RemoteCommand must not replace the loader.
     expect(args).toEqual(expect.arrayContaining(['RequestTTY=no', 'RemoteCommand=none']));
+  });
+
+  it("translates pdiffcopy's -F, -i and --accept-new-host-key, after the user's words", () => {
+    const args = buildSshArgs(['ssh', '-o', 'StrictHostKeyChecking=no'], { host: 'db1' }, loader, {
+      batchMode: true,
+      configFile: '/etc/my cfg',
+      identityFiles: ['/k1', '/k 2'],
+      acceptNewHostKey: true,
+    });
+    expect(args.slice(0, 12)).toEqual([
+      '-o', 'StrictHostKeyChecking=no',
+      '-F', '/etc/my cfg',
+      '-i', '/k1',
+      '-i', '/k 2',
+      '-o', 'StrictHostKeyChecking=accept-new',
+      '-o', 'BatchMode=yes',
+    ]);
   });
 });
