@@ -153,7 +153,7 @@ export function opensshExitError(code: number | null, stderrText: string, hostDi
   }
   if (/Host key verification failed/i.test(stderr)) {
     return new PdcError('HOST_KEY_UNKNOWN', `ssh could not verify the host key of ${hostDisplay}: ${last}`, {
-      hint: 'connect once with ssh on a terminal to accept the key, or add it to known_hosts (ssh-keyscan); pdiffcopy runs ssh with BatchMode=yes when there is no terminal',
+      hint: 'accept it with --accept-new-host-key, or connect once with ssh on a terminal; without a terminal pdiffcopy runs ssh with BatchMode=yes, which never asks',
     });
   }
   if (/Permission denied|Too many authentication failures/i.test(stderr)) {
