@@ -216,6 +216,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
+/**
+ * A pass-through for the agent's byte streams. Blocks are up to 4 MiB and ssh delivers
+ * 64 KiB reads: with the default 16 KiB buffer every read would pause and resume the pipe.
+ */
+function bulkPassThrough(): PassThrough {
+  return new PassThrough({ highWaterMark: 1 << 20 });
+}
+
 type ExitStatus = { code: number | null; signal: string | null };
 
 /** One agent behind one ssh process. */
@@ -257,7 +265,7 @@ class SshProcessAgent implements AgentProcess {
     if (watchFirstByte) {
       // Watching for the first byte means listening on ssh's stdout, which sets it flowing:
       // a pipe into a buffer keeps every byte for the reader, whenever it comes.
-      const out = new PassThrough();
+      const out = bulkPassThrough();
       child.stdout.pipe(out);
       this.stdout = out;
       this.through = new Promise((resolve) => {
@@ -291,8 +299,8 @@ class SshProcessAgent implements AgentProcess {
  * starting, so the user is not asked the same question again per agent.
  */
 class DeferredAgent implements AgentProcess {
-  readonly stdin = new PassThrough();
-  readonly stdout = new PassThrough();
+  readonly stdin = bulkPassThrough();
+  readonly stdout = bulkPassThrough();
   readonly stderr = new PassThrough();
   readonly exited: Promise<ExitStatus>;
   private inner: SshProcessAgent | undefined;

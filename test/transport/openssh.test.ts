@@ -259,6 +259,40 @@ describe('on a terminal (interactive: no BatchMode, one ssh asks at a time)', ()
     }
   });
 
+  it('a push and a pull through the staged agents are byte-identical', async () => {
+    const dir = join(sshd.dir, 'staged');
+    mkdirSync(dir, { recursive: true });
+    const src = join(dir, 'source.bin');
+    writeSeededFile(src, 9 * 1024 * 1024 + 5, 11);
+    for (const direction of ['push', 'pull'] as const) {
+      const dst = join(dir, `${direction}.bin`);
+      writeSeededFile(dst, 4 * 1024 * 1024, 12);
+      const logs: string[] = [];
+      const far = await startAgents(transport({ opts: { interactive: true } }), 3, (l) => logs.push(l));
+      const near = new LocalHost(2);
+      const [source, target] = direction === 'push' ? [near, far] : [far, near];
+      try {
+        // All three up first, so that the deferred agents (behind pass-through streams) carry part of the traffic.
+        for (let i = 0; i < 50 && !logs.some((l) => /3 of 3 agents up/.test(l)); i++) await sleep(100);
+        expect(logs.join('\n')).toMatch(/3 of 3 agents up/);
+        await syncFile({
+          source: { host: source, path: src },
+          target: { host: target, path: dst },
+          blockSize: 64 * 1024,
+          hashMethod: 'xxh64',
+          wholeFile: false,
+          dryRun: false,
+          verify: true,
+          concurrency: 3,
+          emit: () => {},
+        });
+      } finally {
+        await Promise.all([far.close(), near.close()]);
+      }
+      expectSameBytes(dst, src);
+    }
+  });
+
   it('when the first ssh fails, the others are never started and the first one\'s error is reported', async () => {
     const t = transport({ dest: { port: await freePort() }, opts: { interactive: true } });
     const agents = await t.spawnAgents(3);
