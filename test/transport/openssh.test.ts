@@ -149,6 +149,20 @@ describe('the -e COMMAND and the location', () => {
     await again.close();
   });
 
+  it('a ProxyCommand (which the built-in client does not support) works: quoted, with spaces, through ssh', async () => {
+    const accepted = () => (sshd.log().match(/Accepted publickey/g) ?? []).length;
+    const before = accepted();
+    // The sshd is its own jump host: one login for the hop, one for the agent behind it.
+    const t = transport({ rsh: `${rsh()} -o "ProxyCommand=ssh -F ${sshd.sshConfig} -W %h:%p ${sshd.alias}"` });
+    const host = await startAgents(t, 1);
+    try {
+      expect((await host.stat(sshd.dir, 'source')).kind).toBe('dir');
+    } finally {
+      await host.close();
+    }
+    expect(accepted() - before).toBe(2);
+  });
+
   it('maps the location port to -p, overriding ssh_config: a closed port is CONNECTION_REFUSED (exit 6)', async () => {
     const port = await freePort();
     const t = transport({ dest: { port } });
