@@ -14,6 +14,7 @@ import { syncFile } from '../../src/engine/sync.js';
 import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
 import { createOpenSshTransport, type OpenSshTransport, type OpenSshTransportOptions } from '../../src/transport/openssh.js';
 import type { RshDestination } from '../../src/transport/rsh-command.js';
+import type { AgentProcess } from '../../src/transport/types.js';
 import { defineSyncSuite } from '../e2e/sync-suite.js';
 import { pdcError, readBytes, sleep } from '../ssh/helpers.js';
 import { expectSameBytes, writeSeededFile } from '../support/files.js';
@@ -72,7 +73,8 @@ function pgrep(pattern: string): string[] {
   return spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
 }
 
-async function echoes(agent: { stdin: NodeJS.WritableStream; stdout: import('node:stream').Readable }, text: string): Promise<void> {
+/** The stand-in agent's magic arrives, then `text` comes back. */
+async function echoes(agent: AgentProcess, text: string): Promise<void> {
   expect(await readBytes(agent.stdout, AGENT_MAGIC.length)).toEqual(AGENT_MAGIC);
   agent.stdin.write(text);
   expect((await readBytes(agent.stdout, text.length)).toString()).toBe(text);
