@@ -43,11 +43,12 @@ export interface OpenSshTransportOptions {
   /** Let ssh record an unknown host key (StrictHostKeyChecking=accept-new); a changed one is still refused. */
   acceptNewHostKey?: boolean;
   /**
-   * A terminal can answer ssh's questions (password, passphrase, new host key).
-   * Default: process.stdin.isTTY. Without one, ssh runs with BatchMode=yes and fails
-   * at once instead of waiting for an answer that cannot come. With one, the first
-   * agent's ssh starts alone and the others once it is through, so that at most one
-   * ssh asks at a time (and a ControlMaster the first one opens serves the others).
+   * A terminal can answer ssh's questions (password, passphrase, FIDO touch, new host
+   * key). Default: process.stdin.isTTY. Without one, ssh runs with BatchMode=yes and
+   * fails at once instead of waiting for an answer that cannot come, and all agents'
+   * ssh processes start together. With one, each agent's ssh starts once the previous
+   * one is through, so questions come one at a time (and a ControlMaster the first one
+   * opens serves the others); work starts as soon as the first is up.
    */
   interactive?: boolean;
   /** Environment for ssh (default process.env). */
@@ -93,10 +94,10 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
   let closed: Promise<void> | undefined;
   let payload: Buffer | undefined;
 
-  const startSsh = (label: string, watchFirstByte = false): SshProcessAgent => {
+  const startSsh = (label: string, stdoutSink?: PassThrough): SshProcessAgent => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     child.stdin.write((payload ??= encodeAgentPayload(opts.agentCode ?? agentBundleCode())));
-    return new SshProcessAgent(label, child, watchFirstByte);
+    return new SshProcessAgent(label, child, stdoutSink);
   };
 
   const track = <A extends AgentProcess>(agent: A): A => {
@@ -118,9 +119,10 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
       const label = () => `${display} ssh#${++started}`;
       log(`ssh: starting ${count} agent(s) with: ${[program, ...args.slice(0, -1)].map(shellQuote).join(' ')} LOADER`);
       if (!interactive) return Array.from({ length: count }, () => track(startSsh(label())));
-      const first = track(startSsh(label(), true));
-      const rest = Array.from({ length: count - 1 }, () => track(new DeferredAgent(label(), first.through, startSsh)));
-      return [first, ...rest];
+      // One after another: each waits until the one before it is through.
+      const chain: Array<SshProcessAgent | DeferredAgent> = [track(startSsh(label(), bulkPassThrough()))];
+      for (let i = 1; i < count; i++) chain.push(track(new DeferredAgent(label(), chain[i - 1]!.through, startSsh)));
+      return chain;
     },
 
     close(): Promise<void> {
@@ -233,8 +235,8 @@ class SshProcessAgent implements AgentProcess {
   readonly stderr: Readable;
   readonly exited: Promise<ExitStatus>;
   /**
-   * With watchFirstByte: settles true once the remote side has sent its first byte (ssh is
-   * through), false if ssh ended first. Without: settles false when ssh ends.
+   * With a stdout sink: settles true once the remote side has sent its first byte (ssh is
+   * through), false if ssh ended first. Without one: settles false when ssh ends.
    */
   readonly through: Promise<boolean>;
   private killTimer: NodeJS.Timeout | undefined;
@@ -243,7 +245,7 @@ class SshProcessAgent implements AgentProcess {
   constructor(
     readonly label: string,
     private readonly child: ChildProcessWithoutNullStreams,
-    watchFirstByte: boolean,
+    stdoutSink?: PassThrough,
   ) {
     this.stdin = child.stdin;
     this.stderr = child.stderr;
@@ -262,12 +264,11 @@ class SshProcessAgent implements AgentProcess {
       child.once('exit', (code, signal) => void delay(STDERR_DRAIN_MS).then(() => finish({ code, signal })));
       child.once('error', () => finish({ code: null, signal: null }));
     });
-    if (watchFirstByte) {
+    if (stdoutSink) {
       // Watching for the first byte means listening on ssh's stdout, which sets it flowing:
-      // a pipe into a buffer keeps every byte for the reader, whenever it comes.
-      const out = bulkPassThrough();
-      child.stdout.pipe(out);
-      this.stdout = out;
+      // the pipe into the sink keeps every byte for the reader, whenever it comes.
+      child.stdout.pipe(stdoutSink);
+      this.stdout = stdoutSink;
       this.through = new Promise((resolve) => {
         child.stdout.once('data', () => resolve(true));
         void this.exited.then(() => resolve(false));
@@ -294,35 +295,38 @@ class SshProcessAgent implements AgentProcess {
 }
 
 /**
- * An agent whose ssh starts only once `gate` settles true (the first agent's ssh is
- * through); if it settles false the first one failed, and this one ends without
- * starting, so the user is not asked the same question again per agent.
+ * An agent whose ssh starts only once `gate` settles true (the agent before it is
+ * through). If it settles false, that one failed: this one (and so every later one)
+ * ends without starting, so the user is not asked the failed question again.
  */
 class DeferredAgent implements AgentProcess {
   readonly stdin = bulkPassThrough();
   readonly stdout = bulkPassThrough();
   readonly stderr = new PassThrough();
   readonly exited: Promise<ExitStatus>;
+  /** As SshProcessAgent.through, for the next agent in the chain. */
+  readonly through: Promise<boolean>;
   private inner: SshProcessAgent | undefined;
   private killed = false;
 
   constructor(
     readonly label: string,
     gate: Promise<boolean>,
-    start: (label: string) => SshProcessAgent,
+    start: (label: string, stdoutSink: PassThrough) => SshProcessAgent,
   ) {
-    this.exited = gate.then((go) => {
+    const started = gate.then((go) => {
       if (!go || this.killed) {
         this.stdout.end();
         this.stderr.end();
-        return { code: null, signal: null };
+        return undefined;
       }
-      const inner = (this.inner = start(label));
+      const inner = (this.inner = start(label, this.stdout));
       this.stdin.pipe(inner.stdin);
-      inner.stdout.pipe(this.stdout);
       inner.stderr.pipe(this.stderr);
-      return inner.exited;
+      return inner;
     });
+    this.exited = started.then((inner) => (inner ? inner.exited : { code: null, signal: null }));
+    this.through = started.then((inner) => (inner ? inner.through : false));
   }
 
   kill(): void {

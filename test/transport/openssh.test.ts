@@ -263,13 +263,30 @@ describe('the remote side', () => {
   });
 });
 
-describe('on a terminal (interactive: no BatchMode, one ssh asks at a time)', () => {
-  it('starts the first ssh, then the others once it is through', async () => {
-    const t = transport({ opts: { interactive: true, agentCode: echoAgent(`pdc-openssh-staged-${process.pid}`) } });
+describe('on a terminal (interactive: no BatchMode, the ssh processes start one after another)', () => {
+  it('starts each ssh once the one before it is through', async () => {
+    // This stand-in reports when its node started and when it sent the magic (one clock: the same machine).
+    const code = Buffer.from(
+      'var started=Date.now()-process.uptime()*1000,sent=Date.now();' +
+        `process.stdout.write(Buffer.from(${JSON.stringify(AGENT_MAGIC.toString('latin1'))},'latin1'));` +
+        'process.stdout.write(started+" "+sent+"\\n");process.stdin.resume();',
+    );
+    const t = transport({ opts: { interactive: true, agentCode: code } });
     expect(t.argv).not.toContain('BatchMode=yes');
     const agents = await t.spawnAgents(3);
     try {
-      await Promise.all(agents.map((a, i) => echoes(a, `staged ${i}\n`)));
+      const times = await Promise.all(
+        agents.map(async (a) => {
+          expect(await readBytes(a.stdout, AGENT_MAGIC.length)).toEqual(AGENT_MAGIC);
+          let line = '';
+          while (!line.endsWith('\n')) line += (await readBytes(a.stdout, 1)).toString();
+          const [started, sent] = line.trim().split(' ').map(Number);
+          return { started: started!, sent: sent! };
+        }),
+      );
+      // Each remote node was started only after the one before it had answered.
+      expect(times[1]!.started).toBeGreaterThan(times[0]!.sent);
+      expect(times[2]!.started).toBeGreaterThan(times[1]!.sent);
     } finally {
       await t.close();
     }
@@ -309,7 +326,7 @@ describe('on a terminal (interactive: no BatchMode, one ssh asks at a time)', ()
     }
   });
 
-  it('when the first ssh fails, the others are never started and the first one\'s error is reported', async () => {
+  it('when the first ssh fails, the later ones are never started and the first one\'s error is reported', async () => {
     const t = transport({ dest: { port: await freePort() }, opts: { interactive: true } });
     const agents = await t.spawnAgents(3);
     const statuses = await Promise.all(agents.map((a) => a.exited));
