@@ -57,8 +57,9 @@ export interface RshDestination {
  * Options every agent's ssh gets, after the user's words. They are what OpenSSH's own
  * scp passes for a data stream: a TTY would mangle the binary protocol, a RemoteCommand
  * from ssh_config would clash with the loader, and forwardings or a LocalCommand from
- * ssh_config would run once per agent. ssh keeps the first value it is given for a `-o`
- * option, so a user's own `-o` in COMMAND still wins over these.
+ * ssh_config would run once per agent. Without a TTY ssh also ignores its escape
+ * character, so no byte sequence in the data (`~.`) can end the session. ssh keeps the
+ * first value it is given for a `-o` option, so a user's own `-o` in COMMAND still wins.
  */
 const STREAM_OPTIONS = ['-x', '-o', 'RequestTTY=no', '-o', 'RemoteCommand=none', '-o', 'ClearAllForwardings=yes', '-o', 'PermitLocalCommand=no'];
 
