@@ -5,7 +5,7 @@
  * staged start on a terminal, and that nothing is left running.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentHost } from '../../src/hosts/agent-host.js';
@@ -241,6 +241,18 @@ describe('the remote side', () => {
     const e = await pdcError(startAgents(transport({ opts: { remoteNode: '/nonexistent/node' } }), 1));
     expect(e.code).toBe('REMOTE_NODE_MISSING');
     expect(e.exitCode).toBe(6);
+  });
+
+  const node12 = join(process.cwd(), '.cache/node12/bin/node');
+  it.skipIf(!existsSync(node12))('--remote-node reaches the loader: the real agent runs on Node 12', async () => {
+    const logs: string[] = [];
+    const host = await startAgents(transport({ opts: { remoteNode: node12 } }), 1, (l) => logs.push(l));
+    try {
+      expect((await host.stat(sshd.dir, 'source')).kind).toBe('dir');
+    } finally {
+      await host.close();
+    }
+    expect(logs.join('\n')).toMatch(/first agent up \(node v12\./);
   });
 
   it('close() ends every ssh and every remote agent', async () => {
