@@ -6,6 +6,9 @@ export const CIPHER = 'aes128-gcm@openssh.com';
 export const TOOLS = {
   push: { label: 'pdiffcopy push', pdc: true, direction: 'push' },
   pull: { label: 'pdiffcopy pull', pdc: true, direction: 'pull' },
+  // The same through the system ssh (-e/--rsh): one OpenSSH connection per agent instead of ssh2.
+  'push-rsh': { label: 'pdiffcopy push -e ssh', pdc: true, direction: 'push' },
+  'pull-rsh': { label: 'pdiffcopy pull -e ssh', pdc: true, direction: 'pull' },
   'rsync-inplace': { label: 'rsync --inplace', direction: 'push' },
   rsync: { label: 'rsync (default)', direction: 'push' },
   scp: { label: 'scp', direction: 'push' },
@@ -15,7 +18,7 @@ export const TOOLS = {
   'ssh-pipe-inplace': { label: 'ssh cat pipe (in place)', direction: 'push' },
 };
 export const ALL_TOOLS = Object.keys(TOOLS);
-export const DEFAULT_TOOLS = ['push', 'pull', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
+export const DEFAULT_TOOLS = ['push', 'pull', 'push-rsh', 'pull-rsh', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
 export const BASELINE = 'rsync-inplace';
 
 /** Split a command string like a (very small) shell: whitespace, '...' and "..." quoting. */
@@ -46,6 +49,11 @@ export function buildCommand(tool, ctx) {
       return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };
     case 'pull':
       return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', remote(src), localTarget], target: localTarget };
+    // The same ssh command as rsync's -e, cipher included, so the two compare like for like.
+    case 'push-rsh':
+      return { argv: [...ctx.pdcCmd, '-e', sshCmd, ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };
+    case 'pull-rsh':
+      return { argv: [...ctx.pdcCmd, '-e', sshCmd, ...ctx.pdcArgs, '--json', remote(src), localTarget], target: localTarget };
     case 'rsync-inplace':
       return { argv: ['rsync', '--inplace', '--no-whole-file', '-e', sshCmd, src, remote(remoteTarget)], target: remoteTarget };
     case 'rsync':

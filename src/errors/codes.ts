@@ -13,6 +13,7 @@ export const ERROR_CATEGORY = {
   BOTH_REMOTE: 'usage',
   SAME_FILE: 'usage',
   CONFIRMATION_REQUIRED: 'usage',
+  RSH_COMMAND_INVALID: 'usage',
   // source side
   SOURCE_NOT_FOUND: 'source',
   SOURCE_NOT_REGULAR: 'source',
@@ -43,6 +44,7 @@ export const ERROR_CATEGORY = {
   PROTOCOL_ERROR: 'connection',
   PROTOCOL_VERSION: 'connection',
   IDLE_TIMEOUT: 'connection',
+  RSH_NOT_FOUND: 'connection',
   // host key policy: a security decision, so it gets its own exit code
   HOST_KEY_UNKNOWN: 'hostkey',
   HOST_KEY_CHANGED: 'hostkey',
