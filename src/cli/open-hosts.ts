@@ -4,6 +4,7 @@ import { AgentHost, type AgentHostOptions } from '../hosts/agent-host.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { LocalHost } from '../hosts/local-host.js';
 import { createLocalTransport } from '../transport/local.js';
+import type { Transport } from '../transport/types.js';
 import type { RunConfig } from './options.js';
 
 export interface OpenedHosts {
@@ -59,38 +60,64 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
       displayPrefix: '',
     });
   }
-  // Parsed and carried in RunConfig, but no -e transport is wired yet: refuse it rather
-  // than connect without it.
-  if (cfg.rsh !== undefined) {
-    throw new PdcError('USAGE', '-e/--rsh is not supported yet', { hint: 'leave out -e to use the built-in SSH client' });
-  }
   const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
   const started = Date.now();
-  // Loaded only when needed: ssh2 is the heaviest part of start-up.
-  const { createSshTransport, exitStatusError } = await import('../ssh/transport.js');
-  const transport = createSshTransport(
-    { user: remote.user, host: remote.host, port: remote.port ?? cfg.ssh.port },
-    {
-      port: cfg.ssh.port,
-      identityFiles: cfg.ssh.identityFiles,
-      configFile: cfg.ssh.configFile,
-      acceptNewHostKey: cfg.ssh.acceptNewHostKey,
-      remoteNode: cfg.ssh.remoteNode,
-      sudo: cfg.ssh.sudo,
-      connections: cfg.ssh.connections,
-      connectTimeoutMs: cfg.ssh.connectTimeoutMs,
-      options: cfg.ssh.options,
-      log,
-    },
-  );
+  const { transport, explainExit } = await remoteTransport(cfg, remote, log);
   const far = await AgentHost.start(transport, {
     ...common,
     agents: cfg.concurrency,
     machineId: `ssh:${hostDisplay}`,
     name: remote.host,
     displayPrefix: `${remote.host}:`,
-    explainExit: (code, stderr) => exitStatusError(code, stderr, hostDisplay),
+    explainExit: (code, stderr) => explainExit(code, stderr, hostDisplay),
   });
   log(`connected to ${hostDisplay}: ${cfg.concurrency} agent channel(s) in ${Date.now() - started} ms`);
   return far;
+}
+
+type RemoteLocation = Extract<RunConfig['source'], { kind: 'remote' }>;
+
+/** The SSH transport for the remote side: the system ssh with -e, else the built-in ssh2 client. */
+async function remoteTransport(
+  cfg: RunConfig,
+  remote: RemoteLocation,
+  log: (line: string) => void,
+): Promise<{ transport: Transport; explainExit: (code: number | null, stderr: string, host: string) => PdcError | undefined }> {
+  const ssh = cfg.ssh;
+  if (cfg.rsh !== undefined) {
+    const { createOpenSshTransport } = await import('../transport/openssh.js');
+    const connectTimeout = ssh.connectTimeoutMs === undefined ? [] : [`ConnectTimeout=${Math.ceil(ssh.connectTimeoutMs / 1000)}`];
+    const transport = createOpenSshTransport(
+      cfg.rsh,
+      { user: remote.user, host: remote.host, port: remote.port ?? ssh.port },
+      {
+        remoteNode: ssh.remoteNode,
+        sudo: ssh.sudo,
+        configFile: ssh.configFile,
+        identityFiles: ssh.identityFiles,
+        acceptNewHostKey: ssh.acceptNewHostKey,
+        options: [...ssh.options, ...connectTimeout],
+        log,
+      },
+    );
+    return { transport, explainExit: (code, stderr) => transport.explainExit(code, stderr) };
+  }
+  // Loaded only when needed: ssh2 is the heaviest part of start-up.
+  const { createSshTransport, exitStatusError } = await import('../ssh/transport.js');
+  const transport = createSshTransport(
+    { user: remote.user, host: remote.host, port: remote.port ?? ssh.port },
+    {
+      port: ssh.port,
+      identityFiles: ssh.identityFiles,
+      configFile: ssh.configFile,
+      acceptNewHostKey: ssh.acceptNewHostKey,
+      remoteNode: ssh.remoteNode,
+      sudo: ssh.sudo,
+      connections: ssh.connections,
+      connectTimeoutMs: ssh.connectTimeoutMs,
+      options: ssh.options,
+      log,
+    },
+  );
+  return { transport, explainExit: exitStatusError };
 }

@@ -42,6 +42,8 @@ export interface OpenSshTransportOptions {
   identityFiles?: string[];
   /** Let ssh record an unknown host key (StrictHostKeyChecking=accept-new); a changed one is still refused. */
   acceptNewHostKey?: boolean;
+  /** pdiffcopy's -o options (and -J as ProxyJump=...), passed on to ssh as `-o OPTION`. */
+  options?: readonly string[];
   /**
    * A terminal can answer ssh's questions (password, passphrase, FIDO touch, new host
    * key). Default: process.stdin.isTTY. Without one, ssh runs with BatchMode=yes and
@@ -84,6 +86,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
     ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
     ...(opts.identityFiles ? { identityFiles: opts.identityFiles } : {}),
     ...(opts.acceptNewHostKey ? { acceptNewHostKey: true } : {}),
+    ...(opts.options?.length ? { options: opts.options } : {}),
   });
   const env = opts.env ?? process.env;
   const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;

@@ -73,6 +73,8 @@ export interface SshFlags {
   identityFiles?: readonly string[];
   /** `-o StrictHostKeyChecking=accept-new` (ssh refuses a changed key whatever this says). */
   acceptNewHostKey?: boolean;
+  /** pdiffcopy's `-o` (and `-J`, as ProxyJump=...), each passed on as `-o OPTION`. */
+  options?: readonly string[];
 }
 
 /**
@@ -89,6 +91,7 @@ export function buildSshArgs(words: readonly string[], dest: RshDestination, rem
     ...(flags.configFile !== undefined ? ['-F', flags.configFile] : []),
     ...(flags.identityFiles ?? []).flatMap((f) => ['-i', f]),
     ...(flags.acceptNewHostKey ? ['-o', 'StrictHostKeyChecking=accept-new'] : []),
+    ...(flags.options ?? []).flatMap((o) => ['-o', o]),
     ...(flags.batchMode ? ['-o', 'BatchMode=yes'] : []),
     ...STREAM_OPTIONS,
     ...(dest.port !== undefined ? ['-p', String(dest.port)] : []),

@@ -101,7 +101,7 @@ describe('help and version', () => {
     expect(r.stdout).not.toMatch(/^Commands:/m);
     expect(r.stdout).not.toMatch(/For more info/);
     expect(r.stdout).not.toMatch(/default: true/);
-    expect(r.stdout).toMatch(/^ {2}--no-progress {2,}no progress bar even on a terminal$/m);
+    expect(r.stdout).toMatch(/^ {2}--no-progress {2,}no progress output, not even on a terminal$/m);
     expect(r.stdout).toMatch(/Exit codes:[\s\S]*130/);
   });
 
@@ -169,11 +169,11 @@ describe('SSH options reach the SSH layer', () => {
     expect(jsonOf(r).error.code).toBe('HOST_UNRESOLVED');
   });
 
-  it('-e with a remote side: exit 2 before connecting, not ignored (no -e transport yet)', async () => {
-    const a = untouchable('unwired-e', 17);
+  it('-e uses the system ssh: its failure to resolve the host is reported as such', async () => {
+    const a = untouchable('rsh-unresolved', 17);
     const r = await runCli(['--json', '-e', 'ssh', a.path, 'nosuch.invalid:/x'], { home });
-    expectCleanError(r, EXIT_CODES.usage, /not supported yet/);
-    expect(jsonOf(r).error.code).toBe('USAGE');
+    expectCleanError(r, EXIT_CODES.connection, /nosuch\.invalid/);
+    expect(jsonOf(r).error.code).toBe('HOST_UNRESOLVED');
   });
 });
 

@@ -132,6 +132,24 @@ describe('pdiffcopy CLI over SSH', () => {
     expect(JSON.parse(pull.stdout)).toMatchObject({ ok: true, blocksChanged: 2 });
   }, 60_000);
 
+  it('-e runs the agents through the system ssh, and -o reaches it: push and pull byte-identical', async () => {
+    const src = join(dir, 'rsh-src');
+    const remote = join(dir, 'rsh remote', 'x.img');
+    writeSeededFile(src, 5 * MiB + 7, 13);
+    // -F goes through pdiffcopy's own flag, the identity through -o: both must reach ssh.
+    const rsh = ['-e', 'ssh', '-F', sshd.sshConfig, '-o', `IdentityFile=${sshd.clientKey}`, '--json'];
+    const push = await runCli([...rsh, src, `${sshd.alias}:${remote}`], { home });
+    expect(push.code, push.stderr).toBe(0);
+    expectSameBytes(remote, src);
+    mutateBlocks(remote, MiB, [1, 4], 14);
+    const back = join(dir, 'rsh-pulled');
+    copyFileSync(src, back);
+    const pull = await runCli([...rsh, `${sshd.alias}:${remote}`, back], { home });
+    expect(pull.code, pull.stderr).toBe(0);
+    expectSameBytes(back, remote);
+    expect(JSON.parse(pull.stdout)).toMatchObject({ ok: true, blocksChanged: 2 });
+  }, 60_000);
+
   it('refuses an unknown host key (exit 7, fingerprint), then --accept-new-host-key records it', async () => {
     const src = join(dir, 'hk-src');
     writeSeededFile(src, MiB, 12);
