@@ -1,3 +1,4 @@
+import type { SyncEvent } from '../engine/events.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { OpenedHosts } from './open-hosts.js';
 import { syncOnce } from './sync-once.js';
@@ -62,7 +63,12 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
       await runBenchmark(cfg, log, controller.signal);
       return 0;
     }
-    await syncOnce(cfg, (e) => (target.see(e), renderer.event(e)), log, controller.signal, (h) => (hosts = h));
+    const emit = (e: SyncEvent) => {
+      target.see(e);
+      if (e.type === 'log') renderer.log(e.level, e.message);
+      else renderer.event(e);
+    };
+    await syncOnce(cfg, emit, log, controller.signal, (h) => (hosts = h));
     renderer.finish();
     return 0;
   } catch (e) {
