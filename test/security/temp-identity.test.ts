@@ -29,16 +29,16 @@ it('hashes and digests come from the temp file we hold, and the commit refuses a
   const reference = join(dir, 'reference.bin');
   writeFileSync(reference, ours);
 
+  const temp = join(dir, '.target.bin.pdiffcopy-tmp');
   const target = new LocalHost(2);
   const ref = new LocalHost(1);
   try {
-    const opened = await target.open({ path: dst, role: 'target', create: true, lock: true, atomic: true });
-    expect(opened.temp).toBe(join(dir, '.target.bin.pdiffcopy-tmp'));
+    await target.open({ path: dst, role: 'target', create: true, lock: true, atomic: true });
     await target.write(0, [ours]);
     await target.fsync();
     // Someone moves our temp file away and puts a file of theirs at its name.
-    renameSync(opened.temp!, `${opened.temp}.moved`);
-    writeFileSync(opened.temp!, Buffer.alloc(SIZE, 0x41));
+    renameSync(temp, `${temp}.moved`);
+    writeFileSync(temp, Buffer.alloc(SIZE, 0x41));
 
     await ref.open({ path: reference, role: 'source' });
     const range = { first: 0, count: SIZE / BS, blockSize: BS, limit: SIZE };
@@ -53,7 +53,7 @@ it('hashes and digests come from the temp file we hold, and the commit refuses a
     expect((err as PdcError).code).toBe('TARGET_CHANGED');
     expect((err as PdcError).message).toMatch(/no longer the file this run wrote.*the target is unchanged/);
     expect(sha256File(dst), 'old target byte-identical').toBe(old);
-    expect(readFileSync(opened.temp!).equals(Buffer.alloc(SIZE, 0x41)), 'their file is left as it was').toBe(true);
+    expect(readFileSync(temp).equals(Buffer.alloc(SIZE, 0x41)), 'their file is left as it was').toBe(true);
   } finally {
     await Promise.all([target.close(), ref.close()]);
   }
