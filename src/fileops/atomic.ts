@@ -92,6 +92,7 @@ export async function openAtomicTarget(path: string): Promise<AtomicTarget> {
     const leftAlone: string[] = [];
     for (const candidate of await leftoverTemps(renameTo)) {
       const fh = await adoptTemp(candidate);
+      if (fh === 'gone') continue;
       if (fh) return { fh, temp: candidate, renameTo, old, resumed: true, leftAlone };
       leftAlone.push(candidate);
     }
@@ -141,10 +142,11 @@ async function leftoverTemps(target: string): Promise<string[]> {
     .map((n) => join(dir, n));
 }
 
-/** Our leftover temp file, open read-write; undefined if the name holds anything else (or nothing). */
-async function adoptTemp(path: string): Promise<FileHandle | undefined> {
+/** Our leftover temp file, open read-write; undefined if the name holds anything else; 'gone' if nothing. */
+async function adoptTemp(path: string): Promise<FileHandle | undefined | 'gone'> {
   const seen = await fsp.lstat(path).catch(() => undefined);
-  if (!seen || !isOurTemp(seen)) return undefined;
+  if (!seen) return 'gone';
+  if (!isOurTemp(seen)) return undefined;
   const fh = await fsp.open(path, OPEN_EXISTING_RW).catch(() => undefined);
   if (!fh) return undefined;
   const st = await fh.stat();
@@ -182,9 +184,10 @@ async function seedOrRemove(from: FileHandle, to: FileHandle, temp: string): Pro
 }
 
 /**
- * Copy one open file into another through their descriptors, leaving all-zero
- * chunks as holes (disk images are often sparse). Measured here: about 1.4 s per GiB
- * from the page cache (fs.copyFile by path is not allowed: it follows a swapped-in link).
+ * Copy one open file into another through their descriptors, leaving all-zero chunks
+ * as holes (disk images are often sparse). fs.copyFile is not allowed: it opens the
+ * destination by path and follows a link swapped in there. Measured here (ext4, no
+ * reflink, 2 shared cores, 1 GiB): 4.4-6.2 s against 1.6-2.4 s for fs.copyFile.
  */
 export async function copyThrough(from: FileHandle, to: FileHandle): Promise<void> {
   const buf = Buffer.allocUnsafe(COPY_BUFFER_BYTES);
