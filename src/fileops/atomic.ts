@@ -104,10 +104,20 @@ export async function openAtomicTarget(path: string): Promise<AtomicTarget> {
   }
 }
 
-/** A symlink as the target is followed once, as documented: the file it names is what gets replaced. */
+/**
+ * A symlink as the target is followed once, as documented: the file it names is what
+ * gets replaced. Like rsync, only a link owned by root or by us is followed: another
+ * user's link would let them choose which file a root run replaces.
+ */
 async function resolveOnce(path: string): Promise<string> {
   const st = await fsp.lstat(path).catch(() => undefined);
-  return st?.isSymbolicLink() ? fsp.realpath(path) : resolve(path);
+  if (!st?.isSymbolicLink()) return resolve(path);
+  if (st.uid !== 0 && st.uid !== euid()) {
+    throw new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link owned by another user (uid ${st.uid}); it is not followed`, {
+      hint: 'name the file it points to, if that is really the file to replace',
+    });
+  }
+  return fsp.realpath(path);
 }
 
 /** The old target by descriptor (no link followed, no FIFO waited on), or undefined when absent. */

@@ -11,7 +11,7 @@
  * written by a local agent), a real sshd push (a remote agent writes) and, where the
  * CLI's own process writes the target, a pull.
  */
-import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, symlinkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, killAllClis, runCli, sleep } from '../support/cli-child.js';
@@ -158,6 +158,41 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside anothe
       expectSameBytes(dst, src);
       expectUnchanged(a.victim, victim, 'victim');
       expect(lstatSync(temp).ino).toBe(victim.ino);
+    } finally {
+      a.cleanup();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!!hostileSkipReason).each(MODES)('a symlink as the --atomic target (%s)', (mode) => {
+  it('one of ours is followed once: the file it points to is replaced, the link stays', async () => {
+    const a = makeArena('sticky');
+    try {
+      const { dst: real } = oldTarget(a, 'real.bin');
+      const link = join(a.shared, 'link.bin');
+      symlinkSync(real, link);
+      const r = await atomicRun(mode, src, link);
+      expect(r.code, ctx(r)).toBe(0);
+      expect(readlinkSync(link)).toBe(real);
+      expectSameBytes(real, src);
+      expect(readdirSync(a.shared).sort()).toEqual(['link.bin', 'real.bin']);
+    } finally {
+      a.cleanup();
+    }
+  }, 60_000);
+
+  it("another user's link is refused: the file it points to and the link stay as they were", async () => {
+    const a = makeArena('sticky');
+    try {
+      const link = join(a.shared, 'target.bin');
+      await plantAsHostile(PLANT_SYMLINK, [link, a.victim]);
+      const victim = snapshot(a.victim);
+      const r = await atomicRun(mode, src, link);
+      expect(r.code, ctx(r)).toBe(4);
+      expect(r.stderr).toMatch(/symbolic link owned by another user/);
+      expectUnchanged(a.victim, victim, 'victim');
+      expect(readlinkSync(link)).toBe(a.victim);
+      expect(readdirSync(a.shared)).toEqual(['target.bin']);
     } finally {
       a.cleanup();
     }
