@@ -207,7 +207,7 @@ export class FileService {
   /**
    * A path a hash worker thread of this process can open to read the file we hold:
    * our descriptor through /proc (a swapped name cannot redirect it), else the name;
-   * `id` lets the worker check that it opened that very file.
+   * dev and ino let the worker check that it opened that very file.
    */
   workerFile(): WorkerFile {
     const fh = this.handle();
