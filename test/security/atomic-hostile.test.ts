@@ -11,7 +11,7 @@
  * written by a local agent), a real sshd push (a remote agent writes) and, where the
  * CLI's own process writes the target, a pull.
  */
-import { chmodSync, linkSync, lstatSync, symlinkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, lstatSync, symlinkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, killAllClis, runCli, sleep } from '../support/cli-child.js';
@@ -193,6 +193,24 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('a symlink as the --atomic targ
       expectUnchanged(a.victim, victim, 'victim');
       expect(readlinkSync(link)).toBe(a.victim);
       expect(readdirSync(a.shared)).toEqual(['target.bin']);
+    } finally {
+      a.cleanup();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!!hostileSkipReason).each(MODES)('owner and mode carry over (%s)', (mode) => {
+  it("the other user's target keeps its owner and mode, set-id bits included (owner set before mode)", async () => {
+    const a = makeArena('sticky');
+    try {
+      const { dst } = oldTarget(a, 'target.bin');
+      chownSync(dst, HOSTILE!.uid, HOSTILE!.gid);
+      chmodSync(dst, 0o2750);
+      const r = await atomicRun(mode, src, dst);
+      expect(r.code, ctx(r)).toBe(0);
+      expectSameBytes(dst, src);
+      const st = lstatSync(dst);
+      expect([st.uid, st.gid, (st.mode & 0o7777).toString(8)]).toEqual([HOSTILE!.uid, HOSTILE!.gid, '2750']);
     } finally {
       a.cleanup();
     }
