@@ -41,7 +41,9 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         const role = str(a, 'role');
         if (role !== 'source' && role !== 'target') throw new PdcError('PROTOCOL_ERROR', 'bad request: role');
         const write = (a as { write?: unknown }).write !== false;
-        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write });
+        const j = (a as { join?: unknown }).join;
+        const join = j === undefined ? undefined : { path: str(j, 'path'), dev: uint(j, 'dev'), ino: uint(j, 'ino') };
+        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write, join });
       }
       case 'hash': {
         const range = {
@@ -69,8 +71,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       case 'digest':
         return { digest: await files.digest(str(a, 'method'), uint(a, 'limit')) };
       case 'commit':
-        await files.commit();
-        return {};
+        return files.commit(uint(a, 'size'));
       case 'close':
         await files.close();
         return {};

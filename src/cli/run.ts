@@ -1,3 +1,4 @@
+import type { SyncEvent } from '../engine/events.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { OpenedHosts } from './open-hosts.js';
 import { syncOnce } from './sync-once.js';
@@ -8,6 +9,7 @@ import { plainRenderer } from './render/plain.js';
 import { jsonProgressRenderer } from './render/json-progress.js';
 import { progressBarRenderer } from './render/progress-bar.js';
 import { progressLinesRenderer } from './render/progress-lines.js';
+import { interruptedError, trackTarget } from './target-state.js';
 import type { Renderer } from './render/renderer.js';
 
 /** After the first SIGINT/SIGTERM we give the clean-up this long before exiting anyway. */
@@ -38,6 +40,7 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
   let hosts: OpenedHosts | undefined;
   const controller = new AbortController();
   let signalled: 'SIGINT' | 'SIGTERM' | undefined;
+  const target = trackTarget();
 
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
     if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143); // second signal: no more waiting
@@ -66,27 +69,20 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
       await runBenchmark(cfg, log, controller.signal);
       return 0;
     }
-    await syncOnce(cfg, (e) => renderer.event(e), log, controller.signal, (h) => (hosts = h));
+    const emit = (e: SyncEvent) => {
+      target.see(e);
+      if (e.type === 'log') renderer.log(e.level, e.message);
+      else renderer.event(e);
+    };
+    await syncOnce(cfg, emit, log, controller.signal, (h) => (hosts = h));
     renderer.finish();
     return 0;
   } catch (e) {
-    return fail(signalled ? interrupted(signalled, cfg) : e, renderer, cfg.verbosity);
+    return fail(signalled ? interruptedError(signalled, cfg, target.state) : e, renderer, cfg.verbosity);
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);
   }
-}
-
-function interrupted(sig: 'SIGINT' | 'SIGTERM', cfg: RunConfig): PdcError {
-  // "partly updated" was also said after --atomic and --dry-run runs, which leave the target as it was (issue 5).
-  const state = cfg.dryRun
-    ? 'nothing was written'
-    : cfg.atomic
-      ? 'the target is unchanged (the partly built new version is kept beside it for the next run)'
-      : 'the target is partly updated';
-  return new PdcError(sig === 'SIGINT' ? 'INTERRUPTED' : 'TERMINATED', `${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: ${state}`, {
-    hint: 'rerun the same command to finish the copy',
-  });
 }
 
 function fail(e: unknown, renderer: RunRenderer, verbosity: number): number {

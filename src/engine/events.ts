@@ -51,6 +51,13 @@ export type SyncEvent =
       bytesTotal: number;
     }
   | { type: 'log'; level: 1 | 2; message: string }
+  /** --atomic: the temp file the new version is built in (shown as the user names files on that host). */
+  | { type: 'temp'; path: string; resumed: boolean }
+  /**
+   * The target is being replaced: `renaming` just before the rename is asked for (after
+   * every check passed), `renamed` once it is done. Without these, the target is unchanged.
+   */
+  | { type: 'commit'; stage: 'renaming' | 'renamed' }
   | { type: 'done'; summary: SyncSummary };
 
 export type Emit = (event: SyncEvent) => void;

@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import { PdcError } from '../errors/pdc-error.js';
 import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
-import type { StatResult } from '../protocol/messages.js';
+import type { OpenResult, StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
 import {
   type Geometry,
@@ -72,6 +72,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     targetSize = r.size;
     targetCreated = r.created;
     targetOpen = true;
+    reportTemp(r, dst, emit);
   } else if (targetStat.exists) {
     await dst.open({ path: targetPath, role: 'target', write: false });
     targetOpen = true;
@@ -204,8 +205,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       }
       verified = 'sha256';
     }
-    if (o.atomic) await dst.commit();
     await checkFinalState(o, g, targetPath, srcOpen.mtimeMs, srcName, dstName);
+    abort();
+    await commit(o, g.size);
   }
 
   const seconds = (performance.now() - started) / 1000;
@@ -318,10 +320,43 @@ async function verifyWrittenBlocks(
   });
 }
 
+/** --atomic: say where the new version is built, and which files at temp names were not ours. */
+function reportTemp(r: OpenResult, dst: FileHost, emit: Emit): void {
+  if (r.temp === undefined) return;
+  for (const path of r.leftAlone ?? []) {
+    emit({ type: 'log', level: 1, message: `left ${dst.display(path)} alone: it is not a temp file this user made (check who created it)` });
+  }
+  emit({ type: 'temp', path: dst.display(r.temp), resumed: !!r.resumed });
+  if (r.resumed) emit({ type: 'log', level: 1, message: `resuming in ${dst.display(r.temp)}, left by an earlier run` });
+}
+
+/**
+ * The last step, after every check has passed: --atomic renames the new version into
+ * place (the host checks the temp file's size and that both names still mean the
+ * files they meant, renames, then checks the target is the file written). Both modes
+ * then drop our obsolete temp files.
+ */
+async function commit(o: SyncOptions, size: number): Promise<void> {
+  const dst = o.target.host;
+  if (o.atomic) o.emit({ type: 'commit', stage: 'renaming' });
+  const { removed } = await dst.commit(size);
+  if (o.atomic) o.emit({ type: 'commit', stage: 'renamed' });
+  for (const r of removed) {
+    o.emit({ type: 'log', level: 1, message: `removed ${dst.display(r.path)} (${r.size} bytes), a temp file an earlier --atomic run left` });
+  }
+}
+
+/**
+ * The source did not change during the copy; in place, the target has the final size
+ * (--atomic: the host checks the temp file's size on commit, before renaming).
+ */
 async function checkFinalState(o: SyncOptions, g: Geometry, targetPath: string, srcMtime: number, srcName: string, dstName: string): Promise<void> {
-  const [s, t] = await Promise.all([o.source.host.stat(o.source.path, 'source'), o.target.host.stat(targetPath, 'target')]);
+  const [s, t] = await Promise.all([
+    o.source.host.stat(o.source.path, 'source'),
+    o.atomic ? undefined : o.target.host.stat(targetPath, 'target'),
+  ]);
   if (s.size !== g.size || s.mtimeMs !== srcMtime) throw sourceChanged(srcName);
-  if (t.size !== g.size) {
+  if (t && t.size !== g.size) {
     throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${g.size}`, {
       hint: 'something else is writing the target; stop it and rerun',
     });

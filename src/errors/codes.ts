@@ -27,6 +27,8 @@ export const ERROR_CATEGORY = {
   TARGET_NO_SPACE: 'target',
   TARGET_IO: 'target',
   TARGET_LOCKED: 'target',
+  /** A name beside the target was swapped by someone else during the run (see --atomic). */
+  TARGET_CHANGED: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side

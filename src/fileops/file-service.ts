@@ -1,15 +1,20 @@
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { existsSync, fstatSync, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import type { BlockRange } from '../hash/file-hash.js';
-import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
+import type { WorkerFile } from '../hash/worker-messages.js';
+import type { CommitResult, OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
-import { commitTemp, mkdirParents, prepareTemp, tempPathFor } from './atomic.js';
+import { type AtomicTarget, commitTemp, joinTemp, mkdirParents, openAtomicTarget, removeStaleTemps } from './atomic.js';
 import { TargetLock } from './lock.js';
+
+/** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
+const PROC_FD_DIR = '/proc/self/fd';
+const procFdUsable = existsSync(PROC_FD_DIR);
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -27,6 +32,10 @@ export class FileService {
   private lock: TargetLock | undefined;
   /** --atomic: the temp file being built (renamed over the target by commit()). */
   private tempPath: string | undefined;
+  /** --atomic, on the agent that made the temp file: what commit() needs. */
+  private atomic: AtomicTarget | undefined;
+  /** Permission bits (before the umask) for a target this run creates. */
+  private newMode = 0o644;
   private readonly scratch: Buffer[] = [];
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
@@ -85,23 +94,27 @@ export class FileService {
       this.lock = lock;
     }
     let created = false;
+    let extra: Pick<OpenResult, 'temp' | 'resumed' | 'leftAlone'> = {};
+    this.newMode = (args as OpenArgs & { mode?: number }).mode ?? 0o644;
     try {
-      if (write && args.atomic) {
-        this.tempPath = tempPathFor(args.path);
-        if (args.create) created = !(await prepareTemp(args.path, this.tempPath, st.exists)).resumed && !st.exists;
-        this.fh = await fsp.open(this.tempPath, 'r+');
+      if (write && !st.exists && st.symlink) throw danglingLink(args.path);
+      if (write && args.atomic && args.join) {
+        // Another agent of this run made the temp file: open exactly that file.
+        this.fh = await joinTemp(args.join.path, args.join);
+        this.tempPath = args.join.path;
+      } else if (write && args.atomic) {
+        const t = await openAtomicTarget(args.path);
+        this.atomic = t;
+        this.fh = t.fh;
+        this.tempPath = t.temp;
+        created = !t.old;
+        extra = { temp: t.temp, resumed: t.resumed, leftAlone: t.leftAlone };
       } else if (!write) {
         this.fh = await fsp.open(args.path, 'r');
       } else if (st.exists) {
         this.fh = await fsp.open(args.path, 'r+');
       } else {
         if (!args.create) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
-        if (st.symlink) {
-          // A dangling symlink: O_EXCL would fail with EEXIST forever. Like cp, refuse to write through it.
-          throw new PdcError('TARGET_NOT_REGULAR', `target ${args.path} is a symbolic link to a missing file`, {
-            hint: 'remove the link, or name the file it should point to',
-          });
-        }
         // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
         await mkdirParents(dirname(args.path));
         this.fh = await fsp.open(args.path, 'wx+', 0o644);
@@ -113,7 +126,7 @@ export class FileService {
       throw fromErrno(e, args.role, args.path);
     }
     const fst = await this.fh.stat();
-    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, created };
+    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, created, ...extra };
   }
 
   async hash(range: BlockRange, method: string): Promise<Buffer> {
@@ -191,12 +204,33 @@ export class FileService {
     return this.tempPath ?? this.path;
   }
 
-  /** --atomic: put the finished temp file in the target's place (no-op otherwise). */
-  async commit(): Promise<void> {
-    if (!this.tempPath) return;
+  /**
+   * A path a hash worker thread of this process can open to read the file we hold:
+   * our descriptor through /proc (a swapped name cannot redirect it), else the name;
+   * dev and ino let the worker check that it opened that very file.
+   */
+  workerFile(): WorkerFile {
+    const fh = this.handle();
+    const st = fstatSync(fh.fd);
+    return { path: procFdUsable ? `${PROC_FD_DIR}/${fh.fd}` : this.activePath, name: this.path, dev: st.dev, ino: st.ino };
+  }
+
+  /**
+   * The run succeeded: --atomic renames the finished temp file into the target's place;
+   * either way, temp files of this target that are ours are now obsolete and removed.
+   * `size` is the size the engine finished with.
+   */
+  async commit(size: number): Promise<CommitResult> {
+    this.handle();
     try {
-      await commitTemp(this.handle(), this.tempPath, this.path);
-      this.tempPath = undefined;
+      let target = this.path;
+      if (this.atomic) {
+        await commitTemp(this.atomic, { size, newMode: this.newMode });
+        target = this.atomic.renameTo;
+        this.atomic = undefined;
+        this.tempPath = undefined;
+      }
+      return { removed: await removeStaleTemps(target) };
     } catch (e) {
       throw this.translate(e);
     }
@@ -208,6 +242,7 @@ export class FileService {
     this.scratch.length = 0;
     if (fh) await fh.close().catch(() => undefined);
     this.tempPath = undefined;
+    this.atomic = undefined;
     this.releaseLock();
   }
 
@@ -222,8 +257,28 @@ export class FileService {
   }
 
   private translate(e: unknown): PdcError {
-    return fromErrno(e, this.role, this.path);
+    const err = fromErrno(e, this.role, this.path);
+    if (err.code !== 'TARGET_NO_SPACE' || !this.tempPath || !this.fh) return err;
+    // The temp file is kept for the next run; say where it is, since it holds the space.
+    let size = 0;
+    try {
+      size = fstatSync(this.fh.fd).size;
+    } catch {
+      /* closed meanwhile: size unknown */
+    }
+    return new PdcError(
+      err.code,
+      `${err.message}; the partly built new version ${this.tempPath} (${size} bytes) is kept for the next run (rm ${this.tempPath} frees its space)`,
+      { hint: err.hint, cause: e },
+    );
   }
+}
+
+/** A dangling symlink as the target: O_EXCL would fail with EEXIST forever. Like cp, refuse to write through it. */
+function danglingLink(path: string): PdcError {
+  return new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link to a missing file`, {
+    hint: 'remove the link, or name the file it should point to',
+  });
 }
 
 /** The buffers left after the first n bytes (after a short writev). */

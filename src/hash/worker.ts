@@ -12,13 +12,23 @@ import type { WorkerRequest, WorkerResponse } from './worker-messages.js';
 const scratch = Buffer.allocUnsafe(READ_CHUNK_BYTES);
 
 async function handle(req: WorkerRequest): Promise<Buffer> {
-  const fh = await open(req.path, 'r');
+  const fh = await open(req.file.path, 'r');
   try {
+    // Hash only the file the main thread holds open, never whatever its name means now.
+    const st = await fh.stat();
+    if (st.dev !== req.file.dev || st.ino !== req.file.ino) throw fileReplaced(req);
     if (req.kind === 'digest') return await digestFile(fh, req.method, req.limit, scratch);
     return await hashFileBlocks(fh, req.range, req.method, scratch); // used only if big enough
   } finally {
     await fh.close();
   }
+}
+
+function fileReplaced(req: WorkerRequest): PdcError {
+  const hint = 'check what else writes beside the file, then rerun';
+  return req.role === 'source'
+    ? new PdcError('SOURCE_CHANGED', `source ${req.file.name} was replaced during the copy`, { hint })
+    : new PdcError('TARGET_CHANGED', `target ${req.file.name} was replaced during the copy`, { hint });
 }
 
 parentPort!.on('message', (req: WorkerRequest) => {
@@ -28,7 +38,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
       parentPort!.postMessage(msg);
     },
     (e: unknown) => {
-      const err = e instanceof PdcError ? e : fromErrno(e, req.role, req.path);
+      const err = e instanceof PdcError ? e : fromErrno(e, req.role, req.file.name);
       const msg: WorkerResponse = { id: req.id, error: err.toWire() };
       parentPort!.postMessage(msg);
     },

@@ -3,7 +3,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
-import type { OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
 import type { FileHost } from './file-host.js';
@@ -81,7 +81,7 @@ export class AgentHost implements FileHost {
     try {
       const openArgs = await this.opened;
       if (this.closed) throw new Error('closed');
-      if (openArgs) await agent.rpc.call('open', { ...openArgs, lock: false, create: false });
+      if (openArgs) await agent.rpc.call('open', openArgs);
       if (this.closed) throw new Error('closed');
       this.agents.push(agent);
       this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.opts.agents} agents up`);
@@ -109,11 +109,11 @@ export class AgentHost implements FileHost {
     const first = this.callOn(this.agents[0]!, 'open', args);
     const others = [...this.agents.slice(1)];
     this.opened = first.then(
-      () => args,
+      (r) => followerOpenArgs(args, r),
       () => undefined,
     );
     const r = await first;
-    await Promise.all(others.map((a) => this.callOn(a, 'open', { ...args, lock: false, create: false })));
+    await Promise.all(others.map((a) => this.callOn(a, 'open', followerOpenArgs(args, r))));
     return r;
   }
   async hash(range: BlockRange, method: string): Promise<Buffer> {
@@ -139,9 +139,9 @@ export class AgentHost implements FileHost {
     await this.callOn(this.agents[0]!, 'fsync', {});
   }
 
-  async commit(): Promise<void> {
+  async commit(size: number): Promise<CommitResult> {
     // The first agent created the temp file and owns the rename.
-    await this.callOn(this.agents[0]!, 'commit', {});
+    return this.callOn(this.agents[0]!, 'commit', { size });
   }
 
   async digest(method: string, limit: number): Promise<Buffer> {
@@ -192,6 +192,12 @@ export class AgentHost implements FileHost {
     // All failed: any agent's call rejects with its failure.
     return best ?? this.agents[0]!;
   }
+}
+
+/** How every agent but the first opens the file: no lock, no creating, and with --atomic the very temp file the first one made. */
+function followerOpenArgs(args: OpenArgs, first: OpenResult): OpenArgs {
+  const join = first.temp === undefined ? undefined : { path: first.temp, dev: first.dev, ino: first.ino };
+  return { ...args, lock: false, create: false, ...(join ? { join } : {}) };
 }
 
 function delay(ms: number): Promise<void> {

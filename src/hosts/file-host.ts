@@ -1,6 +1,6 @@
 import type { Chunk } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
-import type { OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
 
 /**
  * One side of a copy: a machine on which one file is stat'ed, opened, hashed, read
@@ -31,8 +31,11 @@ export interface FileHost {
   truncate(size: number): Promise<void>;
   fsync(): Promise<void>;
   digest(method: string, limit: number): Promise<Buffer>;
-  /** --atomic: rename the finished temp file over the target (no-op for in-place writes). */
-  commit(): Promise<void>;
+  /**
+   * The run succeeded (every check passed): --atomic renames the finished temp file over
+   * the target; both modes remove our obsolete temp files. `size`: the size the target must have.
+   */
+  commit(size: number): Promise<CommitResult>;
   /** Close the file and end every process or thread this host started. Idempotent. */
   close(): Promise<void>;
 }

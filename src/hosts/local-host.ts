@@ -4,7 +4,7 @@ import type { Chunk } from '../fileops/buffer-pool.js';
 import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
-import type { OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
 import type { FileHost } from './file-host.js';
 import { HashPool } from './hash-pool.js';
 
@@ -45,8 +45,8 @@ export class LocalHost implements FileHost {
     return r;
   }
 
-  hash(range: BlockRange, method: string): Promise<Buffer> {
-    return this.pool.run({ kind: 'hash', path: this.files.activePath, role: this.role, range, method });
+  async hash(range: BlockRange, method: string): Promise<Buffer> {
+    return this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
   }
 
   read(offset: number, length: number): Promise<Chunk> {
@@ -65,12 +65,12 @@ export class LocalHost implements FileHost {
     return this.files.fsync();
   }
 
-  digest(method: string = DIGEST_METHOD, limit: number): Promise<Buffer> {
-    return this.pool.run({ kind: 'digest', path: this.files.activePath, role: this.role, method, limit });
+  async digest(method: string = DIGEST_METHOD, limit: number): Promise<Buffer> {
+    return this.pool.run({ kind: 'digest', file: this.files.workerFile(), role: this.role, method, limit });
   }
 
-  commit(): Promise<void> {
-    return this.files.commit();
+  commit(size: number): Promise<CommitResult> {
+    return this.files.commit(size);
   }
 
   async close(): Promise<void> {

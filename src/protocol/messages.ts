@@ -50,6 +50,8 @@ export interface OpenArgs {
   atomic?: boolean;
   /** Target only: take the advisory lock that keeps two runs off one target. */
   lock?: boolean;
+  /** --atomic, every agent but the first: open the temp file the first one made, only if it is that file. */
+  join?: { path: string; dev: number; ino: number };
 }
 export interface OpenResult {
   size: number;
@@ -57,6 +59,12 @@ export interface OpenResult {
   dev: number;
   ino: number;
   created: boolean;
+  /** --atomic: the temp file being built (dev and ino above are its own). */
+  temp?: string;
+  /** --atomic: the temp file is our leftover of an earlier run, taken over. */
+  resumed?: boolean;
+  /** --atomic: files at temp names that are not ours, left untouched. */
+  leftAlone?: string[];
 }
 
 /** Hash blocks [first, first+count) of `blockSize`; the last block is clipped at `limit` bytes. */
@@ -99,6 +107,15 @@ export interface DigestResult {
   digest: Uint8Array;
 }
 
+/** The run succeeded: --atomic renames the temp file into place; both modes remove our obsolete temp files. */
+export interface CommitArgs {
+  /** The size the target must have (checked on the file written before anything is renamed). */
+  size: number;
+}
+export interface CommitResult {
+  removed: { path: string; size: number }[];
+}
+
 export type Empty = Record<string, never>;
 
 export interface Ops {
@@ -111,7 +128,7 @@ export interface Ops {
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };
-  commit: { args: Empty; result: Empty };
+  commit: { args: CommitArgs; result: CommitResult };
   close: { args: Empty; result: Empty };
 }
 export type OpName = keyof Ops;

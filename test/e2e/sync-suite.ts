@@ -7,8 +7,20 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
+import type { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
 import { expectSameBytes, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+
+/** `host` with some of its methods replaced (the rest still run on `host` itself). */
+function hostWith(host: FileHost, over: Partial<FileHost>): FileHost {
+  return new Proxy(host, {
+    get(t, k) {
+      if (k in over) return over[k as keyof FileHost];
+      const v = Reflect.get(t, k, t) as unknown;
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+}
 
 export interface HostPair {
   source: FileHost;
@@ -32,13 +44,18 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
     beforeAll(() => ({ dir, cleanup } = tempDir()));
     afterAll(() => cleanup?.());
 
-    async function sync(src: string, dst: string, extra: Partial<SyncOptions> = {}): Promise<{ summary: SyncSummary; events: SyncEvent[] }> {
+    async function sync(
+      src: string,
+      dst: string,
+      extra: Partial<SyncOptions> = {},
+      wrapTarget: (h: FileHost) => FileHost = (h) => h,
+    ): Promise<{ summary: SyncSummary; events: SyncEvent[] }> {
       const pair = await opts.open();
       const events: SyncEvent[] = [];
       try {
         const summary = await syncFile({
           source: { host: pair.source, path: src },
-          target: { host: pair.target, path: dst },
+          target: { host: wrapTarget(pair.target), path: dst },
           blockSize: BS,
           hashMethod: 'xxh64',
           wholeFile: false,
@@ -224,6 +241,44 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expectSameBytes(dst, src);
       expect(summary.blocksChanged).toBe(1);
       expect(existsSync(temp)).toBe(false);
+    });
+
+    it('--atomic: a source changed before the commit fails SOURCE_CHANGED and the old target stays byte-identical', async () => {
+      const { src, dst, d } = fresh('atomic-source-changed');
+      writeSeededFile(src, SIZE, 24);
+      writeSeededFile(dst, SIZE, 25);
+      const old = sha256File(dst);
+      // The source changes after every block was written, before the final checks.
+      const changeSourceOnFsync = (h: FileHost) => hostWith(h, { fsync: () => (mutateBlocks(src, BS, [1], 99), h.fsync()) });
+      const err = await sync(src, dst, { atomic: true }, changeSourceOnFsync).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((err as PdcError | undefined)?.code).toBe('SOURCE_CHANGED');
+      expect(sha256File(dst), 'old target byte-identical').toBe(old);
+      // The partly built new version is kept for the next run, which finishes the copy.
+      expect(readdirSync(d).sort()).toEqual(['.target.bin.pdiffcopy-tmp', 'source.bin', 'target.bin']);
+      await sync(src, dst, { atomic: true });
+      expectSameBytes(dst, src);
+      expect(readdirSync(d).sort()).toEqual(['source.bin', 'target.bin']);
+    });
+
+    it('--atomic: the rename is the last step, between the commit events, after verifying', async () => {
+      const { src, dst } = fresh('atomic-commit-events');
+      writeSeededFile(src, SIZE, 26);
+      writeSeededFile(dst, SIZE, 27);
+      const old = sha256File(dst);
+      const seen: string[] = [];
+      const { events } = await sync(src, dst, {
+        atomic: true,
+        emit: (e) => {
+          if (e.type === 'commit') seen.push(`${e.stage}: target is ${sha256File(dst) === old ? 'old' : 'new'}`);
+          if (e.type === 'phase') seen.push(e.phase);
+        },
+      });
+      expect(events).toEqual([]);
+      expect(seen).toEqual(['syncing', 'finishing', 'verifying', 'renaming: target is old', 'renamed: target is new', 'done']);
+      expectSameBytes(dst, src);
     });
 
     it('creates missing parent directories of the target', async () => {

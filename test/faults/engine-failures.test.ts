@@ -60,7 +60,7 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     truncate: async () => undefined,
     fsync: async () => undefined,
     digest: async () => Buffer.alloc(32),
-    commit: async () => undefined,
+    commit: async () => ({ removed: [] }),
     close: async () => undefined,
   };
   return {
