@@ -41,7 +41,8 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         const role = str(a, 'role');
         if (role !== 'source' && role !== 'target') throw new PdcError('PROTOCOL_ERROR', 'bad request: role');
         const write = (a as { write?: unknown }).write !== false;
-        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write });
+        const mode = (a as { mode?: unknown }).mode === undefined ? undefined : uint(a, 'mode', 0o7777);
+        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write, mode });
       }
       case 'hash': {
         const range = {

@@ -15,6 +15,15 @@ import { TargetLock } from './lock.js';
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
+ * The mode bits a copy carries over: read/write/execute for user, group and other.
+ * setuid, setgid and sticky are dropped, as cp does without -p: a copy must not
+ * gain privileges its creator did not choose.
+ */
+export const PERMISSION_BITS = 0o777;
+/** A new target's mode when the caller names none (the umask narrows it). */
+const DEFAULT_NEW_MODE = 0o644;
+
+/**
  * File operations on one file, as both the agent and the CLI's own side perform
  * them. Every errno is translated here, once, into a PdcError naming the role.
  * Touches only the path it is given (and creates its missing parent directories
@@ -43,12 +52,13 @@ export class FileService {
         mtimeMs: st.mtimeMs,
         dev: st.dev,
         ino: st.ino,
+        mode: st.mode & PERMISSION_BITS,
         symlink,
       };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, symlink };
+        return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, mode: 0, symlink };
       }
       throw fromErrno(e, role, path);
     }
@@ -104,7 +114,8 @@ export class FileService {
         }
         // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
         await mkdirParents(dirname(args.path));
-        this.fh = await fsp.open(args.path, 'wx+', 0o644);
+        // open(2) applies the umask to this mode by itself: never wider than the source.
+        this.fh = await fsp.open(args.path, 'wx+', (args.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS);
         created = true;
       }
     } catch (e) {
@@ -113,7 +124,7 @@ export class FileService {
       throw fromErrno(e, args.role, args.path);
     }
     const fst = await this.fh.stat();
-    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, created };
+    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, mode: fst.mode & PERMISSION_BITS, created };
   }
 
   async hash(range: BlockRange, method: string): Promise<Buffer> {

@@ -35,6 +35,8 @@ export interface StatResult {
   mtimeMs: number;
   dev: number;
   ino: number;
+  /** Permission bits (rwx for user, group, other; no setuid/setgid/sticky); 0 when missing. */
+  mode: number;
   /** Set when the path is a symlink (its target is what the other fields describe). */
   symlink: boolean;
 }
@@ -50,12 +52,19 @@ export interface OpenArgs {
   atomic?: boolean;
   /** Target only: take the advisory lock that keeps two runs off one target. */
   lock?: boolean;
+  /**
+   * Target only: permission bits a NEW target gets (the source's), narrowed by the
+   * umask as cp and scp do. An existing target keeps its own mode.
+   */
+  mode?: number;
 }
 export interface OpenResult {
   size: number;
   mtimeMs: number;
   dev: number;
   ino: number;
+  /** Permission bits of the opened file (see StatResult.mode). */
+  mode: number;
   created: boolean;
 }
 
