@@ -9,6 +9,8 @@ import type { BlockRange } from '../hash/file-hash.js';
 import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { commitTemp, mkdirParents, prepareTemp, tempPathFor } from './atomic.js';
+import { resolveDotDot } from './dotdot.js';
+import { expandHome, unknownUserError } from './home.js';
 import { TargetLock } from './lock.js';
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
@@ -40,8 +42,11 @@ export class FileService {
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
 
-  async stat(path: string, role: Role = 'source'): Promise<StatResult> {
+  async stat(givenPath: string, role: Role = 'source'): Promise<StatResult> {
     let symlink = false;
+    // `~unknown/...` names nothing; open() says why (it knows the role).
+    const path = await expandHome(givenPath);
+    if (path === undefined) return missingStat(false);
     try {
       symlink = (await fsp.lstat(path)).isSymbolicLink();
       const st = await fsp.stat(path);
@@ -58,7 +63,7 @@ export class FileService {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, mode: 0, symlink };
+        return missingStat(symlink);
       }
       throw fromErrno(e, role, path);
     }
@@ -75,11 +80,12 @@ export class FileService {
   }
 
   /** `retried`: the one retry after losing a creation race (EEXIST); never loops. */
-  private async openNow(args: OpenArgs, retried = false): Promise<OpenResult> {
+  private async openNow(given: OpenArgs, retried = false): Promise<OpenResult> {
     await this.close();
+    const write = given.role === 'target' && given.write !== false;
+    const args = { ...given, path: await resolvePath(given.path, given.role, write) };
     this.path = args.path;
     this.role = args.role;
-    const write = args.role === 'target' && args.write !== false;
     const st = await this.stat(args.path, args.role);
     if (st.exists && st.kind !== 'file') {
       throw new PdcError(
@@ -234,6 +240,25 @@ export class FileService {
 
   private translate(e: unknown): PdcError {
     return fromErrno(e, this.role, this.path);
+  }
+}
+
+function missingStat(symlink: boolean): StatResult {
+  return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, mode: 0, symlink };
+}
+
+/**
+ * The path as this host's kernel will see it: `~`/`~user` expanded, and for a
+ * target being written, `..` checked and resolved (so no stray parent is created).
+ */
+async function resolvePath(path: string, role: Role, write: boolean): Promise<string> {
+  const expanded = await expandHome(path);
+  if (expanded === undefined) throw unknownUserError(path, role);
+  if (!write) return expanded;
+  try {
+    return await resolveDotDot(expanded);
+  } catch (e) {
+    throw fromErrno(e, role, path);
   }
 }
 
