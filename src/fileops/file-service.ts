@@ -12,6 +12,7 @@ import { commitTemp, mkdirParents, prepareTemp, tempPathFor } from './atomic.js'
 import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
 import { TargetLock } from './lock.js';
+import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -94,6 +95,7 @@ export class FileService {
         { hint: 'pdiffcopy copies regular files only' },
       );
     }
+    if (st.exists || write) await refusePseudoFile(args.path, args.role);
     if (write && args.lock) {
       // Taken before anything is created or seeded, so a second run cannot interleave.
       const lock = new TargetLock(args.path);
@@ -241,6 +243,17 @@ export class FileService {
   private translate(e: unknown): PdcError {
     return fromErrno(e, this.role, this.path);
   }
+}
+
+/** Kernel-generated files (/proc, /sys, ...) are neither copied nor written. */
+async function refusePseudoFile(path: string, role: Role): Promise<void> {
+  let fsName: string | undefined;
+  try {
+    fsName = await pseudoFsOf(path);
+  } catch (e) {
+    throw fromErrno(e, role, path);
+  }
+  if (fsName !== undefined) throw pseudoFileError(path, role, fsName);
 }
 
 function missingStat(symlink: boolean): StatResult {
