@@ -26,6 +26,7 @@ export const ERROR_CATEGORY = {
   TARGET_NO_SPACE: 'target',
   TARGET_IO: 'target',
   TARGET_LOCKED: 'target',
+  TARGET_LOCK_UNAVAILABLE: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side
