@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
@@ -28,6 +28,7 @@ let cleanup: () => void;
 let home: string;
 let userHome: string;
 let src: string;
+let uid = -1;
 
 beforeAll(async () => {
   sshd = await startSshd();
@@ -42,7 +43,7 @@ beforeAll(async () => {
   if (isRoot) {
     // '*' (not '!'): sshd refuses a locked account, but key login needs no password.
     execFileSync('useradd', ['-M', '-N', '-g', 'nogroup', '-d', userHome, '-s', '/bin/sh', '-p', '*', user]);
-    const uid = +execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim();
+    uid = +execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim();
     chownSync(userHome, uid, 65534);
     // sshd reads authorized_keys as the user: let it through the harness's 0700 dir.
     chmodSync(sshd.dir, 0o711);
@@ -70,6 +71,17 @@ describe.skipIf(!isRoot)('~ on the remote side', () => {
     expect(r.code, r.stderr).toBe(0);
     expectSameBytes(join(userHome, 'pushed.bin'), src);
     expectNoTildeDir(userHome);
+  });
+
+  it("a non-root login keeps its target lock in its own ~/.cache/pdiffcopy/locks (0700), released after", async () => {
+    const r = await viaConfig(src, `${user}@${sshd.alias}:~/locked.bin`);
+    expect(r.code, r.stderr).toBe(0);
+    expectSameBytes(join(userHome, 'locked.bin'), src);
+    const locks = join(userHome, '.cache', 'pdiffcopy', 'locks');
+    const st = statSync(locks);
+    expect(st.uid).toBe(uid);
+    expect(st.mode & 0o777).toBe(0o700);
+    expect(readdirSync(locks)).toEqual([]);
   });
 
   it('push to ssh://user@host:port/~/x lands in the home too', async () => {
