@@ -111,14 +111,13 @@ export interface ProcessIdentity {
 }
 
 function thisProcess(): ProcessIdentity {
-  const euid = process.geteuid ? process.geteuid() : 0;
   let home: string | undefined;
   try {
     home = userInfo().homedir || undefined;
   } catch {
     home = undefined; // no password entry for this uid
   }
-  return { euid, home, tmp: tmpdir() };
+  return { euid: euid(), home, tmp: tmpdir() };
 }
 
 /** Lock directories to try, most private first (see the class comment). */
@@ -192,7 +191,12 @@ function unsafeAncestor(dir: string): string | undefined {
     return dir;
   }
   for (;;) {
-    const st = lstatSync(p);
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return p;
+    }
     const owner = st.uid === 0 || st.uid === euid();
     if (!owner || ((st.mode & GROUP_OTHER_WRITE) !== 0 && (st.mode & STICKY) === 0)) return p;
     if (dirname(p) === p) return undefined;
