@@ -37,20 +37,27 @@ export interface LockOptions {
   dirs?: string[];
 }
 
+/**
+ * The lock file for a target: in the first usable lock directory (created if need
+ * be), named by the host and the target's real path.
+ */
+export function lockPathFor(targetPath: string, opts: LockOptions = {}, display = targetPath): string {
+  const key = createHash('sha256').update(`${hostname()}\0${realTargetPath(targetPath)}`).digest('hex').slice(0, 32);
+  return join(privateLockDir(opts.dirs ?? lockDirCandidates(thisProcess()), display), `${key}.lock`);
+}
+
 export class TargetLock {
   /** The lock file and the exact content we wrote into it (unique: it ends with a random token). */
   private held: { path: string; content: string } | undefined;
-  private readonly key: string;
-  private readonly dirs: string[];
 
-  constructor(targetPath: string, opts: LockOptions = {}) {
-    this.key = createHash('sha256').update(`${hostname()}\0${realTargetPath(targetPath)}`).digest('hex').slice(0, 32);
-    this.dirs = opts.dirs ?? lockDirCandidates(thisProcess());
-  }
+  constructor(
+    private readonly targetPath: string,
+    private readonly opts: LockOptions = {},
+  ) {}
 
   acquire(display: string): void {
-    const dir = privateLockDir(this.dirs, display);
-    const path = join(dir, `${this.key}.lock`);
+    const path = lockPathFor(this.targetPath, this.opts, display);
+    const dir = dirname(path);
     const me = `${process.pid} ${startTimeOf(process.pid) ?? 0} ${hostname()} ${randomBytes(8).toString('hex')}\n`;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (this.tryLink(dir, path, me, display)) return;
@@ -78,7 +85,7 @@ export class TargetLock {
 
   /** Create the lock with its content in one step (link fails if it exists); false when it does. */
   private tryLink(dir: string, path: string, content: string, display: string): boolean {
-    const temp = join(dir, `${this.key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       try {
