@@ -12,11 +12,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
-import { makeHome } from '../ssh/helpers.js';
-import { expectCleanError, jsonOf, killAllClis, runCli } from '../support/cli-child.js';
+import { AgentHost } from '../../src/hosts/agent-host.js';
+import { createLocalTransport } from '../../src/transport/local.js';
+import { makeHome, pdcError } from '../ssh/helpers.js';
+import { expectCleanError, jsonOf, killAllClis, REPO, runCli } from '../support/cli-child.js';
 import { expectSameBytes, tempDir, writeSeededFile } from '../support/files.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 
@@ -141,5 +144,33 @@ describe('a missing directory before ".." in the target', () => {
     expect(r.code, r.stderr).toBe(0);
     expectSameBytes(join(base, 'new', 'f.bin'), src);
     expect(readdirSync(base).sort()).toEqual(['here', 'new']);
+  });
+});
+
+const node12 = join(REPO, '.cache/node12/bin/node');
+
+describe.skipIf(!existsSync(node12) || !isRoot)('on a Node 12 agent', () => {
+  it('expands ~ and ~user (getent) and refuses a missing directory before ".."', async () => {
+    const agents = await AgentHost.start(createLocalTransport({ nodePath: node12 }), {
+      agents: 1,
+      machineId: 'node12',
+      name: 'node12',
+      displayPrefix: '',
+      startTimeoutMs: 30_000,
+      idleTimeoutMs: 30_000,
+    });
+    try {
+      const home = statSync(homedir());
+      expect(await agents.stat('~', 'target')).toMatchObject({ exists: true, kind: 'dir', ino: home.ino });
+      expect(await agents.stat(`~${user}`, 'target')).toMatchObject({ exists: true, kind: 'dir', ino: statSync(userHome).ino });
+      expect(await agents.stat('~pdc-no-such-user/x', 'target')).toMatchObject({ exists: false });
+      const base = join(dir, 'dotdot-node12');
+      mkdirSync(base);
+      const e = await pdcError(agents.open({ path: `${base}/missing/../f.bin`, role: 'target', create: true, lock: true }));
+      expect(e.code).toBe('TARGET_PARENT_MISSING');
+      expect(readdirSync(base)).toEqual([]);
+    } finally {
+      await agents.close();
+    }
   });
 });
