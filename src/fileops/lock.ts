@@ -151,11 +151,8 @@ const STICKY = 0o1000;
 
 /** Create dir (0700) if missing and check it is ours alone; the reason it is not, or undefined. */
 export function makePrivateDir(dir: string): string | undefined {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot be created (${(e as NodeJS.ErrnoException).code})`;
-  }
+  const notCreated = createBelowExisting(dir);
+  if (notCreated) return notCreated;
   let st;
   try {
     st = lstatSync(dir);
@@ -182,6 +179,36 @@ export function makePrivateDir(dir: string): string | undefined {
     closeSync(fd);
   }
   return undefined;
+}
+
+/**
+ * Create the missing components of dir (each 0700), but only below an existing
+ * directory other than `/`: a missing /run or home directory is not ours to make.
+ */
+function createBelowExisting(dir: string): string | undefined {
+  const missing: string[] = [];
+  for (let p = dir; !exists(p); p = dirname(p)) {
+    missing.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  if (missing.length > 0 && dirname(missing[0]!) === '/') return `cannot be created (${missing[0]} does not exist)`;
+  for (const p of missing) {
+    try {
+      mkdirSync(p, 0o700);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot be created (${(e as NodeJS.ErrnoException).code})`;
+    }
+  }
+  return undefined;
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

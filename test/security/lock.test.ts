@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
 import { lockDirCandidates, makePrivateDir, TargetLock } from '../../src/fileops/lock.js';
@@ -232,6 +232,16 @@ describe.skipIf(!isRoot)('the lock directory must be ours alone', () => {
     held.push(lock);
     expect(readdirSync(good).filter((f) => f.endsWith('.lock'))).toHaveLength(1);
     expect(statSync(good).mode & 0o777).toBe(0o700);
+  });
+
+  it('a missing parent is not created when nothing on the way exists (no /run, no home)', () => {
+    const top = `/pdc-no-such-dir-${process.pid}`;
+    expect(makePrivateDir(`${top}/locks`)).toMatch(/cannot be created/);
+    expect(existsSync(top)).toBe(false);
+    // Below an existing directory, the missing components are made, each 0700.
+    const d = join(fresh(), 'cache', 'locks');
+    expect(makePrivateDir(d)).toBeUndefined();
+    expect(statSync(dirname(d)).mode & 0o777).toBe(0o700);
   });
 
   it('no usable candidate: TARGET_LOCK_UNAVAILABLE (exit 4) naming why, never unlocked', () => {
