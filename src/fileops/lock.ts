@@ -20,11 +20,12 @@ import { PdcError } from '../errors/pdc-error.js';
  * Runs as different users therefore do not see each other's locks. When no
  * candidate verifies, the run fails (TARGET_LOCK_UNAVAILABLE): it never runs unlocked.
  *
- * A lock holds "pid starttime host": the owner's pid and its start time (field 22 of
- * /proc/PID/stat), so a pid reused by another process (pid 1 after a reboot) is not
- * taken for a live run. It is written to a private temp file and hard-linked into
- * place, so a lock is never seen half-written. A lock whose owner is gone (kill -9)
- * is stale and is taken over.
+ * A lock holds "pid starttime host token": the owner's pid and its start time (field
+ * 22 of /proc/PID/stat), so a pid reused by another process (pid 1 after a reboot) is
+ * not taken for a live run, and a random token that makes each lock's content unique
+ * (a release or a takeover removes a lock only if it still holds what was read). It
+ * is written to a private temp file and hard-linked into place, so a lock is never
+ * seen half-written. A lock whose owner is gone (kill -9) is stale and is taken over.
  */
 /** Locks this process holds, released at exit (one listener for all of them). */
 const heldLocks = new Set<TargetLock>();
