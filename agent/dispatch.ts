@@ -43,7 +43,8 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         const write = (a as { write?: unknown }).write !== false;
         const j = (a as { join?: unknown }).join;
         const join = j === undefined ? undefined : { path: str(j, 'path'), dev: uint(j, 'dev'), ino: uint(j, 'ino') };
-        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write, join });
+        const mode = (a as { mode?: unknown }).mode === undefined ? undefined : uint(a, 'mode', 0o7777);
+        return files.open({ path: str(a, 'path'), role: role as Role, create: bool(a, 'create'), lock: bool(a, 'lock'), atomic: bool(a, 'atomic'), write, join, mode });
       }
       case 'hash': {
         const range = {

@@ -10,7 +10,7 @@ export type Location =
       /** Host name or address as written (an ssh_config alias is resolved later); IPv6 without brackets. */
       host: string;
       port?: number;
-      /** Absolute, or relative to the remote home directory (kept relative: the agent resolves it). */
+      /** Absolute, or relative to the remote home directory, or starting with `~`/`~user` (kept as is: the agent resolves it). */
       path: string;
       /** The argument as the user wrote it, for messages. */
       display: string;
@@ -47,9 +47,9 @@ export function parseLocation(arg: string): Location {
     if (!isIPv6(host)) throw bad(arg, `"[${host}]" is not an IPv6 address`);
   } else {
     const colon = arg.indexOf(':');
-    if (colon < 0) return { kind: 'local', path: arg };
+    if (colon < 0) return localLiteral(arg);
     const before = arg.slice(0, colon);
-    if (before.includes('/')) return { kind: 'local', path: arg };
+    if (before.includes('/')) return localLiteral(arg);
     path = arg.slice(colon + 1);
     // Last '@' splits user from host, as scp does (a user name may itself contain '@').
     const at = before.lastIndexOf('@');
@@ -67,6 +67,15 @@ export function parseLocation(arg: string): Location {
     throw bad(arg, 'no file after ":"', `name the remote file, e.g. ${arg}/abs/path or ${arg}relative/to/home`);
   }
   return { kind: 'remote', ...(user !== undefined ? { user } : {}), host, path, display: arg };
+}
+
+/**
+ * A local path, taken literally. The shell expands an unquoted `~`; one that reaches us
+ * was quoted and names a file called `~...`, as for cp. The file service expands a
+ * leading `~` (for remote paths), so such a local name is given a leading `./`.
+ */
+function localLiteral(arg: string): Location {
+  return { kind: 'local', path: arg.startsWith('~') ? `./${arg}` : arg };
 }
 
 function parseSshUri(arg: string): Location {
@@ -93,8 +102,10 @@ function parseSshUri(arg: string): Location {
   if (rawPath === undefined || rawPath === '/') {
     throw bad(arg, 'no file after the host', 'an ssh:// location needs an absolute path, e.g. ssh://host/var/lib/file');
   }
-  // It is a URI, so %XX escapes are decoded (as scp does for scp:// URIs).
-  const path = uriDecode(arg, rawPath);
+  // It is a URI, so %XX escapes are decoded (as scp does for scp:// URIs). As in scp,
+  // `/~/x` and `/~user/x` are relative to a home directory: the path is `~/x`, `~user/x`.
+  const decoded = uriDecode(arg, rawPath);
+  const path = decoded.startsWith('/~') ? decoded.slice(1) : decoded;
   const user = rawUser === undefined ? undefined : uriDecode(arg, rawUser);
   if (user !== undefined) checkUser(arg, user);
   return {

@@ -68,7 +68,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   let targetCreated = false;
   let targetOpen = false;
   if (!o.dryRun) {
-    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true, atomic: !!o.atomic });
+    // A new target gets the source's permission bits (narrowed by the target's umask).
+    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true, atomic: !!o.atomic, mode: srcOpen.mode });
     targetSize = r.size;
     targetCreated = r.created;
     targetOpen = true;

@@ -29,6 +29,7 @@ export const ERROR_CATEGORY = {
   TARGET_LOCKED: 'target',
   /** A name beside the target was swapped by someone else during the run (see --atomic). */
   TARGET_CHANGED: 'target',
+  TARGET_LOCK_UNAVAILABLE: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side

@@ -266,7 +266,7 @@ export async function commitTemp(t: AtomicTarget, plan: CommitPlan): Promise<voi
     await t.fh.chmod(t.old.mode);
   } else {
     // fchmod ignores the umask; a new file's mode must not.
-    await t.fh.chmod(plan.newMode & ~process.umask() & 0o7777);
+    await t.fh.chmod(plan.newMode & ~process.umask() & 0o777);
   }
   await t.fh.sync();
   // The target name still means the file resolved at the start (or still nothing),

@@ -10,7 +10,10 @@ import type { WorkerFile } from '../hash/worker-messages.js';
 import type { CommitResult, OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { type AtomicTarget, commitTemp, joinTemp, mkdirParents, openAtomicTarget, removeStaleTemps } from './atomic.js';
+import { resolveDotDot } from './dotdot.js';
+import { expandHome, unknownUserError } from './home.js';
 import { TargetLock } from './lock.js';
+import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 
 /** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
 const PROC_FD_DIR = '/proc/self/fd';
@@ -18,6 +21,15 @@ const procFdUsable = existsSync(PROC_FD_DIR);
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The mode bits a copy carries over: read/write/execute for user, group and other.
+ * setuid, setgid and sticky are dropped, as cp does without -p: a copy must not
+ * gain privileges its creator did not choose.
+ */
+export const PERMISSION_BITS = 0o777;
+/** A new target's mode when the caller names none (the umask narrows it). */
+const DEFAULT_NEW_MODE = 0o644;
 
 /**
  * File operations on one file, as both the agent and the CLI's own side perform
@@ -35,13 +47,16 @@ export class FileService {
   /** --atomic, on the agent that made the temp file: what commit() needs. */
   private atomic: AtomicTarget | undefined;
   /** Permission bits (before the umask) for a target this run creates. */
-  private newMode = 0o644;
+  private newMode = DEFAULT_NEW_MODE;
   private readonly scratch: Buffer[] = [];
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
 
-  async stat(path: string, role: Role = 'source'): Promise<StatResult> {
+  async stat(givenPath: string, role: Role = 'source'): Promise<StatResult> {
     let symlink = false;
+    // `~unknown/...` names nothing; open() says why (it knows the role).
+    const path = await expandHome(givenPath);
+    if (path === undefined) return missingStat(false);
     try {
       symlink = (await fsp.lstat(path)).isSymbolicLink();
       const st = await fsp.stat(path);
@@ -52,12 +67,13 @@ export class FileService {
         mtimeMs: st.mtimeMs,
         dev: st.dev,
         ino: st.ino,
+        mode: st.mode & PERMISSION_BITS,
         symlink,
       };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, symlink };
+        return missingStat(symlink);
       }
       throw fromErrno(e, role, path);
     }
@@ -74,11 +90,12 @@ export class FileService {
   }
 
   /** `retried`: the one retry after losing a creation race (EEXIST); never loops. */
-  private async openNow(args: OpenArgs, retried = false): Promise<OpenResult> {
+  private async openNow(given: OpenArgs, retried = false): Promise<OpenResult> {
     await this.close();
+    const write = given.role === 'target' && given.write !== false;
+    const args = { ...given, path: await resolvePath(given.path, given.role, write) };
     this.path = args.path;
     this.role = args.role;
-    const write = args.role === 'target' && args.write !== false;
     const st = await this.stat(args.path, args.role);
     if (st.exists && st.kind !== 'file') {
       throw new PdcError(
@@ -87,6 +104,7 @@ export class FileService {
         { hint: 'pdiffcopy copies regular files only' },
       );
     }
+    if (st.exists || write) await refusePseudoFile(args.path, args.role);
     if (write && args.lock) {
       // Taken before anything is created or seeded, so a second run cannot interleave.
       const lock = new TargetLock(args.path);
@@ -95,7 +113,7 @@ export class FileService {
     }
     let created = false;
     let extra: Pick<OpenResult, 'temp' | 'resumed' | 'leftAlone'> = {};
-    this.newMode = (args as OpenArgs & { mode?: number }).mode ?? 0o644;
+    this.newMode = args.mode ?? DEFAULT_NEW_MODE;
     try {
       if (write && !st.exists && st.symlink) throw danglingLink(args.path);
       if (write && args.atomic && args.join) {
@@ -117,7 +135,8 @@ export class FileService {
         if (!args.create) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
         // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
         await mkdirParents(dirname(args.path));
-        this.fh = await fsp.open(args.path, 'wx+', 0o644);
+        // open(2) applies the umask to this mode by itself: never wider than the source.
+        this.fh = await fsp.open(args.path, 'wx+', (args.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS);
         created = true;
       }
     } catch (e) {
@@ -126,7 +145,7 @@ export class FileService {
       throw fromErrno(e, args.role, args.path);
     }
     const fst = await this.fh.stat();
-    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, created, ...extra };
+    return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, mode: fst.mode & PERMISSION_BITS, created, ...extra };
   }
 
   async hash(range: BlockRange, method: string): Promise<Buffer> {
@@ -279,6 +298,36 @@ function danglingLink(path: string): PdcError {
   return new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link to a missing file`, {
     hint: 'remove the link, or name the file it should point to',
   });
+}
+
+/** Kernel-generated files (/proc, /sys, ...) are neither copied nor written. */
+async function refusePseudoFile(path: string, role: Role): Promise<void> {
+  let fsName: string | undefined;
+  try {
+    fsName = await pseudoFsOf(path);
+  } catch (e) {
+    throw fromErrno(e, role, path);
+  }
+  if (fsName !== undefined) throw pseudoFileError(path, role, fsName);
+}
+
+function missingStat(symlink: boolean): StatResult {
+  return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, mode: 0, symlink };
+}
+
+/**
+ * The path as this host's kernel will see it: `~`/`~user` expanded, and for a
+ * target being written, `..` checked and resolved (so no stray parent is created).
+ */
+async function resolvePath(path: string, role: Role, write: boolean): Promise<string> {
+  const expanded = await expandHome(path);
+  if (expanded === undefined) throw unknownUserError(path, role);
+  if (!write) return expanded;
+  try {
+    return await resolveDotDot(expanded);
+  } catch (e) {
+    throw fromErrno(e, role, path);
+  }
 }
 
 /** The buffers left after the first n bytes (after a short writev). */

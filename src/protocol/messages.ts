@@ -35,6 +35,8 @@ export interface StatResult {
   mtimeMs: number;
   dev: number;
   ino: number;
+  /** Permission bits (rwx for user, group, other; no setuid/setgid/sticky); 0 when missing. */
+  mode: number;
   /** Set when the path is a symlink (its target is what the other fields describe). */
   symlink: boolean;
 }
@@ -52,12 +54,19 @@ export interface OpenArgs {
   lock?: boolean;
   /** --atomic, every agent but the first: open the temp file the first one made, only if it is that file. */
   join?: { path: string; dev: number; ino: number };
+  /**
+   * Target only: permission bits a NEW target gets (the source's), narrowed by the
+   * umask as cp and scp do. An existing target keeps its own mode.
+   */
+  mode?: number;
 }
 export interface OpenResult {
   size: number;
   mtimeMs: number;
   dev: number;
   ino: number;
+  /** Permission bits of the opened file (see StatResult.mode). */
+  mode: number;
   created: boolean;
   /** --atomic: the temp file being built (dev and ino above are its own). */
   temp?: string;

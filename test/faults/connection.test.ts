@@ -5,12 +5,11 @@
  * hang, never success) and leave no agent behind; after a kill or a drop, a rerun
  * must repair the target while sending only what was still missing.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
+import { lockPathFor } from '../../src/fileops/lock.js';
 import {
   agentPids,
   type CliResult,
@@ -114,7 +113,7 @@ describe('client killed with SIGKILL mid-transfer', () => {
     expect(r.signal).toBe('SIGKILL');
     await expectAllGone(agents, 10_000);
     // The local target's lock (src/fileops/lock.ts) is left behind, naming the dead client.
-    const lock = join(tmpdir(), `pdiffcopy-${createHash('sha256').update(dst).digest('hex').slice(0, 32)}.lock`);
+    const lock = lockPathFor(dst);
     expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${run.pid} `));
     await expectRepair('kill -9 client (pull)', args, dst, SIZE - done + IN_FLIGHT_SLACK);
   }, 150_000);

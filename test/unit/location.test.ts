@@ -23,6 +23,10 @@ describe('parseLocation', () => {
     ['/abs/with:colon', local('/abs/with:colon')],
     ['.', local('.')],
     ['[notv6', local('[notv6')],
+    // a local `~` reaching us was quoted: a literal name (the file service expands a leading ~)
+    ['~/x', local('./~/x')],
+    ['~bob/a:b', local('./~bob/a:b')],
+    ['~', local('./~')],
     // scp-style remote forms
     ['db1:/var/x.ibd', remote('db1:/var/x.ibd', 'db1', '/var/x.ibd')],
     ['db1:relative/x', remote('db1:relative/x', 'db1', 'relative/x')],
@@ -36,6 +40,12 @@ describe('parseLocation', () => {
     ['[fe80::1%eth0]:/x', remote('[fe80::1%eth0]:/x', 'fe80::1%eth0', '/x')],
     // ssh:// URIs
     ['ssh://db1/var/x', remote('ssh://db1/var/x', 'db1', '/var/x')],
+    // home-relative remote paths, as scp reads them
+    ['db1:~/x', remote('db1:~/x', 'db1', '~/x')],
+    ['db1:~bob/x', remote('db1:~bob/x', 'db1', '~bob/x')],
+    ['ssh://db1/~/x', remote('ssh://db1/~/x', 'db1', '~/x')],
+    ['ssh://db1:2222/~bob/x', remote('ssh://db1:2222/~bob/x', 'db1', '~bob/x', { port: 2222 })],
+    ['ssh://db1/%7E/x', remote('ssh://db1/%7E/x', 'db1', '~/x')],
     ['ssh://root@db1:2222/var/x', remote('ssh://root@db1:2222/var/x', 'db1', '/var/x', { user: 'root', port: 2222 })],
     ['ssh://[::1]:22/x', remote('ssh://[::1]:22/x', '::1', '/x', { port: 22 })],
     ['ssh://u@[::1]/x', remote('ssh://u@[::1]/x', '::1', '/x', { user: 'u' })],
