@@ -19,6 +19,7 @@ export const ERROR_CATEGORY = {
   SOURCE_PERMISSION: 'source',
   SOURCE_IO: 'source',
   SOURCE_CHANGED: 'source',
+  SOURCE_PATH_TOO_LONG: 'source',
   // target side
   TARGET_PARENT_MISSING: 'target',
   TARGET_NOT_REGULAR: 'target',
@@ -26,6 +27,7 @@ export const ERROR_CATEGORY = {
   TARGET_NO_SPACE: 'target',
   TARGET_IO: 'target',
   TARGET_LOCKED: 'target',
+  TARGET_PATH_TOO_LONG: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side

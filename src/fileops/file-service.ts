@@ -6,7 +6,7 @@ import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import type { BlockRange } from '../hash/file-hash.js';
-import type { OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
+import type { OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { commitTemp, mkdirParents, prepareTemp, tempPathFor } from './atomic.js';
 import { TargetLock } from './lock.js';
@@ -31,7 +31,7 @@ export class FileService {
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
 
-  async stat(path: string, role: Role = 'source'): Promise<StatResult> {
+  async stat(path: string, role: Role): Promise<StatResult> {
     let symlink = false;
     try {
       symlink = (await fsp.lstat(path)).isSymbolicLink();
@@ -51,6 +51,25 @@ export class FileService {
         return { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, symlink };
       }
       throw fromErrno(e, role, path);
+    }
+  }
+
+  /**
+   * Free space where `path` is, or will be created: the file system of its nearest
+   * existing ancestor. Unknown (null) where this Node has no fs.statfs (before 18.15).
+   */
+  async space(path: string): Promise<SpaceResult> {
+    const statfs = (fsp as { statfs?: (p: string) => Promise<{ bavail: number; bsize: number }> }).statfs;
+    if (typeof statfs !== 'function') return { available: null, unknownReason: `Node ${process.version} has no fs.statfs (added in 18.15)` };
+    for (let at = path; ; at = dirname(at)) {
+      try {
+        const fs = await statfs.call(fsp, at);
+        // bavail, not bfree: the blocks reserved for root are left out, so the answer errs on the safe side.
+        return { available: fs.bavail * fs.bsize };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(at) === at) throw fromErrno(e, 'target', path);
+      }
     }
   }
 

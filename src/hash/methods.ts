@@ -17,6 +17,7 @@ import { PdcError } from '../errors/pdc-error.js';
  */
 export const DEFAULT_HASH_METHOD = 'xxh64';
 export const DIGEST_METHOD = 'sha256';
+const XXH64_DIGEST_BYTES = 8;
 
 /** Hash one block's bytes to a fixed-length digest. */
 export type BlockHasher = (data: Uint8Array) => Uint8Array;
@@ -27,7 +28,7 @@ function loadXxh64(): Promise<BlockHasher> {
   return (xxh ??= xxhash()
     .then((api) => {
       const hasher: BlockHasher = (data) => {
-        const out = Buffer.allocUnsafe(8);
+        const out = Buffer.allocUnsafe(XXH64_DIGEST_BYTES);
         out.writeBigUInt64BE(api.h64Raw(data), 0);
         return out;
       };
@@ -65,4 +66,14 @@ export async function createBlockHasher(method: string): Promise<BlockHasher> {
 export async function digestLength(method: string): Promise<number> {
   const h = await createBlockHasher(method);
   return h(Buffer.alloc(0)).length;
+}
+
+/** A method's digest length without loading a hasher (sync); undefined for a method this process does not know. */
+export function knownDigestLength(method: string): number | undefined {
+  if (method === DEFAULT_HASH_METHOD) return XXH64_DIGEST_BYTES;
+  try {
+    return createHash(method).digest().length;
+  } catch {
+    return undefined;
+  }
 }

@@ -58,7 +58,7 @@ function agent(): Conn {
     client,
     files,
     fatal,
-    call: (op, args = {}, payload) => client.call(op as 'stat', args as { path: string }, payload) as unknown as Promise<Record<string, unknown>>,
+    call: (op, args = {}, payload) => client.call(op as 'close', args as Record<string, never>, payload) as unknown as Promise<Record<string, unknown>>,
   };
   open.push(c);
   return c;
@@ -92,7 +92,7 @@ describe('hello', () => {
     const c = agent();
     expect(await codeOf(c.call('hello', { protocol: PROTOCOL_VERSION + 1, client: 'x' }))).toBe('PROTOCOL_VERSION');
     expect(await codeOf(c.call('hello', { protocol: 'one', client: 'x' }))).toBe('PROTOCOL_ERROR');
-    expect(await codeOf(c.call('stat', { path: srcPath }))).toBe('PROTOCOL_ERROR');
+    expect(await codeOf(c.call('stat', { path: srcPath, role: 'source' }))).toBe('PROTOCOL_ERROR');
   });
 
   it('answers with the protocol, the hash methods and who it is', async () => {
@@ -103,20 +103,20 @@ describe('hello', () => {
     expect(r.pid).toBe(process.pid);
     expect(r.node).toBe(process.version);
     expect(typeof r.agent).toBe('string');
-    expect((await c.call('stat', { path: srcPath })).exists).toBe(true);
+    expect((await c.call('stat', { path: srcPath, role: 'source' })).exists).toBe(true);
   });
 });
 
 describe('stat', () => {
   it('describes files, directories, missing paths and symlinks', async () => {
     const c = await greeted();
-    expect(await c.call('stat', { path: srcPath })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: false });
-    expect(await c.call('stat', { path: dir })).toMatchObject({ exists: true, kind: 'dir', symlink: false });
-    expect(await c.call('stat', { path: join(dir, 'nope') })).toMatchObject({ exists: false, kind: 'missing', size: 0 });
-    expect(await c.call('stat', { path: join(srcPath, 'under-a-file') })).toMatchObject({ exists: false, kind: 'missing' });
+    expect(await c.call('stat', { path: srcPath, role: 'source' })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: false });
+    expect(await c.call('stat', { path: dir, role: 'source' })).toMatchObject({ exists: true, kind: 'dir', symlink: false });
+    expect(await c.call('stat', { path: join(dir, 'nope'), role: 'source' })).toMatchObject({ exists: false, kind: 'missing', size: 0 });
+    expect(await c.call('stat', { path: join(srcPath, 'under-a-file'), role: 'source' })).toMatchObject({ exists: false, kind: 'missing' });
     const link = join(dir, 'link-to-source');
     symlinkSync(srcPath, link);
-    expect(await c.call('stat', { path: link })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: true });
+    expect(await c.call('stat', { path: link, role: 'source' })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: true });
   });
 
   it.each<[unknown]>([[{}], [{ path: '' }], [{ path: 5 }], [{ path: 'a\0b' }], [{ path: 'x'.repeat(5000) }], [null], ['str']])(
