@@ -1,3 +1,4 @@
+import type { SyncEvent } from '../engine/events.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { OpenedHosts } from './open-hosts.js';
 import { syncOnce } from './sync-once.js';
@@ -60,7 +61,9 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
       await runBenchmark(cfg, log, controller.signal);
       return 0;
     }
-    await syncOnce(cfg, (e) => renderer.event(e), log, controller.signal, (h) => (hosts = h));
+    // The engine's log events go where every other log line goes (shown with -v).
+    const onEvent = (e: SyncEvent) => (e.type === 'log' ? renderer.log(e.level, e.message) : renderer.event(e));
+    await syncOnce(cfg, onEvent, log, controller.signal, (h) => (hosts = h));
     renderer.finish();
     return 0;
   } catch (e) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
@@ -57,6 +57,7 @@ export class FileService {
   /**
    * Free space where `path` is, or will be created: the file system of its nearest
    * existing ancestor. Unknown (null) where this Node has no fs.statfs (before 18.15).
+   * A read-only file system is TARGET_PERMISSION here: no amount of free space helps.
    */
   async space(path: string): Promise<SpaceResult> {
     const statfs = (fsp as { statfs?: (p: string) => Promise<{ bavail: number; bsize: number }> }).statfs;
@@ -64,6 +65,9 @@ export class FileService {
     for (let at = path; ; at = dirname(at)) {
       try {
         const fs = await statfs.call(fsp, at);
+        await fsp.access(at, fsConstants.W_OK).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EROFS') throw e; // other refusals are open's to report, with what it tried
+        });
         // bavail, not bfree: the blocks reserved for root are left out, so the answer errs on the safe side.
         return { available: fs.bavail * fs.bsize };
       } catch (e) {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -126,6 +126,25 @@ describe('stat', () => {
       expect(await codeOf(c.call('stat', args))).toBe('PROTOCOL_ERROR');
     },
   );
+});
+
+describe('space', () => {
+  it('reports the free space of the file system holding the path, or of its nearest existing ancestor', async () => {
+    const c = await greeted();
+    const fs = statfsSync(dir);
+    for (const path of [srcPath, dir, join(dir, 'missing', 'deeper', 'file'), join(srcPath, 'below-a-file')]) {
+      const r = (await c.call('space', { path })) as { available: number | null };
+      expect(Number.isSafeInteger(r.available), path).toBe(true);
+      expect(r.available!, path).toBeGreaterThan(0);
+      expect(r.available!, path).toBeLessThanOrEqual(fs.blocks * fs.bsize);
+    }
+  });
+
+  it('a relative path that does not exist is answered for the working directory', async () => {
+    const c = await greeted();
+    const r = (await c.call('space', { path: 'no-such-dir-pdc/x' })) as { available: number | null };
+    expect(r.available!).toBeGreaterThan(0);
+  });
 });
 
 describe('source operations on a real file', () => {
