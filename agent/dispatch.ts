@@ -21,7 +21,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
   const handlers: Handlers = {
     hello: (a) => {
       if (a.protocol !== PROTOCOL_VERSION) {
-        throw new PdcError('PROTOCOL_VERSION', `agent speaks protocol ${PROTOCOL_VERSION}, client speaks ${a.protocol}`, {
+        throw new PdcError('PROTOCOL_VERSION', `agent ${VERSION} speaks protocol ${PROTOCOL_VERSION}, client ${a.client} speaks ${a.protocol}`, {
           hint: 'this should not happen: the agent is sent by the client; report a bug',
         });
       }

@@ -15,7 +15,7 @@ export type Role = 'source' | 'target';
 
 export interface HelloArgs {
   protocol: number;
-  client: string; // client version, for logs
+  client: string; // client version, named in a version mismatch
 }
 export interface HelloResult {
   protocol: number;
