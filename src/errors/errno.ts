@@ -46,7 +46,7 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       hint = 'check the path';
       break;
     case 'ENAMETOOLONG':
-      return pathTooLong(role, where, err);
+      return pathTooLong(role, where, where, err);
     case 'ENOSPC':
     case 'EDQUOT':
       if (!S) return targetNoSpace(where, 'no space left on device', err);
@@ -58,15 +58,16 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
 
 /**
  * A path too long for the kernel (ENAMETOOLONG), or one refused before it is sent:
- * an error of that side, naming the limit it breaks.
+ * an error of that side, naming the limit it breaks. `where` names it for the user
+ * (e.g. "host:/path"); the limits count the bytes of `path` itself.
  */
-export function pathTooLong(role: Role, path: string, cause?: unknown): PdcError {
+export function pathTooLong(role: Role, path: string, where = path, cause?: unknown): PdcError {
   const bytes = Buffer.byteLength(path);
   const limit =
     bytes >= PATH_MAX
       ? `the path has ${bytes} bytes, Linux allows at most ${PATH_MAX - 1} (PATH_MAX)`
       : `a name in it is longer than ${NAME_MAX} bytes (NAME_MAX)`;
-  return new PdcError(role === 'source' ? 'SOURCE_PATH_TOO_LONG' : 'TARGET_PATH_TOO_LONG', `${role} ${abbreviate(path)}: path too long: ${limit}`, {
+  return new PdcError(role === 'source' ? 'SOURCE_PATH_TOO_LONG' : 'TARGET_PATH_TOO_LONG', `${role} ${abbreviate(where)}: path too long: ${limit}`, {
     hint: 'use a shorter path or file name',
     cause,
   });

@@ -191,7 +191,7 @@ export class AgentHost implements FileHost {
    * side is known: the agent would have to call it a bad request.
    */
   private checkPath(path: string, role: Role): string {
-    if (Buffer.byteLength(path) >= PATH_MAX) throw pathTooLong(role, this.display(path));
+    if (Buffer.byteLength(path) >= PATH_MAX) throw pathTooLong(role, path, this.display(path));
     return path;
   }
 

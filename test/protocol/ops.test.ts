@@ -14,7 +14,7 @@ import { createDispatcher } from '../../agent/dispatch.js';
 import { coalesceBlocks, geometry, hashChunks, hashRequestBlocks, transferRunBytes } from '../../src/engine/plan.js';
 import { PdcError } from '../../src/errors/index.js';
 import { FileService } from '../../src/fileops/file-service.js';
-import { digestLength, localHashMethods } from '../../src/hash/methods.js';
+import { digestLength, knownDigestLength, localHashMethods } from '../../src/hash/methods.js';
 import { MAX_BLOCK_SIZE, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import type { OpName, Ops } from '../../src/protocol/messages.js';
 import { MAX_READ_BYTES, OPS, OP_NAMES, maxHashBlocks, readArgs } from '../../src/protocol/ops.js';
@@ -193,7 +193,11 @@ describe('the engine’s planned requests are ones the agent accepts', () => {
   it('for every hash method: hash, verify and read requests pass the table, and replies fit a frame', async () => {
     const methods = localHashMethods();
     const lengths = new Map<number, string>();
-    for (const m of methods) lengths.set(await digestLength(m), m);
+    for (const m of methods) {
+      const len = await digestLength(m); // what the engine plans with
+      expect(knownDigestLength(m), m).toBe(len); // what the agent's table checks with
+      lengths.set(len, m);
+    }
     expect(lengths.size).toBeGreaterThan(3); // 8 (xxh64), 16, 20, 32, 64, ...
     let checked = 0;
     for (const [len, method] of lengths) {
