@@ -32,14 +32,16 @@ export type Fields<A> = { readonly [K in keyof A]-?: Field<A[K]> };
 /** Which way an op's raw payload travels beside the MessagePack body. */
 export type PayloadDirection = 'none' | 'request' | 'response';
 
-export interface OpSpec<A> {
+export interface OpSpec<A, R> {
   readonly args: Fields<A>;
+  /** The result's body (a payload travels beside it, see `payload`); the client reads answers through it. */
+  readonly result: Fields<Omit<R, 'p'>>;
   readonly payload: PayloadDirection;
   /** Checks across arguments once each one is valid: what is wrong, or undefined. */
   readonly check?: (args: A) => string | undefined;
 }
 
-export type OpTable = { readonly [K in OpName]: OpSpec<Ops[K]['args']> };
+export type OpTable = { readonly [K in OpName]: OpSpec<Ops[K]['args'], Ops[K]['result']> };
 
 /** An integer in [min, max] (safe integers only: MessagePack may carry 2^64). */
 export function uint(max = Number.MAX_SAFE_INTEGER, min = 0): Field<number> {
@@ -56,6 +58,46 @@ export function text(maxBytes: number): Field<string> {
     expects: `a string of 1 to ${maxBytes} bytes without NUL`,
     read: (v) => (typeof v === 'string' && v.length > 0 && v.indexOf('\0') < 0 && Buffer.byteLength(v) <= maxBytes ? v : INVALID),
     outOfRange: ['', 'a\0b', 'x'.repeat(maxBytes + 1), '\u00e9'.repeat(Math.floor(maxBytes / 2) + 1), 7, null],
+  };
+}
+
+/** Any finite number (timestamps with fractions, device and inode numbers). */
+export function num(): Field<number> {
+  return {
+    expects: 'a finite number',
+    read: (v) => (typeof v === 'number' && Number.isFinite(v) ? v : INVALID),
+    outOfRange: [Infinity, NaN, '1', null],
+  };
+}
+
+/** Bytes (a digest), at most maxBytes of them. */
+export function bytes(maxBytes: number): Field<Uint8Array> {
+  return {
+    expects: `at most ${maxBytes} bytes`,
+    read: (v) => (v instanceof Uint8Array && v.length <= maxBytes ? v : INVALID),
+    outOfRange: [new Uint8Array(maxBytes + 1), 'ab', [1, 2], null],
+  };
+}
+
+/** A list of at most maxItems items. */
+export function list<T>(item: Field<T>, maxItems: number): Field<T[]> {
+  return {
+    expects: `a list of at most ${maxItems} items, each ${item.expects}`,
+    read: (v) => {
+      if (!Array.isArray(v) || v.length > maxItems) return INVALID;
+      for (const x of v) if (item.read(x) === INVALID) return INVALID;
+      return v as T[];
+    },
+    outOfRange: [[item.outOfRange[0]], 'a', null],
+  };
+}
+
+/** A value, or null where the answer is unknown. */
+export function nullable<T>(field: Field<T>): Field<T | null> {
+  return {
+    expects: `null or ${field.expects}`,
+    read: (v) => (v === null ? null : field.read(v)),
+    outOfRange: field.outOfRange.filter((v) => v !== null),
   };
 }
 
@@ -88,6 +130,9 @@ const flag = optional(boolean);
 const path = text(PATH_MAX - 1);
 const role = oneOf<Role>('source', 'target');
 const method = text(64);
+const name = text(1024);
+const empty = {};
+const fileIdentity = { size: uint(), mtimeMs: num(), dev: num(), ino: num() };
 
 /** The most blocks one hash request may cover when each digest is digestLength bytes: the reply must fit one frame. */
 export function maxHashBlocks(digestLength: number): number {
@@ -98,15 +143,25 @@ export function maxHashBlocks(digestLength: number): number {
 export const MAX_READ_BYTES = Math.min(MAX_IO_BYTES, MAX_PAYLOAD_BYTES);
 
 export const OPS: OpTable = {
-  hello: { args: { protocol: uint(), client: text(256) }, payload: 'none' },
-  stat: { args: { path, role }, payload: 'none' },
-  open: {
-    args: { path, role, create: flag, write: flag, atomic: flag, lock: flag },
+  hello: {
+    args: { protocol: uint(), client: name },
+    result: { protocol: uint(), agent: name, node: name, hashes: list(method, 1000), pid: uint(), host: name },
     payload: 'none',
   },
-  space: { args: { path }, payload: 'none' },
+  stat: {
+    args: { path, role },
+    result: { exists: boolean, kind: oneOf('file', 'dir', 'other', 'missing'), ...fileIdentity, symlink: boolean },
+    payload: 'none',
+  },
+  open: {
+    args: { path, role, create: flag, write: flag, atomic: flag, lock: flag },
+    result: { ...fileIdentity, created: boolean },
+    payload: 'none',
+  },
+  space: { args: { path }, result: { available: nullable(uint()), unknownReason: optional(name) }, payload: 'none' },
   hash: {
     args: { first: uint(), count: uint(MAX_HASH_BLOCKS), blockSize: uint(MAX_BLOCK_SIZE, 1), limit: uint(), method },
+    result: empty,
     payload: 'response',
     check: (a) => {
       const len = knownDigestLength(a.method);
@@ -117,13 +172,13 @@ export const OPS: OpTable = {
       return undefined;
     },
   },
-  read: { args: { offset: uint(), length: uint(MAX_READ_BYTES) }, payload: 'response' },
-  write: { args: { offset: uint() }, payload: 'request' },
-  truncate: { args: { size: uint() }, payload: 'none' },
-  fsync: { args: {}, payload: 'none' },
-  digest: { args: { method, limit: uint() }, payload: 'none' },
-  commit: { args: {}, payload: 'none' },
-  close: { args: {}, payload: 'none' },
+  read: { args: { offset: uint(), length: uint(MAX_READ_BYTES) }, result: empty, payload: 'response' },
+  write: { args: { offset: uint() }, result: empty, payload: 'request' },
+  truncate: { args: { size: uint() }, result: empty, payload: 'none' },
+  fsync: { args: empty, result: empty, payload: 'none' },
+  digest: { args: { method, limit: uint() }, result: { digest: bytes(1024) }, payload: 'none' },
+  commit: { args: empty, result: empty, payload: 'none' },
+  close: { args: empty, result: empty, payload: 'none' },
 };
 
 export const OP_NAMES = Object.keys(OPS) as readonly OpName[];
@@ -138,24 +193,41 @@ function badRequest(op: string, why: string): PdcError {
   return new PdcError('PROTOCOL_ERROR', `bad "${op}" request: ${why}`);
 }
 
+/** Read the declared fields of `given`; the first invalid one is named in the error. */
+function readFields(op: string, fields: Record<string, Field<unknown>>, given: Record<string, unknown>, what: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(fields)) {
+    const field = fields[key]!;
+    const v = field.read(has(given, key) ? given[key] : undefined);
+    if (v === INVALID) throw new PdcError('PROTOCOL_ERROR', `bad "${op}" ${what}: "${key}" must be ${field.expects}`);
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
 /**
  * Read a request's arguments through the table, before anything is opened or
  * allocated: every field valid, no unknown key, a payload only where the op takes one.
  */
 export function readArgs<K extends OpName>(op: K, raw: unknown, payload?: readonly Buffer[]): Ops[K]['args'] {
-  const spec = OPS[op] as OpSpec<Record<string, unknown>>;
+  const spec = OPS[op] as unknown as OpSpec<Record<string, unknown>, Record<string, unknown>>;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw) || Buffer.isBuffer(raw)) throw badRequest(op, 'the arguments must be a map');
   const given = raw as Record<string, unknown>;
   for (const key of Object.keys(given)) if (!has(spec.args, key)) throw badRequest(op, `unknown argument "${key}"`);
   if (payload && payload.length > 0 && spec.payload !== 'request') throw badRequest(op, 'it takes no payload');
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(spec.args)) {
-    const field = spec.args[key]!;
-    const v = field.read(has(given, key) ? given[key] : undefined);
-    if (v === INVALID) throw badRequest(op, `"${key}" must be ${field.expects}`);
-    if (v !== undefined) out[key] = v;
-  }
+  const out = readFields(op, spec.args as Record<string, Field<unknown>>, given, 'request');
   const problem = spec.check?.(out);
   if (problem) throw badRequest(op, problem);
   return out as Ops[K]['args'];
+}
+
+/**
+ * Read an answer's body through the table (the client's side): only declared
+ * fields pass, each valid; a payload only where the op answers with one.
+ */
+export function readResult<K extends OpName>(op: K, raw: unknown, hasPayload: boolean): Omit<Ops[K]['result'], 'p'> {
+  const spec = OPS[op] as unknown as OpSpec<Record<string, unknown>, Record<string, unknown>>;
+  if (hasPayload && spec.payload !== 'response') throw new PdcError('PROTOCOL_ERROR', `bad "${op}" answer: it carries no payload`);
+  const given = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  return readFields(op, spec.result as Record<string, Field<unknown>>, given, 'answer') as Omit<Ops[K]['result'], 'p'>;
 }

@@ -18,7 +18,7 @@ import { digestLength, knownDigestLength, localHashMethods } from '../../src/has
 import { MAX_BLOCK_SIZE, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import type { OpName, Ops } from '../../src/protocol/messages.js';
 import { MAX_READ_BYTES, OPS, OP_NAMES, maxHashBlocks, readArgs } from '../../src/protocol/ops.js';
-import { RpcClient, serveRpc } from '../../src/protocol/rpc.js';
+import { RpcClient, WithPayload, serveRpc } from '../../src/protocol/rpc.js';
 
 let dir: string;
 let file: string;
@@ -160,6 +160,57 @@ describe('the dispatcher refuses out-of-range arguments before reaching the file
   ])('stat of %s -> PROTOCOL_ERROR (the client refuses it first, naming the side)', async (_name, path) => {
     const c = await agent();
     expect(await codeOf(c.call('stat', { path, role: 'target' }))).toBe('PROTOCOL_ERROR');
+  });
+});
+
+/** A valid answer body for every op, as the agent sends it. */
+const validResult = (): { [K in OpName]: Omit<Ops[K]['result'], 'p'> } => ({
+  hello: { protocol: PROTOCOL_VERSION, agent: '0.1.0', node: 'v20.0.0', hashes: ['xxh64', 'sha256'], pid: 12, host: 'db1' },
+  stat: { exists: true, kind: 'file', size: 10, mtimeMs: 1.5, dev: 2049, ino: 77, symlink: false },
+  open: { size: 10, mtimeMs: 1.5, dev: 2049, ino: 77, created: false },
+  space: { available: 1 << 30 },
+  hash: {},
+  read: {},
+  write: {},
+  truncate: {},
+  fsync: {},
+  digest: { digest: Buffer.alloc(32, 1) },
+  commit: {},
+  close: {},
+});
+
+/** A client and a scripted server that answers every request with `answer(op)`. */
+function scripted(answer: (op: OpName) => unknown): RpcClient {
+  const up = new PassThrough();
+  const down = new PassThrough();
+  serveRpc(up, down, (op) => answer(op as OpName), () => undefined);
+  const client = new RpcClient(down, up, 'scripted');
+  conns.push({ client, files: new FileService(), call: () => Promise.resolve() });
+  return client;
+}
+
+const badResults: [OpName, string, unknown][] = OP_NAMES.flatMap((op) =>
+  Object.entries(OPS[op].result as Record<string, { outOfRange: readonly unknown[] }>).flatMap(([key, field]) =>
+    field.outOfRange.map((bad): [OpName, string, unknown] => [op, key, bad]),
+  ),
+);
+
+describe('the client reads answers through the table', () => {
+  it.each(OP_NAMES)('%s: a valid answer passes, with only its declared fields', async (op) => {
+    const client = scripted((o) => ({ ...validResult()[o], stray: 'dropped' }));
+    const r = await client.call(op, valid()[op] as never);
+    expect(r).toEqual(validResult()[op]);
+  });
+
+  it.each(badResults)('%s answering %s = %j -> PROTOCOL_ERROR', async (op, key, bad) => {
+    const client = scripted((o) => ({ ...validResult()[o], [key]: bad }));
+    expect(await codeOf(client.call(op, valid()[op] as never))).toBe('PROTOCOL_ERROR');
+    expect(client.failed).toBeUndefined(); // one bad answer fails its call, not the stream
+  });
+
+  it.each(OP_NAMES.filter((op) => OPS[op].payload !== 'response'))('%s answering with a payload -> PROTOCOL_ERROR', async (op) => {
+    const client = scripted((o) => new WithPayload(validResult()[o], Buffer.from('stray')));
+    expect(await codeOf(client.call(op, valid()[op] as never))).toBe('PROTOCOL_ERROR');
   });
 });
 
