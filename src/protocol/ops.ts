@@ -5,9 +5,10 @@
  * client's calls are typed by the same Ops, and the engine plans its hash and read
  * requests from the caps below, so the three cannot disagree.
  *
- * Every argument of an op's *Args interface (messages.ts) must have a field here:
- * the table is typed so that a field added there and not here does not compile,
- * and the dispatcher passes on only what the table read (unknown keys are refused).
+ * Every field of an op's *Args and *Result interfaces (messages.ts) must have a
+ * Field here: the table is typed so that a field added there and not here does not
+ * compile. The dispatcher passes on only the arguments the table read (unknown keys
+ * are refused), and the client only the answer fields it declares.
  * Node 12 syntax and built-ins only: the agent bundles this file.
  */
 import { PdcError } from '../errors/pdc-error.js';
