@@ -127,7 +127,10 @@ const boolean: Field<boolean> = {
 };
 const flag = optional(boolean);
 
-/** A path as the wire carries it; the limit is the kernel's (a longer one is refused by the side, see paths.ts). */
+/**
+ * A path as the wire carries it, within the kernel's limit. A longer one never gets here from our client:
+ * AgentHost refuses it first as that side's error (pathTooLong), where the role is known.
+ */
 const path = text(PATH_MAX - 1);
 const role = oneOf<Role>('source', 'target');
 const method = text(64);
