@@ -16,7 +16,9 @@ import { RpcClient, serveRpc } from '../../src/protocol/rpc.js';
 let dir: string;
 let srcPath: string;
 let src: Buffer;
-const SIZE = 3 * 65536 + 1234; // not a multiple of any block size used
+const SIZE = 3 * 65536 + 1234;
+/** Stands for srcPath in it.each tables (built before beforeAll names the file). */
+const srcPathPlaceholder = Symbol.for('srcPath'); // not a multiple of any block size used
 
 function bytesOf(seed: number, n: number): Buffer {
   const key = createHash('sha256').update(`dispatch-${seed}`).digest();
@@ -119,7 +121,18 @@ describe('stat', () => {
     expect(await c.call('stat', { path: link, role: 'source' })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: true });
   });
 
-  it.each<[unknown]>([[{}], [{ path: '' }], [{ path: 5 }], [{ path: 'a\0b' }], [{ path: 'x'.repeat(5000) }], [null], ['str']])(
+  // Each with a valid role, so that the path is what is refused (and one without a role).
+  it.each<[unknown]>([
+    [{ role: 'source' }],
+    [{ path: '', role: 'source' }],
+    [{ path: 5, role: 'source' }],
+    [{ path: 'a\0b', role: 'source' }],
+    [{ path: 'x'.repeat(5000), role: 'source' }],
+    [{ path: '/', role: 'both' }],
+    [{ path: '/' }],
+    [null],
+    ['str'],
+  ])(
     'rejects bad args %j',
     async (args) => {
       const c = await greeted();
