@@ -16,9 +16,7 @@ import { RpcClient, serveRpc } from '../../src/protocol/rpc.js';
 let dir: string;
 let srcPath: string;
 let src: Buffer;
-const SIZE = 3 * 65536 + 1234;
-/** Stands for srcPath in it.each tables (built before beforeAll names the file). */
-const srcPathPlaceholder = Symbol.for('srcPath'); // not a multiple of any block size used
+const SIZE = 3 * 65536 + 1234; // not a multiple of any block size used
 
 function bytesOf(seed: number, n: number): Buffer {
   const key = createHash('sha256').update(`dispatch-${seed}`).digest();
