@@ -2,7 +2,8 @@
  * What the engine tells the world. It never prints: the progress bar, the plain
  * log and `--json` are renderers of these events.
  */
-export type Phase = 'connecting' | 'syncing' | 'finishing' | 'verifying' | 'done';
+/** digesting: --verify's whole-file sha256 on both sides, after the written blocks were verified. */
+export type Phase = 'connecting' | 'syncing' | 'finishing' | 'verifying' | 'digesting' | 'done';
 
 export interface SyncSummary {
   source: string;

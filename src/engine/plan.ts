@@ -1,7 +1,11 @@
 /**
  * Pure block planning and comparison: no I/O, table-tested.
  * A file of `size` bytes is cut into blocks of `blockSize`; the last may be short.
+ * Request sizes come from the op table's caps (protocol/ops.ts), the same ones the
+ * agent enforces, so every planned request is one the agent accepts.
  */
+import { MAX_READ_BYTES, maxHashBlocks } from '../protocol/ops.js';
+
 export interface Geometry {
   size: number;
   blockSize: number;
@@ -32,12 +36,25 @@ export function spanOf(g: Geometry, first: number, count: number): Run {
   return { first, count, offset, length: Math.max(0, end - offset) };
 }
 
-/** Cut all blocks into hash chunks of about HASH_CHUNK_BYTES (at least one block each). */
-export function hashChunks(g: Geometry, chunkBytes = HASH_CHUNK_BYTES): Run[] {
-  const per = Math.max(1, Math.floor(chunkBytes / g.blockSize));
+/**
+ * Blocks per hash request: about chunkBytes of file (at least one block), and never
+ * more than the agent accepts for digests of this length (the reply must fit a frame).
+ */
+export function hashRequestBlocks(blockSize: number, digestLength: number, chunkBytes = HASH_CHUNK_BYTES): number {
+  return Math.min(maxHashBlocks(digestLength), Math.max(1, Math.floor(chunkBytes / blockSize)));
+}
+
+/** Cut all blocks into hash requests of hashRequestBlocks blocks each (the last may be shorter). */
+export function hashChunks(g: Geometry, digestLength: number, chunkBytes = HASH_CHUNK_BYTES): Run[] {
+  const per = hashRequestBlocks(g.blockSize, digestLength, chunkBytes);
   const out: Run[] = [];
   for (let first = 0; first < g.blocks; first += per) out.push(spanOf(g, first, Math.min(per, g.blocks - first)));
   return out;
+}
+
+/** Bytes per read/write request: changed blocks merged up to TRANSFER_RUN_BYTES, one block at least, at most one read's reply. */
+export function transferRunBytes(blockSize: number): number {
+  return Math.min(MAX_READ_BYTES, Math.max(blockSize, TRANSFER_RUN_BYTES));
 }
 
 /**
@@ -80,7 +97,11 @@ function digestEqual(a: Uint8Array, b: Uint8Array, at: number, len: number): boo
 
 /** Merge sorted block indices into runs of consecutive blocks of at most maxBytes (at least one block). */
 export function coalesce(blocks: readonly number[], g: Geometry, maxBytes = TRANSFER_RUN_BYTES): Run[] {
-  const maxBlocks = Math.max(1, Math.floor(maxBytes / g.blockSize));
+  return coalesceBlocks(blocks, g, Math.max(1, Math.floor(maxBytes / g.blockSize)));
+}
+
+/** Merge sorted block indices into runs of at most maxBlocks consecutive blocks. */
+export function coalesceBlocks(blocks: readonly number[], g: Geometry, maxBlocks: number): Run[] {
   const out: Run[] = [];
   let start = -1;
   let count = 0;
@@ -101,4 +122,25 @@ export function coalesce(blocks: readonly number[], g: Geometry, maxBytes = TRAN
 export function similarity(changed: number, total: number): number {
   if (total === 0) return 100;
   return Math.round(((total - changed) / total) * 10000) / 100;
+}
+
+export interface SpaceQuestion {
+  sourceSize: number;
+  /** The target's size now (0 when it does not exist). */
+  targetSize: number;
+  atomic: boolean;
+  dryRun: boolean;
+}
+
+/**
+ * Bytes the target's file system must have free before a run writes anything.
+ * In place: the growth only (rewritten blocks reuse the space they hold; holes of
+ * a sparse target are not counted). --atomic: the whole new file, because the temp
+ * copy needs it unless the file system can reflink it: conservative, it may refuse
+ * a run that a reflink would have fitted. A dry run writes nothing.
+ */
+export function spaceNeeded(q: SpaceQuestion): number {
+  if (q.dryRun) return 0;
+  if (q.atomic) return q.sourceSize;
+  return Math.max(0, q.sourceSize - q.targetSize);
 }

@@ -7,16 +7,19 @@ import type { Emit, SyncSummary } from './events.js';
 import {
   type Geometry,
   type Run,
-  HASH_CHUNK_BYTES,
-  TRANSFER_RUN_BYTES,
   changedBlocks,
   coalesce,
+  coalesceBlocks,
   comparablePrefix,
   geometry,
   hashChunks,
+  hashRequestBlocks,
   similarity,
+  spaceNeeded,
   spanOf,
+  transferRunBytes,
 } from './plan.js';
+import { ensureSpace } from './space.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -64,6 +67,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   checkHashMethod(o.hashMethod, src, dst);
 
   const srcOpen = await src.open({ path: source.path, role: 'source' });
+  const needed = spaceNeeded({ sourceSize: srcOpen.size, targetSize: targetStat.exists ? targetStat.size : 0, atomic: !!o.atomic, dryRun: o.dryRun });
+  await ensureSpace(dst, targetPath, needed, emit);
   let targetSize = targetStat.exists ? targetStat.size : 0;
   let targetCreated = false;
   let targetOpen = false;
@@ -116,15 +121,13 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     if (stopped) throw new PdcError('INTERRUPTED', 'stopped after an earlier failure');
     abort();
   };
-  const runBytes = Math.max(g.blockSize, TRANSFER_RUN_BYTES);
+  const runBytes = transferRunBytes(g.blockSize);
   // Bound the block data in flight (runs of up to runBytes) to about 64 MiB, at least 2 runs.
   const transferLimit = pLimit(Math.max(2, Math.min(o.concurrency * 2, Math.floor((64 << 20) / runBytes))));
   const transfers: Promise<void>[] = [];
-  // Issue 5: a transfer that failed while chunks were still being hashed was an unhandled
-  // rejection (nobody awaited `transfers` yet): a signal in that phase crashed the CLI with
-  // a stack trace and exit 1, and a failed write (no space, agent gone) only surfaced after
-  // the whole file had been hashed. Now every transfer is handled at once and the first
-  // failure ends the hashing phase.
+  // Every transfer is handled at once and the first failure ends the hashing phase: a
+  // failed write (no space, agent gone) must not wait for the whole file to be hashed,
+  // nor surface later as an unhandled rejection.
   let failTransfers!: (e: unknown) => void;
   const transferFailed = new Promise<never>((_, reject) => (failTransfers = reject));
   transferFailed.catch(() => undefined);
@@ -162,7 +165,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   if (o.wholeFile) {
     schedule(Array.from({ length: g.blocks }, (_, i) => i));
   } else {
-    const chunks = hashChunks(g, Math.max(HASH_CHUNK_BYTES, g.blockSize));
+    const chunks = hashChunks(g, digestLen);
     const hashing = Promise.all(
       chunks.map(async (chunk) => {
         const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
@@ -198,6 +201,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     await verifyWrittenBlocks(o, g, changed, sourceHashes, digestLen, srcName, dstName);
     verified = 'blocks';
     if (o.verify) {
+      emit({ type: 'phase', phase: 'digesting' });
       const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
       if (!a.equals(b)) {
         throw new PdcError('VERIFY_FAILED', `${dstName} does not match ${srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
@@ -295,7 +299,7 @@ async function verifyWrittenBlocks(
   const len = digestLen;
   const limit = pLimit(Math.max(1, o.concurrency));
   const bad: number[] = [];
-  const runs = coalesce(changed, g, Math.max(HASH_CHUNK_BYTES, g.blockSize));
+  const runs = coalesceBlocks(changed, g, hashRequestBlocks(g.blockSize, digestLen));
   await Promise.all(
     runs.map((run) =>
       limit(async () => {

@@ -20,6 +20,7 @@ export const ERROR_CATEGORY = {
   SOURCE_PERMISSION: 'source',
   SOURCE_IO: 'source',
   SOURCE_CHANGED: 'source',
+  SOURCE_PATH_TOO_LONG: 'source',
   // target side
   TARGET_PARENT_MISSING: 'target',
   TARGET_NOT_REGULAR: 'target',
@@ -30,6 +31,7 @@ export const ERROR_CATEGORY = {
   /** A name beside the target was swapped by someone else during the run (see --atomic). */
   TARGET_CHANGED: 'target',
   TARGET_LOCK_UNAVAILABLE: 'target',
+  TARGET_PATH_TOO_LONG: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side
@@ -90,8 +92,11 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
     2,
     'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; Node.js older than 20 on this host',
   ],
-  [3, 'source error: missing, unreadable, not a regular file, or changed during the copy'],
-  [4, 'target error: permission, missing parent that cannot be created, no space, locked by another run, not a regular file'],
+  [3, 'source error: missing, unreadable, path too long, not a regular file (or a /proc, /sys file), or changed during the copy'],
+  [
+    4,
+    'target error: permission, missing parent that cannot be created, path too long, no space, locked by another run (or no private lock directory), not a regular file, changed by someone else during the run',
+  ],
   [5, 'verification failed: the target does not match the source'],
   [
     6,

@@ -1,3 +1,4 @@
+import { NAME_MAX, PATH_MAX } from '../protocol/limits.js';
 import { PdcError } from './pdc-error.js';
 import type { ErrorCode } from './codes.js';
 
@@ -44,12 +45,43 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       message = `${role} ${where}: a component of the path is not a directory`;
       hint = 'check the path';
       break;
+    case 'ENAMETOOLONG':
+      return pathTooLong(role, where, where, err);
     case 'ENOSPC':
     case 'EDQUOT':
-      code = S ? 'SOURCE_IO' : 'TARGET_NO_SPACE';
+      if (!S) return targetNoSpace(where, 'no space left on device', err);
       message = `${role} ${where}: no space left on device`;
-      hint = 'free space on the target file system; rerun to continue where it stopped';
       break;
   }
   return new PdcError(code, message, { hint, cause: err });
+}
+
+/**
+ * A path too long for the kernel (ENAMETOOLONG), or one refused before it is sent:
+ * an error of that side, naming the limit it breaks. `where` names it for the user
+ * (e.g. "host:/path"); the limits count the bytes of `path` itself.
+ */
+export function pathTooLong(role: Role, path: string, where = path, cause?: unknown): PdcError {
+  const bytes = Buffer.byteLength(path);
+  const limit =
+    bytes >= PATH_MAX
+      ? `the path has ${bytes} bytes, Linux allows at most ${PATH_MAX - 1} (PATH_MAX)`
+      : `a name in it is longer than ${NAME_MAX} bytes (NAME_MAX)`;
+  return new PdcError(role === 'source' ? 'SOURCE_PATH_TOO_LONG' : 'TARGET_PATH_TOO_LONG', `${role} ${abbreviate(where)}: path too long: ${limit}`, {
+    hint: 'use a shorter path or file name',
+    cause,
+  });
+}
+
+/** Keep a message one readable line: the start and the end of a very long path. */
+function abbreviate(path: string): string {
+  return path.length <= 120 ? path : `${path.slice(0, 60)}...${path.slice(-50)}`;
+}
+
+/** The target's file system is (or would become) full: `detail` says how we know. */
+export function targetNoSpace(where: string, detail: string, cause?: unknown): PdcError {
+  return new PdcError('TARGET_NO_SPACE', `target ${where}: ${detail}`, {
+    hint: 'free space on the target file system; rerun to continue where it stopped',
+    cause,
+  });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, fstatSync, promises as fsp } from 'node:fs';
+import { constants as fsConstants, existsSync, fstatSync, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
@@ -7,7 +7,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
-import type { CommitResult, OpenArgs, OpenResult, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { type AtomicTarget, commitTemp, joinTemp, mkdirParents, openAtomicTarget, removeStaleTemps } from './atomic.js';
 import { resolveDotDot } from './dotdot.js';
@@ -52,11 +52,10 @@ export class FileService {
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
 
-  async stat(givenPath: string, role: Role = 'source'): Promise<StatResult> {
+  async stat(givenPath: string, role: Role): Promise<StatResult> {
     let symlink = false;
-    // `~unknown/...` names nothing; open() says why (it knows the role).
     const path = await expandHome(givenPath);
-    if (path === undefined) return missingStat(false);
+    if (path === undefined) throw unknownUserError(givenPath, role);
     try {
       symlink = (await fsp.lstat(path)).isSymbolicLink();
       const st = await fsp.stat(path);
@@ -76,6 +75,29 @@ export class FileService {
         return missingStat(symlink);
       }
       throw fromErrno(e, role, path);
+    }
+  }
+
+  /**
+   * Free space where `path` is, or will be created: the file system of its nearest
+   * existing ancestor. Unknown (null) where this Node has no fs.statfs (before 18.15).
+   * A read-only file system is TARGET_PERMISSION here: no amount of free space helps.
+   */
+  async space(path: string): Promise<SpaceResult> {
+    const statfs = (fsp as { statfs?: (p: string) => Promise<{ bavail: number; bsize: number }> }).statfs;
+    if (typeof statfs !== 'function') return { available: null, unknownReason: `Node ${process.version} has no fs.statfs (added in 18.15)` };
+    for (let at = path; ; at = dirname(at)) {
+      try {
+        const fs = await statfs.call(fsp, at);
+        await fsp.access(at, fsConstants.W_OK).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EROFS') throw e; // other refusals are open's to report, with what it tried
+        });
+        // bavail, not bfree: the blocks reserved for root are left out, so the answer errs on the safe side.
+        return { available: fs.bavail * fs.bsize };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(at) === at) throw fromErrno(e, 'target', path);
+      }
     }
   }
 

@@ -17,6 +17,7 @@ import { PdcError } from '../errors/pdc-error.js';
  */
 export const DEFAULT_HASH_METHOD = 'xxh64';
 export const DIGEST_METHOD = 'sha256';
+const XXH64_DIGEST_BYTES = 8;
 
 /**
  * The methods an error or the help names: node:crypto knows dozens more (mostly
@@ -42,7 +43,7 @@ function loadXxh64(): Promise<BlockHasher> {
   return (xxh ??= xxhash()
     .then((api) => {
       const hasher: BlockHasher = (data) => {
-        const out = Buffer.allocUnsafe(8);
+        const out = Buffer.allocUnsafe(XXH64_DIGEST_BYTES);
         out.writeBigUInt64BE(api.h64Raw(data), 0);
         return out;
       };
@@ -78,4 +79,14 @@ export async function createBlockHasher(method: string): Promise<BlockHasher> {
 export async function digestLength(method: string): Promise<number> {
   const h = await createBlockHasher(method);
   return h(Buffer.alloc(0)).length;
+}
+
+/** A method's digest length without loading a hasher (sync); undefined for a method this process does not know. */
+export function knownDigestLength(method: string): number | undefined {
+  if (method === DEFAULT_HASH_METHOD) return XXH64_DIGEST_BYTES;
+  try {
+    return createHash(method).digest().length;
+  } catch {
+    return undefined;
+  }
 }

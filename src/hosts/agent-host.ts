@@ -1,9 +1,11 @@
 import { posix } from 'node:path';
+import { pathTooLong } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
-import type { CommitResult, OpName, OpenArgs, OpenResult, Ops, Role, StatResult } from '../protocol/messages.js';
+import { PATH_MAX } from '../protocol/limits.js';
+import type { CommitResult, OpName, OpenArgs, OpenResult, Ops, Role, SpaceResult, StatResult } from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
 import type { FileHost } from './file-host.js';
@@ -99,11 +101,16 @@ export class AgentHost implements FileHost {
     return posix.join(dir, name);
   }
 
-  stat(path: string, _role: Role): Promise<StatResult> {
-    return this.call('stat', { path });
+  async stat(path: string, role: Role): Promise<StatResult> {
+    return this.call('stat', { path: this.checkPath(path, role), role });
+  }
+
+  async space(path: string): Promise<SpaceResult> {
+    return this.call('space', { path: this.checkPath(path, 'target') });
   }
 
   async open(args: OpenArgs): Promise<OpenResult> {
+    this.checkPath(args.path, args.role);
     // The first agent takes the lock (and creates the file); the others then open it.
     // Agents still starting wait for this to settle (see adopt).
     const first = this.callOn(this.agents[0]!, 'open', args);
@@ -177,6 +184,15 @@ export class AgentHost implements FileHost {
       }
       throw e;
     }
+  }
+
+  /**
+   * A path longer than the wire carries is that side's error, said here where the
+   * side is known: the agent would have to call it a bad request.
+   */
+  private checkPath(path: string, role: Role): string {
+    if (Buffer.byteLength(path) >= PATH_MAX) throw pathTooLong(role, path, this.display(path));
+    return path;
   }
 
   /** The least busy live agent; round-robin among equals. */

@@ -1,6 +1,6 @@
 import type { Chunk } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
-import type { CommitResult, OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpenArgs, OpenResult, Role, SpaceResult, StatResult } from '../protocol/messages.js';
 
 /**
  * One side of a copy: a machine on which one file is stat'ed, opened, hashed, read
@@ -19,10 +19,13 @@ export interface FileHost {
   readonly parallelism: number;
   /** How the user would name `path` on this host, e.g. "db1:/var/lib/mysql/x.ibd". */
   display(path: string): string;
-  /** Whether `path` names a directory in this host's path syntax (for "copy into it"). */
+  /** `name` inside directory `dir`, in this host's path syntax (for "copy into it"). */
   join(dir: string, name: string): string;
 
+  /** Errors about `path` are those of `role` (SOURCE_* or TARGET_*). */
   stat(path: string, role: Role): Promise<StatResult>;
+  /** Free space where a target is, or will be created (null where the host cannot tell). */
+  space(path: string): Promise<SpaceResult>;
   open(args: OpenArgs): Promise<OpenResult>;
   hash(range: BlockRange, method: string): Promise<Buffer>;
   /** The bytes at offset (fewer only at end of file); release the chunk after use. */

@@ -4,7 +4,7 @@ import type { Chunk } from '../fileops/buffer-pool.js';
 import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
-import type { CommitResult, OpenArgs, OpenResult, Role, StatResult } from '../protocol/messages.js';
+import type { CommitResult, OpenArgs, OpenResult, Role, SpaceResult, StatResult } from '../protocol/messages.js';
 import type { FileHost } from './file-host.js';
 import { HashPool } from './hash-pool.js';
 
@@ -37,6 +37,10 @@ export class LocalHost implements FileHost {
 
   stat(path: string, role: Role): Promise<StatResult> {
     return this.files.stat(path, role);
+  }
+
+  space(path: string): Promise<SpaceResult> {
+    return this.files.space(path);
   }
 
   async open(args: OpenArgs): Promise<OpenResult> {

@@ -1,13 +1,22 @@
 /** Named limits, checked before anything is allocated. */
-export const PROTOCOL_VERSION = 1;
+/** Version 2: `stat` carries the role, paths are checked in bytes, and the `space` op. */
+export const PROTOCOL_VERSION = 2;
 
 /** Largest block size a user may ask for. */
 export const MAX_BLOCK_SIZE = 64 * 1024 * 1024;
 /** Largest single read/write payload (coalesced runs of blocks are split to this). */
 export const MAX_IO_BYTES = MAX_BLOCK_SIZE;
+/** Room in a frame for its MessagePack body beside the largest payload. */
+export const FRAME_BODY_RESERVE = 64 * 1024;
 /** Frame header announces the body length; anything larger is a protocol error. */
-export const MAX_FRAME_BYTES = MAX_IO_BYTES + 64 * 1024;
-/** Most blocks one hash request may cover (bounds the reply to 16 bytes x this). */
+export const MAX_FRAME_BYTES = MAX_IO_BYTES + FRAME_BODY_RESERVE;
+/** Largest raw payload one frame carries: what is left of a frame after the body's room. */
+export const MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - FRAME_BODY_RESERVE;
+/** Most blocks one hash request may cover: bounds the agent's work and memory per request. */
 export const MAX_HASH_BLOCKS = 1 << 20;
 /** Requests one peer may have outstanding on one stream. */
 export const MAX_IN_FLIGHT = 1024;
+/** Linux PATH_MAX, counting the terminating NUL: a path has at most PATH_MAX - 1 bytes. */
+export const PATH_MAX = 4096;
+/** Linux NAME_MAX on the common file systems: one name in a path has at most this many bytes. */
+export const NAME_MAX = 255;

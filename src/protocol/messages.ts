@@ -7,6 +7,7 @@
  * MessagePack (see framing.ts), and show up on the receiving side as `p`.
  * Ids let many requests be in flight on one stream; responses may come in any order.
  * The first request on every stream is `hello`; the agent refuses anything else before it.
+ * How each op's arguments are checked, and which way its payload travels: ops.ts.
  */
 import type { WireError } from '../errors/pdc-error.js';
 
@@ -14,7 +15,7 @@ export type Role = 'source' | 'target';
 
 export interface HelloArgs {
   protocol: number;
-  client: string; // client version, for logs
+  client: string; // client version, named in a version mismatch
 }
 export interface HelloResult {
   protocol: number;
@@ -27,6 +28,8 @@ export interface HelloResult {
 
 export interface StatArgs {
   path: string;
+  /** Which side the path is: errors about it are that side's (SOURCE_* or TARGET_*). */
+  role: Role;
 }
 export interface StatResult {
   exists: boolean;
@@ -74,6 +77,17 @@ export interface OpenResult {
   resumed?: boolean;
   /** --atomic: files at temp names that are not ours, left untouched. */
   leftAlone?: string[];
+}
+
+/** Free space where the target is (or will be created): the nearest existing ancestor's file system. */
+export interface SpaceArgs {
+  path: string;
+}
+export interface SpaceResult {
+  /** Bytes an unprivileged user may still write there; null where this host cannot tell. */
+  available: number | null;
+  /** Why available is null (e.g. this Node has no fs.statfs), for the verbose log. */
+  unknownReason?: string;
 }
 
 /** Hash blocks [first, first+count) of `blockSize`; the last block is clipped at `limit` bytes. */
@@ -131,6 +145,7 @@ export interface Ops {
   hello: { args: HelloArgs; result: HelloResult };
   stat: { args: StatArgs; result: StatResult };
   open: { args: OpenArgs; result: OpenResult };
+  space: { args: SpaceArgs; result: SpaceResult };
   hash: { args: HashArgs; result: HashResult };
   read: { args: ReadArgs; result: ReadResult };
   write: { args: WriteArgs; result: Empty };
@@ -141,7 +156,7 @@ export interface Ops {
   close: { args: Empty; result: Empty };
 }
 export type OpName = keyof Ops;
-export const OP_NAMES: readonly OpName[] = ['hello', 'stat', 'open', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'commit', 'close'];
+export { OP_NAMES } from './ops.js';
 
 export interface RequestFrame {
   t: 'q';

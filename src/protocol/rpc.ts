@@ -3,6 +3,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { FrameError, PAYLOAD_KEY, type Payload, readFrames, writeFrame } from './framing.js';
 import { MAX_IN_FLIGHT } from './limits.js';
 import { type OpName, type Ops, isRequestFrame, isResponseFrame } from './messages.js';
+import { isOpName, readResult } from './ops.js';
 
 interface Pending {
   op: string;
@@ -113,14 +114,31 @@ export class RpcClient {
       return;
     }
     this.pending.delete(m.id);
-    if (m.e) p.reject(PdcError.fromWire(m.e));
-    else {
-      const result = (m.r && typeof m.r === 'object' ? m.r : {}) as Record<string, unknown>;
-      const payload = (m as unknown as Record<string, unknown>)[PAYLOAD_KEY];
-      if (payload) result[PAYLOAD_KEY] = payload;
-      else delete result[PAYLOAD_KEY]; // only the frame's raw payload counts, never a `p` in the result
-      p.resolve(result);
+    if (m.e) {
+      p.reject(PdcError.fromWire(m.e));
+      return;
     }
+    const payload = (m as unknown as Record<string, unknown>)[PAYLOAD_KEY];
+    let result: Record<string, unknown>;
+    try {
+      result = this.readAnswer(p.op, m.r, !!payload);
+    } catch (e) {
+      p.reject(new PdcError('PROTOCOL_ERROR', `${this.label}: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    if (payload) result[PAYLOAD_KEY] = payload;
+    p.resolve(result);
+  }
+
+  /**
+   * An answer's body, read through the op table for the protocol's ops (only
+   * declared fields, each valid). Only the frame's raw payload counts, never a `p` in the body.
+   */
+  private readAnswer(op: string, body: unknown, hasPayload: boolean): Record<string, unknown> {
+    if (isOpName(op)) return readResult(op, body, hasPayload) as Record<string, unknown>;
+    const result = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+    delete result[PAYLOAD_KEY];
+    return result;
   }
 }
 

@@ -54,6 +54,7 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
         ? { exists: true, kind: 'file', size: SIZE, mtimeMs: 1, dev: 1, ino: 1, mode: 0o644, symlink: false }
         : { exists: false, kind: 'missing', size: 0, mtimeMs: 0, dev: 0, ino: 0, mode: 0, symlink: false },
     open: async () => ({ size: opts.exists ? SIZE : 0, mtimeMs: 1, dev: 1, ino: 1, mode: 0o644, created: !opts.exists }),
+    space: async () => ({ available: null }),
     hash: (range) => block(sleep(opts.hashMs).then(() => Buffer.alloc(range.count * 8, 0))),
     read: async (_offset, length) => chunkOf([buf.subarray(0, length)]),
     write: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()),

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -58,7 +58,7 @@ function agent(): Conn {
     client,
     files,
     fatal,
-    call: (op, args = {}, payload) => client.call(op as 'stat', args as { path: string }, payload) as unknown as Promise<Record<string, unknown>>,
+    call: (op, args = {}, payload) => client.call(op as 'close', args as Record<string, never>, payload) as unknown as Promise<Record<string, unknown>>,
   };
   open.push(c);
   return c;
@@ -92,7 +92,7 @@ describe('hello', () => {
     const c = agent();
     expect(await codeOf(c.call('hello', { protocol: PROTOCOL_VERSION + 1, client: 'x' }))).toBe('PROTOCOL_VERSION');
     expect(await codeOf(c.call('hello', { protocol: 'one', client: 'x' }))).toBe('PROTOCOL_ERROR');
-    expect(await codeOf(c.call('stat', { path: srcPath }))).toBe('PROTOCOL_ERROR');
+    expect(await codeOf(c.call('stat', { path: srcPath, role: 'source' }))).toBe('PROTOCOL_ERROR');
   });
 
   it('answers with the protocol, the hash methods and who it is', async () => {
@@ -103,29 +103,59 @@ describe('hello', () => {
     expect(r.pid).toBe(process.pid);
     expect(r.node).toBe(process.version);
     expect(typeof r.agent).toBe('string');
-    expect((await c.call('stat', { path: srcPath })).exists).toBe(true);
+    expect((await c.call('stat', { path: srcPath, role: 'source' })).exists).toBe(true);
   });
 });
 
 describe('stat', () => {
   it('describes files, directories, missing paths and symlinks', async () => {
     const c = await greeted();
-    expect(await c.call('stat', { path: srcPath })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: false });
-    expect(await c.call('stat', { path: dir })).toMatchObject({ exists: true, kind: 'dir', symlink: false });
-    expect(await c.call('stat', { path: join(dir, 'nope') })).toMatchObject({ exists: false, kind: 'missing', size: 0 });
-    expect(await c.call('stat', { path: join(srcPath, 'under-a-file') })).toMatchObject({ exists: false, kind: 'missing' });
+    expect(await c.call('stat', { path: srcPath, role: 'source' })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: false });
+    expect(await c.call('stat', { path: dir, role: 'source' })).toMatchObject({ exists: true, kind: 'dir', symlink: false });
+    expect(await c.call('stat', { path: join(dir, 'nope'), role: 'source' })).toMatchObject({ exists: false, kind: 'missing', size: 0 });
+    expect(await c.call('stat', { path: join(srcPath, 'under-a-file'), role: 'source' })).toMatchObject({ exists: false, kind: 'missing' });
     const link = join(dir, 'link-to-source');
     symlinkSync(srcPath, link);
-    expect(await c.call('stat', { path: link })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: true });
+    expect(await c.call('stat', { path: link, role: 'source' })).toMatchObject({ exists: true, kind: 'file', size: SIZE, symlink: true });
   });
 
-  it.each<[unknown]>([[{}], [{ path: '' }], [{ path: 5 }], [{ path: 'a\0b' }], [{ path: 'x'.repeat(5000) }], [null], ['str']])(
+  // Each with a valid role, so that the path is what is refused (and one without a role).
+  it.each<[unknown]>([
+    [{ role: 'source' }],
+    [{ path: '', role: 'source' }],
+    [{ path: 5, role: 'source' }],
+    [{ path: 'a\0b', role: 'source' }],
+    [{ path: 'x'.repeat(5000), role: 'source' }],
+    [{ path: '/', role: 'both' }],
+    [{ path: '/' }],
+    [null],
+    ['str'],
+  ])(
     'rejects bad args %j',
     async (args) => {
       const c = await greeted();
       expect(await codeOf(c.call('stat', args))).toBe('PROTOCOL_ERROR');
     },
   );
+});
+
+describe('space', () => {
+  it('reports the free space of the file system holding the path, or of its nearest existing ancestor', async () => {
+    const c = await greeted();
+    const fs = statfsSync(dir);
+    for (const path of [srcPath, dir, join(dir, 'missing', 'deeper', 'file'), join(srcPath, 'below-a-file')]) {
+      const r = (await c.call('space', { path })) as { available: number | null };
+      expect(Number.isSafeInteger(r.available), path).toBe(true);
+      expect(r.available!, path).toBeGreaterThan(0);
+      expect(r.available!, path).toBeLessThanOrEqual(fs.blocks * fs.bsize);
+    }
+  });
+
+  it('a relative path that does not exist is answered for the working directory', async () => {
+    const c = await greeted();
+    const r = (await c.call('space', { path: 'no-such-dir-pdc/x' })) as { available: number | null };
+    expect(r.available!).toBeGreaterThan(0);
+  });
 });
 
 describe('source operations on a real file', () => {

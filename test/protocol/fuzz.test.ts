@@ -170,7 +170,8 @@ const hashMethod = fc.oneof(fc.constantFrom('xxh64', 'sha256', 'md5', 'sha1', 'n
 type Args = () => unknown;
 const argsFor: Record<string, fc.Arbitrary<Args>> = {
   hello: fc.record({ protocol: field(fc.constantFrom(PROTOCOL_VERSION, 0, 2)), client: fc.string({ maxLength: 5 }) }).map((a) => () => a),
-  stat: path.map((p) => () => ({ path: p() })),
+  stat: fc.record({ path, role: field(fc.constantFrom('source', 'target', 'both')) }).map(({ path: p, role }) => () => ({ path: p(), role })),
+  space: path.map((p) => () => ({ path: p() })),
   open: fc
     .record({ path, role: field(fc.constantFrom('source', 'target', 'both')), create: fc.anything({ maxDepth: 0 }), write: fc.option(fc.boolean()), lock: fc.boolean() })
     .map(({ path: p, ...rest }) => () => ({ ...rest, path: p() })),

@@ -26,7 +26,7 @@ function connect(handler: RpcHandler, opts: ConstructorParameters<typeof RpcClie
 
 /** The client's `call` is typed per op; the toy handlers take anything. */
 function call(client: RpcClient, op: string, args: unknown, payload?: Buffer | Buffer[]): Promise<Record<string, unknown>> {
-  return client.call(op as 'stat', args as { path: string }, payload) as unknown as Promise<Record<string, unknown>>;
+  return client.call(op as 'close', args as Record<string, never>, payload) as unknown as Promise<Record<string, unknown>>;
 }
 
 async function rejection(p: Promise<unknown>): Promise<PdcError> {

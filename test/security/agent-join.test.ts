@@ -37,7 +37,7 @@ async function agent(): Promise<(op: string, args: unknown) => Promise<unknown>>
   serveRpc(up, down, createDispatcher(files), () => undefined);
   const client = new RpcClient(down, up, 'agent');
   opened.push({ files, client });
-  const call = (op: string, args: unknown) => client.call(op as 'stat', args as { path: string });
+  const call = (op: string, args: unknown) => client.call(op as 'stat', args as { path: string; role: 'source' });
   await call('hello', { protocol: PROTOCOL_VERSION, client: 'test' });
   return call;
 }

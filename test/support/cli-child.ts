@@ -32,6 +32,9 @@ export interface CliOptions {
   timeoutMs?: number;
   env?: Record<string, string>;
   cwd?: string;
+  /** Run as this user and group (e.g. 65534, nobody) instead of the test's own. */
+  uid?: number;
+  gid?: number;
 }
 
 export interface RunningCli {
@@ -55,6 +58,7 @@ export function spawnCli(args: string[], opts: CliOptions): RunningCli {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: the hard timeout and cleanup take its children (local agents) too.
     detached: true,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
   });
   let stdout = '';
   let stderr = '';

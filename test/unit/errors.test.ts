@@ -9,6 +9,7 @@ import {
   fromErrno,
   isErrorCode,
   isPdcError,
+  pathTooLong,
 } from '../../src/errors/index.js';
 
 const CODES = Object.keys(ERROR_CATEGORY) as ErrorCode[];
@@ -89,6 +90,8 @@ describe('fromErrno', () => {
     ['EIO', 'source', 'SOURCE_IO'],
     ['EIO', 'target', 'TARGET_IO'],
     ['EBADF', 'target', 'TARGET_IO'],
+    ['ENAMETOOLONG', 'source', 'SOURCE_PATH_TOO_LONG'],
+    ['ENAMETOOLONG', 'target', 'TARGET_PATH_TOO_LONG'],
   ])('%s on the %s -> %s', (code, role, want) => {
     const cause = errno(code);
     const e = fromErrno(cause, role, 'host:/f');
@@ -102,6 +105,18 @@ describe('fromErrno', () => {
     expect(fromErrno(errno('ENOSPC'), 'target', 'x').hint).toMatch(/space/);
     expect(fromErrno(errno('EACCES'), 'target', 'x').hint).toMatch(/--sudo/);
     expect(fromErrno(errno('EROFS'), 'target', 'x').message).toMatch(/read-only/);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['a long name', `/srv/${'n'.repeat(300)}`, /path too long: a name in it is longer than 255 bytes \(NAME_MAX\)/],
+    ['a path of 4096 bytes', `/${'d/'.repeat(2047)}f`, /path too long: the path has 4096 bytes, Linux allows at most 4095 \(PATH_MAX\)/],
+    ['multi-byte characters counted as bytes', `/${'\u00e9'.repeat(2048)}`, /the path has 4097 bytes/],
+  ])('pathTooLong names the limit: %s', (_name, path, want) => {
+    const e = pathTooLong('target', path);
+    expect(e.code).toBe('TARGET_PATH_TOO_LONG');
+    expect(e.message).toMatch(want);
+    expect(e.message.length).toBeLessThan(300); // one readable line, however long the path
+    expect(e.hint).toMatch(/shorter/);
   });
 
   it('passes a PdcError through unchanged', () => {

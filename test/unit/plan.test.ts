@@ -7,9 +7,14 @@ import {
   comparablePrefix,
   geometry,
   hashChunks,
+  hashRequestBlocks,
   similarity,
+  spaceNeeded,
   spanOf,
+  transferRunBytes,
 } from '../../src/engine/plan.js';
+import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_PAYLOAD_BYTES } from '../../src/protocol/limits.js';
+import { MAX_READ_BYTES, maxHashBlocks } from '../../src/protocol/ops.js';
 
 describe('geometry', () => {
   it.each([
@@ -85,7 +90,7 @@ describe('hashChunks', () => {
     [3 * HASH_CHUNK_BYTES + 5, 1 << 20, HASH_CHUNK_BYTES, 4],
   ])('size %d bs %d chunk %d -> %d chunks covering every block once', (size, bs, chunk, n) => {
     const g = geometry(size, bs);
-    const runs = hashChunks(g, chunk);
+    const runs = hashChunks(g, 8, chunk);
     expect(runs).toHaveLength(n);
     expectTiling(g, runs);
     const per = Math.max(1, Math.floor(chunk / bs));
@@ -94,14 +99,14 @@ describe('hashChunks', () => {
 
   it('makes the last chunk short (fewer blocks, and a short last block)', () => {
     const g = geometry(10 * 4096 + 17, 4096); // 11 blocks
-    const runs = hashChunks(g, 4 * 4096);
+    const runs = hashChunks(g, 8, 4 * 4096);
     expect(runs.map((r) => r.count)).toEqual([4, 4, 3]);
     expect(runs.at(-1)).toEqual({ first: 8, count: 3, offset: 8 * 4096, length: 2 * 4096 + 17 });
   });
 
   it('uses HASH_CHUNK_BYTES by default', () => {
     const g = geometry(HASH_CHUNK_BYTES * 2, 4096);
-    const runs = hashChunks(g);
+    const runs = hashChunks(g, 8);
     expect(runs).toHaveLength(2);
     expect(runs[0]!.length).toBe(HASH_CHUNK_BYTES);
   });
@@ -193,5 +198,61 @@ describe('similarity', () => {
     [1, 1_000_000, 100], // rounds to two decimals
   ])('%d changed of %d -> %d', (changed, total, want) => {
     expect(similarity(changed, total)).toBe(want);
+  });
+});
+
+describe('hashRequestBlocks', () => {
+  const MiB = 1 << 20;
+  it.each([
+    // blockSize, digestLength, blocks per request, why
+    [MiB, 8, 16, 'HASH_CHUNK_BYTES of 1 MiB blocks'],
+    [4096, 8, 4096, 'HASH_CHUNK_BYTES of 4 KiB blocks'],
+    [64 * MiB, 8, 1, 'a block bigger than a chunk: one block'],
+    [16 * MiB + 1, 64, 1, 'just above a chunk: one block'],
+    [8, 8, MAX_HASH_BLOCKS, '-b 8: 2 Mi blocks in a chunk, capped by the agent'],
+    [1, 8, MAX_HASH_BLOCKS, '-b 1'],
+    [1, 64, MAX_HASH_BLOCKS, '-b 1 with a 64-byte digest: 64 MiB reply, fits'],
+    [1, 128, MAX_PAYLOAD_BYTES / 128, 'a 128-byte digest: capped by the frame'],
+    [16, 8, MiB, 'exactly the cap'],
+  ])('block %d, digest %d -> %d (%s)', (blockSize, digestLength, want) => {
+    expect(hashRequestBlocks(blockSize, digestLength)).toBe(want);
+    expect(hashRequestBlocks(blockSize, digestLength)).toBeLessThanOrEqual(maxHashBlocks(digestLength));
+  });
+
+  it('cuts a 12 MiB file in 8-byte blocks into requests the agent accepts (was one request of 1.5 Mi blocks)', () => {
+    const g = geometry(12 * MiB, 8);
+    const runs = hashChunks(g, 8);
+    expect(runs.map((r) => r.count)).toEqual([MAX_HASH_BLOCKS, g.blocks - MAX_HASH_BLOCKS]);
+    expectTiling(g, runs);
+  });
+});
+
+describe('transferRunBytes', () => {
+  it.each([
+    [1, TRANSFER_RUN_BYTES],
+    [4096, TRANSFER_RUN_BYTES],
+    [TRANSFER_RUN_BYTES + 1, TRANSFER_RUN_BYTES + 1],
+    [MAX_BLOCK_SIZE, MAX_BLOCK_SIZE],
+  ])('block %d -> runs of up to %d bytes, never above one read', (blockSize, want) => {
+    expect(transferRunBytes(blockSize)).toBe(want);
+    expect(transferRunBytes(blockSize)).toBeLessThanOrEqual(MAX_READ_BYTES);
+  });
+});
+
+describe('spaceNeeded', () => {
+  it.each([
+    // name, sourceSize, targetSize, atomic, dryRun, bytes
+    ['in place, new target: the whole file', 100, 0, false, false, 100],
+    ['in place, growing target: the growth', 100, 60, false, false, 40],
+    ['in place, same size: nothing', 100, 100, false, false, 0],
+    ['in place, shrinking target: nothing', 100, 500, false, false, 0],
+    ['atomic, existing target: a whole second copy', 100, 100, true, false, 100],
+    ['atomic, bigger old target: still the new file', 100, 500, true, false, 100],
+    ['atomic, new target', 100, 0, true, false, 100],
+    ['dry run: nothing', 100, 0, false, true, 0],
+    ['dry run, atomic: nothing', 100, 0, true, true, 0],
+    ['empty source', 0, 0, false, false, 0],
+  ])('%s', (_name, sourceSize, targetSize, atomic, dryRun, want) => {
+    expect(spaceNeeded({ sourceSize, targetSize, atomic, dryRun })).toBe(want);
   });
 });
