@@ -63,7 +63,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       return {};
     },
   };
-  return (op, raw, payload) => {
+  return async (op, raw, payload) => {
     if (!greeted && op !== 'hello') throw new PdcError('PROTOCOL_ERROR', `"${op}" before "hello"`);
     if (!isOpName(op)) throw new PdcError('PROTOCOL_ERROR', `unknown operation "${op}"`);
     const handler = handlers[op] as (args: unknown, payload: Buffer[] | undefined) => unknown;

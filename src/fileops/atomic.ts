@@ -25,8 +25,8 @@ import { PdcError } from '../errors/pdc-error.js';
  */
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** O_NONBLOCK: opening a FIFO swapped in at a name must not hang (no effect on regular files). */
-const OPEN_EXISTING_RW = O_RDWR | O_NOFOLLOW | O_NONBLOCK;
-const CREATE_EXCLUSIVE = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
+export const OPEN_EXISTING_RW = O_RDWR | O_NOFOLLOW | O_NONBLOCK;
+export const CREATE_EXCLUSIVE = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
 const TEMP_MODE = 0o600;
 /** Unique temp names tried when the fixed one is taken by a file that is not ours. */
 const UNIQUE_ATTEMPTS = 16;
@@ -109,7 +109,7 @@ export async function openAtomicTarget(path: string): Promise<AtomicTarget> {
  * gets replaced. Like rsync, only a link owned by root or by us is followed: another
  * user's link would let them choose which file a root run replaces.
  */
-async function resolveOnce(path: string): Promise<string> {
+export async function resolveOnce(path: string): Promise<string> {
   const st = await fsp.lstat(path).catch(() => undefined);
   if (!st?.isSymbolicLink()) return resolve(path);
   if (st.uid !== 0 && st.uid !== euid()) {
@@ -338,9 +338,8 @@ export async function removeStaleTemps(target: string): Promise<RemovedTemp[]> {
 /**
  * `mkdir -p` that fails with the real reason. Node's recursive mkdir reports ENOENT
  * on a read-only file system (instead of EROFS) and EEXIST when the directory's own
- * path is a regular file, which surfaced as "a parent directory is missing" and as a
- * raw "EEXIST: file already exists, mkdir" TARGET_IO (issue 5). On failure, walk down
- * one component at a time so the errno names the cause (EROFS, EACCES, ENOTDIR).
+ * path is a regular file. On failure, walk down one component at a time so the errno
+ * names the cause (EROFS, EACCES, ENOTDIR).
  */
 export async function mkdirParents(dir: string): Promise<void> {
   try {

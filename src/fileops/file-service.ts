@@ -9,9 +9,10 @@ import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
 import type { CommitResult, OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
-import { type AtomicTarget, commitTemp, joinTemp, mkdirParents, openAtomicTarget, removeStaleTemps } from './atomic.js';
+import { type AtomicTarget, commitTemp, joinTemp, openAtomicTarget, removeStaleTemps } from './atomic.js';
 import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
+import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 
@@ -83,7 +84,10 @@ export class FileService {
    * existing ancestor. Unknown (null) where this Node has no fs.statfs (before 18.15).
    * A read-only file system is TARGET_PERMISSION here: no amount of free space helps.
    */
-  async space(path: string): Promise<SpaceResult> {
+  async space(givenPath: string): Promise<SpaceResult> {
+    const path = await resolvePath(givenPath, 'target', true);
+    // A kernel file system's "free space" means nothing: say what the target is instead.
+    await refusePseudoFile(path, 'target');
     const statfs = (fsp as { statfs?: (p: string) => Promise<{ bavail: number; bsize: number }> }).statfs;
     if (typeof statfs !== 'function') return { available: null, unknownReason: `Node ${process.version} has no fs.statfs (added in 18.15)` };
     for (let at = path; ; at = dirname(at)) {
@@ -151,15 +155,8 @@ export class FileService {
         extra = { temp: t.temp, resumed: t.resumed, leftAlone: t.leftAlone };
       } else if (!write) {
         this.fh = await fsp.open(args.path, 'r');
-      } else if (st.exists) {
-        this.fh = await fsp.open(args.path, 'r+');
       } else {
-        if (!args.create) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
-        // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
-        await mkdirParents(dirname(args.path));
-        // open(2) applies the umask to this mode by itself: never wider than the source.
-        this.fh = await fsp.open(args.path, 'wx+', (args.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS);
-        created = true;
+        ({ fh: this.fh, created } = await openInPlaceTarget(args.path, !!args.create, (args.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS));
       }
     } catch (e) {
       this.releaseLock();

@@ -188,7 +188,7 @@ export const OPS: OpTable = {
       write: flag,
       atomic: flag,
       lock: flag,
-      join: optional(record({ path, dev: num(), ino: num() })),
+      join: optional(record({ path, dev: uint(), ino: uint() })),
       mode: optional(mode),
     },
     result: {

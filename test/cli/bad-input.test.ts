@@ -1,5 +1,5 @@
 /**
- * Issue 5, bad-input matrix: every bad argument, path or remote set-up fails with
+ * Bad-input matrix: every bad argument, path or remote set-up fails with
  * exactly one `pdiffcopy: error:` line (plus at most one hint), the documented exit
  * code, no stack trace, quickly, and without touching the target.
  *

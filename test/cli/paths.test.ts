@@ -163,7 +163,9 @@ describe.skipIf(!existsSync(node12) || !isRoot)('on a Node 12 agent', () => {
       const home = statSync(homedir());
       expect(await agents.stat('~', 'target')).toMatchObject({ exists: true, kind: 'dir', ino: home.ino });
       expect(await agents.stat(`~${user}`, 'target')).toMatchObject({ exists: true, kind: 'dir', ino: statSync(userHome).ino });
-      expect(await agents.stat('~pdc-no-such-user/x', 'target')).toMatchObject({ exists: false });
+      const unknown = await pdcError(agents.stat('~pdc-no-such-user/x', 'target'));
+      expect(unknown.code).toBe('TARGET_PARENT_MISSING');
+      expect(unknown.message).toMatch(/target ~pdc-no-such-user\/x: there is no user "pdc-no-such-user" on this host/);
       const base = join(dir, 'dotdot-node12');
       mkdirSync(base);
       const e = await pdcError(agents.open({ path: `${base}/missing/../f.bin`, role: 'target', create: true, lock: true }));

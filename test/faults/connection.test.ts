@@ -1,5 +1,5 @@
 /**
- * Issue 5, fault matrix, connection side: against a real sshd, a client killed with
+ * Fault matrix, connection side: against a real sshd, a client killed with
  * SIGKILL, a remote agent killed, the connection dropped and a peer that stops
  * answering. Every failure must be a clean exit 6 within a bounded time (never a
  * hang, never success) and leave no agent behind; after a kill or a drop, a rerun

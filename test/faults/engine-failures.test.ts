@@ -1,5 +1,5 @@
 /**
- * Issue 5, engine level (deterministic, no processes): a failure while chunks are
+ * Engine level (deterministic, no processes): a failure while chunks are
  * still being hashed and block transfers are queued must reject syncFile once, at
  * once, with that failure, and never leave an unhandled rejection behind. Before the
  * fix in src/engine/sync.ts the queued transfers' rejections were unhandled (the CLI

@@ -1,5 +1,5 @@
 /**
- * Shared set-up for the fault matrix (issue 5): one real sshd per test file, a temp
+ * Shared set-up for the fault matrix: one real sshd per test file, a temp
  * dir, a seeded source big enough that a run over SSH lasts several seconds on a
  * 2-core box, progress polling on the target, and the outcome table for the report.
  */

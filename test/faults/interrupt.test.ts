@@ -1,5 +1,5 @@
 /**
- * Issue 5, interruption: SIGINT and SIGTERM to the CLI mid-transfer over a real sshd
+ * Interruption: SIGINT and SIGTERM to the CLI mid-transfer over a real sshd
  * exit 130 / 143 promptly with one clean error line, leave no agent process behind,
  * and a rerun repairs the target sending only the rest. With --atomic, an interrupted
  * run leaves the old target byte-identical and the next run finishes from the temp

@@ -1,5 +1,5 @@
 /**
- * SSH-layer bug found by the fault matrix (issue 5), owned by src/ssh (not fixed here).
+ * SSH-layer bug found by the fault matrix, owned by src/ssh (not fixed here).
  *
  * When the peer stops answering (sshd SIGSTOPped, a network black hole), closing an
  * SshConnection must still release its socket. connect.ts's endClient() calls

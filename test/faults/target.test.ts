@@ -1,5 +1,5 @@
 /**
- * Issue 5, fault matrix, file side, against a real sshd: target file system full,
+ * Fault matrix, file side, against a real sshd: target file system full,
  * read-only target, missing parent (created) or a parent that is a file, the source
  * changing during the copy, and two runs writing the same target at once.
  *

@@ -1,5 +1,5 @@
 /**
- * The built CLI as a child process for fault tests (issue 5), plus /proc helpers.
+ * The built CLI as a child process for fault tests, plus /proc helpers.
  * Unlike test/support/cli.ts (runCli), this keeps a handle on the running child
  * (to signal or kill it mid-transfer), runs it in its own process group, never
  * rejects (a hard timeout SIGKILLs the group and is reported as timedOut), and
