@@ -50,8 +50,10 @@ export async function connectAgent(proc: AgentProcess, opts: ConnectOptions): Pr
   try {
     await awaitMagic(proc.stdout, opts.startTimeoutMs, opts.hostName);
   } catch (e) {
+    // Explained before the kill: ending the stream first can cost the exit status that says why.
+    const err = e instanceof PdcError && e.code === 'REMOTE_SHELL_NOT_CLEAN' ? e : await early(e as PdcError);
     proc.kill();
-    throw e instanceof PdcError && e.code === 'REMOTE_SHELL_NOT_CLEAN' ? e : await early(e as PdcError);
+    throw err;
   }
   const rpc = new RpcClient(proc.stdout, proc.stdin, proc.label, {
     idleTimeoutMs: opts.idleTimeoutMs,

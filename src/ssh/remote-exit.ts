@@ -33,7 +33,9 @@ export function exitStatusError(code: number | null, stderrText: string, hostDis
       hint: `install Node.js ${MIN_NODE_MAJOR} or later there, or point --remote-node PATH at a newer one`,
     });
   }
-  if (code === EXIT_NODE_MISSING || /sudo: .*command not found/i.test(stderr)) {
+  // The status can be lost (a channel torn down first); the shell's own words still say it.
+  const shellNotFound = code === null && /: (No such file or directory|command not found|not found)$/m.test(stderr);
+  if (code === EXIT_NODE_MISSING || shellNotFound || /sudo: .*command not found/i.test(stderr)) {
     return new PdcError('REMOTE_NODE_MISSING', `node not found on ${hostDisplay}${quoted}`, {
       hint: `install Node.js ${MIN_NODE_MAJOR} or later there (nothing else is installed), or pass --remote-node PATH`,
     });

@@ -278,9 +278,9 @@ describe('target operations on a real file', () => {
     await c.call('close');
   });
 
-  it('a missing target without create is TARGET_PARENT_MISSING', async () => {
+  it('a missing target without create is refused and nothing is created (only the first agent creates; a follower finds it gone)', async () => {
     const c = await greeted();
-    expect(await codeOf(c.call('open', { path: join(dir, 'absent', 'x'), role: 'target' }))).toBe('TARGET_PARENT_MISSING');
+    expect(await codeOf(c.call('open', { path: join(dir, 'absent', 'x'), role: 'target' }))).toBe('TARGET_CHANGED');
     expect(existsSync(join(dir, 'absent'))).toBe(false);
   });
 

@@ -82,6 +82,16 @@ describe.each(DIRECTIONS)('a new target (%s)', (direction) => {
     const dst = await copyNew(direction, src);
     expect(modeOf(dst).toString(8)).toBe((0o750 & ~umask).toString(8));
   });
+  it('--atomic: the same rule (the temp file is 0600 while it is built, then gets the source mode minus the umask)', async () => {
+    for (const [mode, want] of [
+      [0o600, 0o600],
+      [0o666, 0o666],
+      [0o4750, 0o750],
+    ]) {
+      const dst = await copyNew(direction, sourceWithMode(mode!), ['--atomic']);
+      expect(modeOf(dst).toString(8), `source ${mode!.toString(8)}`).toBe((want! & ~umask).toString(8));
+    }
+  });
 });
 
 describe.each(DIRECTIONS)('an existing target (%s)', (direction) => {

@@ -14,6 +14,9 @@ describe('exitStatusError', () => {
     [0, '', undefined],
     [1, 'some agent crash\n', undefined],
     [null, '', undefined],
+    // The exit status lost (channel torn down first): the shell's words still name the cause.
+    [null, 'bash: line 1: /nonexistent: No such file or directory\n', 'REMOTE_NODE_MISSING', /node not found on db1/],
+    [null, 'some agent crash: No such file or directory, open /x\n', undefined],
   ];
   it.each(table)('%s %j -> %s', (code, stderr, expected, message) => {
     const e = exitStatusError(code, stderr, 'db1');
