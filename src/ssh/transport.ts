@@ -11,8 +11,10 @@
 import { homedir } from 'node:os';
 import type { Client, ClientChannel } from 'ssh2';
 import { PdcError } from '../errors/index.js';
-import { buildRemoteCommand, encodeAgentPayload } from '../protocol/bootstrap.js';
+import type { Readable } from 'node:stream';
+import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
 import { agentBundleCode } from '../transport/agent-bundle.js';
+import { prepareRemoteNode } from '../transport/node-upload.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
@@ -47,6 +49,11 @@ export interface SshTransportOptions {
   remoteNode?: string;
   /** Run the agent through `sudo -n`. */
   sudo?: boolean;
+  /**
+   * --upload-node: when the remote has no usable node and runs this host's OS and CPU
+   * architecture, send this process's node to its cache and run the agents with it.
+   */
+  uploadNode?: boolean;
   /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
   connections?: number;
   /** --connect-timeout; overrides ConnectTimeout from -o and the config files. */
@@ -73,10 +80,11 @@ export interface SshTransport extends Transport {
   /** Per-connection setup times in ms, in the order connections were opened. */
   readonly setupTimesMs: readonly number[];
   /**
-   * Run a plain command on one of the connections (diagnostics and tests). Never pass
-   * user paths here: they belong in the protocol.
+   * Run a plain command on one of the connections (diagnostics, tests, --upload-node),
+   * with `input` (if any) piped to its stdin. Never pass user paths here: they belong in
+   * the protocol.
    */
-  exec(command: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
+  exec(command: string, input?: Readable): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
 }
 
 interface Conn {
@@ -119,6 +127,8 @@ export function createSshTransport(
   const setupTimesMs: number[] = [];
   let closed: Promise<void> | undefined;
   let opening: Promise<void> = Promise.resolve();
+  /** The node the agents run (--upload-node decides once, on the first spawn). */
+  let remoteNode: Promise<CachedNode | undefined> | undefined;
 
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
   const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
@@ -229,8 +239,13 @@ export function createSshTransport(
           if (closed) throw closedError();
           const code = opts.agentCode ?? agentBundleCode();
           const payload = encodeAgentPayload(code);
+          const cachedNode = opts.uploadNode
+            ? await (remoteNode ??= prepareRemoteNode({ run: (cmd, input) => transport.exec(cmd, input) }, { display, log, ...(opts.remoteNode ? { remoteNode: opts.remoteNode } : {}) }))
+            : undefined;
+          if (closed) throw closedError();
           const command = buildRemoteCommand({
             ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
+            ...(cachedNode ? { cachedNode } : {}),
             ...(opts.sudo ? { sudo: true } : {}),
           });
           // Reserve slots first (round-robin by load), then open all channels in parallel.
@@ -266,7 +281,7 @@ export function createSshTransport(
       );
     },
 
-    exec(command: string) {
+    exec(command: string, input?: Readable) {
       return track(
         (async () => {
           if (closed) throw closedError();
@@ -278,7 +293,16 @@ export function createSshTransport(
           let stderr = '';
           channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
           channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-          channel.end();
+          if (input) {
+            // A local read error must not leave the remote waiting: end the channel, the command fails.
+            input.once('error', (err) => {
+              stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
+              channel.close();
+            });
+            input.pipe(channel);
+          } else {
+            channel.end();
+          }
           return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
             let code: number | null = null;
             let signal: string | null = null;
