@@ -129,6 +129,8 @@ export function createSshTransport(
   let opening: Promise<void> = Promise.resolve();
   /** The node the agents run (--upload-node decides once, on the first spawn). */
   let remoteNode: Promise<CachedNode | undefined> | undefined;
+  /** Channels of exec() still running: close() ends them (an upload must not hold it up). */
+  const execChannels = new Set<ClientChannel>();
 
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
   const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
@@ -289,11 +291,13 @@ export function createSshTransport(
           const conn = pickConnection();
           conn.live++;
           const channel = await openCounted(conn, command);
+          execChannels.add(channel);
           let stdout = '';
           let stderr = '';
           channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
           channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
           if (input) {
+            channel.once('close', () => input.destroy());
             // A local read error must not leave the remote waiting: end the channel, the command fails.
             input.once('error', (err) => {
               stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
@@ -311,6 +315,7 @@ export function createSshTransport(
               signal = s ?? null;
             });
             channel.on('close', () => {
+              execChannels.delete(channel);
               conn.live--;
               resolve({ code, signal, stdout, stderr });
             });
@@ -323,6 +328,7 @@ export function createSshTransport(
       return (closed ??= (async () => {
         abort.abort();
         prompter?.cancel();
+        for (const ch of execChannels) ch.close();
         // Let in-flight spawns finish (or fail) so that no channel is left behind.
         await Promise.allSettled([...pending]);
         await opening;

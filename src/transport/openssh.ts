@@ -109,7 +109,9 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
   let closed: Promise<void> | undefined;
   let payload: Buffer | undefined;
   let nodeDecided: Promise<void> | undefined;
-  const runner: RemoteRunner = { run: (command, input) => runSsh(program, sshArgs(command), env, display, input) };
+  /** ssh processes of the probe and upload still running: close() stops them. */
+  const plainRuns = new Set<ChildProcessWithoutNullStreams>();
+  const runner: RemoteRunner = { run: (command, input) => runSsh(program, sshArgs(command), env, display, input, plainRuns) };
 
   const startSsh = (label: string, stdoutSink?: PassThrough): SshProcessAgent => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -153,6 +155,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
 
     close(): Promise<void> {
       return (closed ??= (async () => {
+        for (const child of plainRuns) child.kill('SIGTERM');
         const all = [...agents];
         for (const a of all) {
           a.kill();
@@ -245,9 +248,17 @@ function closedError(): PdcError {
  * to its stdin. ssh's own failures (exit 255) become their PdcError here; the command's
  * status is the caller's to read.
  */
-function runSsh(program: string, args: string[], env: NodeJS.ProcessEnv, display: string, input?: Readable): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runSsh(
+  program: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  display: string,
+  input: Readable | undefined,
+  running: Set<ChildProcessWithoutNullStreams>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    running.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -265,6 +276,8 @@ function runSsh(program: string, args: string[], env: NodeJS.ProcessEnv, display
     }
     child.once('error', (err) => reject(new PdcError('RSH_NOT_FOUND', `cannot run ${JSON.stringify(program)}: ${err.message}`, { hint: 'check the program name in -e' })));
     child.once('close', (code) => {
+      running.delete(child);
+      input?.destroy();
       const sshFailed = code === SSH_EXIT_ERROR ? opensshExitError(code, stderr, display) : undefined;
       if (sshFailed) reject(sshFailed);
       else resolve({ code, stdout, stderr });

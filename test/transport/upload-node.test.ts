@@ -6,14 +6,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
 import { buildRemoteCommand, EXIT_CACHED_NODE_BAD } from '../../src/protocol/bootstrap.js';
 import { createSshTransport, exitStatusError } from '../../src/ssh/index.js';
 import { localNodeBinary, platformOfUname } from '../../src/transport/node-upload.js';
-import { expectCleanError, jsonOf, killAllClis, runCli } from '../support/cli-child.js';
+import { expectCleanError, jsonOf, killAllClis, runCli, signal, spawnCli, waitFor } from '../support/cli-child.js';
 import { expectSameBytes, tempDir, writeSeededFile } from '../support/files.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { isolated } from '../ssh/helpers.js';
@@ -196,6 +196,26 @@ describe('a remote without node', () => {
       expect(execFileSync('ls', ['-A', elsewhere], { encoding: 'utf8' }).trim()).toBe('');
     } finally {
       unlinkSync(join(remoteHome, '.cache'));
+    }
+  });
+
+  it('SIGINT during the upload: exit 130, and the remote keeps neither a temp file nor a half binary', async () => {
+    rmSync(join(remoteHome, '.cache'), { recursive: true, force: true });
+    // A remote gzip that starts late, so the upload is surely still running when SIGINT comes.
+    fakeTool('gzip', `${which('sleep')} 3; exec ${which('gzip')} "$@"`);
+    try {
+      const run = spawnCli([...ssh(), '-v', '--upload-node', src, remote(join(dir, 'never4.bin'))], { home, timeoutMs: 60_000 });
+      expect(await waitFor(() => /node: uploading/.test(run.stderr()), 30_000), run.stderr()).toBe(true);
+      signal(run.pid, 'SIGINT');
+      const r = await run.done;
+      expect(r.timedOut, r.stderr).toBe(false);
+      expect(r.code, r.stderr).toBe(130);
+      // The remote gzip gets EOF, fails, and the script removes its temp file.
+      const leftovers = () => (existsSync(cacheDir) ? readdirSync(cacheDir) : []);
+      expect(await waitFor(() => leftovers().length === 0, 20_000), leftovers().join(' ')).toBe(true);
+      expect(existsSync(join(dir, 'never4.bin'))).toBe(false);
+    } finally {
+      restoreTool('gzip');
     }
   });
 
