@@ -76,16 +76,13 @@ export function cachedNodeShellPrelude(name: string): string {
   );
 }
 
-/**
- * sh that is true only when the cached binary is a regular file we own, not a symlink, in
- * directories that are ours and closed to others, and its sha256 is the expected one.
- */
+/** sh that is true when the cached binary is a regular file we own, not a symlink, in directories that are ours and closed to others. */
+export const CACHED_NODE_SHELL_TRUSTED =
+  'safe "$HOME/.cache" && safe "$HOME/.cache/pdiffcopy" && safe "$d" && [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ]';
+
+/** sh that is true only when the cached binary is trusted (above) and its sha256 is the expected one; leaves the digest line in `s`. */
 export function cachedNodeShellCheck(sha256: string): string {
-  return (
-    'safe "$HOME/.cache" && safe "$HOME/.cache/pdiffcopy" && safe "$d" && ' +
-    '[ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] && ' +
-    `s=$(sha256sum < "$f") && [ "\${s%% *}" = ${shellQuote(sha256)} ]`
-  );
+  return `${CACHED_NODE_SHELL_TRUSTED} && s=$(sha256sum < "$f") && [ "\${s%% *}" = ${shellQuote(sha256)} ]`;
 }
 
 export function buildRemoteCommand(opts: RemoteCommandOptions = {}): string {

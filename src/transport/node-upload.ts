@@ -22,7 +22,7 @@ import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { PdcError } from '../errors/index.js';
-import { type CachedNode, cachedNodeShellCheck, cachedNodeShellPrelude, MIN_NODE_MAJOR, REMOTE_CACHE_DIR, shellQuote } from '../protocol/bootstrap.js';
+import { CACHED_NODE_SHELL_TRUSTED, type CachedNode, cachedNodeShellCheck, cachedNodeShellPrelude, MIN_NODE_MAJOR, REMOTE_CACHE_DIR, shellQuote } from '../protocol/bootstrap.js';
 
 /** Runs one remote command (optionally fed `input` on stdin) to its end. */
 export interface RemoteRunner {
@@ -91,7 +91,8 @@ export function platformOfUname(unameSm: string): { platform: string; arch: stri
 /**
  * What the remote has, one `pdiffcopy-probe KEY VALUE` line each: its `uname -sm`, the
  * node it would run (its version, or none), the tools the upload needs that are missing,
- * and the sha256 of the binary in the cache (if there is one).
+ * and the sha256 of the binary in the cache (only one that passes the ownership and link
+ * checks: any other is replaced by an upload, which refuses unsafe directories itself).
  */
 export function buildProbeCommand(name: string, nodePath?: string): string {
   const findNode = nodePath
@@ -103,7 +104,7 @@ export function buildProbeCommand(name: string, nodePath?: string): string {
     `v=; if [ -n "$n" ]; then v=$("$n" --version 2>/dev/null); fi; echo "${PROBE} node \${v:-none}"; ` +
     `for t in gzip sha256sum; do command -v $t >/dev/null 2>&1 || echo "${PROBE} missing $t"; done; ` +
     cachedNodeShellPrelude(name) +
-    `if [ -f "$f" ] && [ ! -L "$f" ] && s=$(sha256sum < "$f" 2>/dev/null); then echo "${PROBE} cached \${s%% *}"; fi`
+    `if ${CACHED_NODE_SHELL_TRUSTED} && s=$(sha256sum < "$f" 2>/dev/null); then echo "${PROBE} cached \${s%% *}"; fi`
   );
 }
 

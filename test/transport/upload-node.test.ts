@@ -184,6 +184,19 @@ describe('a remote without node', () => {
     expectSameBytes(join(dir, 'pulled-e.bin'), src);
   });
 
+  it('a cached node in a directory others can write is neither run nor reused: the upload refuses the directory', async () => {
+    expect(sha256(cached)).toBe(nodeSha);
+    chmodSync(cacheDir, 0o770);
+    try {
+      const r = await cli([...ssh(), '--json', '--upload-node', src, remote(join(dir, 'never1.bin'))]);
+      expectCleanError(r, EXIT_CODES.connection, /not a directory of ours closed to other users/);
+      expect(jsonOf(r).error.code).toBe('REMOTE_NODE_UPLOAD_FAILED');
+      expect(existsSync(join(dir, 'never1.bin'))).toBe(false);
+    } finally {
+      chmodSync(cacheDir, 0o700);
+    }
+  });
+
   it('a cache directory that is a symlink is refused: nothing written through it, REMOTE_NODE_UPLOAD_FAILED', async () => {
     rmSync(join(remoteHome, '.cache'), { recursive: true, force: true });
     const elsewhere = join(dir, 'elsewhere');
