@@ -97,7 +97,7 @@ export function platformOfUname(unameSm: string): { platform: string; arch: stri
 export function buildProbeCommand(name: string, nodePath?: string): string {
   const findNode = nodePath
     ? `n=${shellQuote(nodePath)}; `
-    : 'n=; for c in node nodejs; do if command -v $c >/dev/null 2>&1; then n=$c; break; fi; done; '
+    : 'n=; for c in node nodejs; do if command -v $c >/dev/null 2>&1; then n=$c; break; fi; done; ';
   return (
     `echo "${PROBE} uname $(uname -sm)"; ` +
     findNode +
