@@ -8,6 +8,8 @@
  *    code from stdin, runs it, and hands the rest of stdin to the agent.
  *    The loader is a constant: user input never enters the remote command line
  *    except --remote-node, which is shell-quoted.
+ * 3. With --upload-node the one exception to 2: a node binary of ours in the remote user's
+ *    cache (src/transport/node-upload.ts), which the command checks before running it.
  */
 export const AGENT_MAGIC = Buffer.from('\x00PDIFFCOPY-AGENT-1\n', 'latin1');
 

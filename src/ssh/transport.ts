@@ -4,9 +4,9 @@
  * one sshd process (one core) on the remote and one ssh2 window (2 MiB per round trip);
  * OpenSSH allows MaxSessions (10) channels per connection, so we never put more on one.
  *
- * Nothing is installed or written remotely: the command is the constant loader from
- * src/protocol/bootstrap.ts and the agent's code follows on stdin. User paths never
- * appear in the command line.
+ * Nothing is installed or written remotely (but the node that --upload-node caches, when
+ * asked): the command is the constant loader from src/protocol/bootstrap.ts and the
+ * agent's code follows on stdin. User paths never appear in the command line.
  */
 import { homedir } from 'node:os';
 import type { Client, ClientChannel } from 'ssh2';
