@@ -24,6 +24,7 @@ let prefix: string;
 let tarball: string;
 let packedFiles: string[];
 let installStderr: string;
+let packStderr: string;
 
 /** npm's environment without the npm_* variables of the `npm test` that may be running us. */
 function npmEnv(): NodeJS.ProcessEnv {
@@ -36,8 +37,10 @@ beforeAll(() => {
   ({ dir, cleanup } = tempDir('pdc-pack-'));
   prefix = join(dir, 'prefix');
   if (!existsSync(join(REPO, 'dist', 'agent.cjs'))) throw new Error('dist/ is not built: run npm run build first');
-  const packed = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, env: npmEnv(), encoding: 'utf8' });
-  const [info] = JSON.parse(packed) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, env: npmEnv(), encoding: 'utf8' });
+  if (pack.status !== 0) throw new Error(`npm pack failed (status ${pack.status}):\n${pack.stderr}`);
+  packStderr = pack.stderr;
+  const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   tarball = join(dir, info!.filename);
   packedFiles = info!.files.map((f) => f.path);
   const r = spawnSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], {
@@ -58,6 +61,10 @@ describe('npm pack', () => {
       expect(packedFiles, f).toContain(f);
     }
     expect(packedFiles.filter((f) => /^(src|test|agent|bench|scripts|node_modules|\.cache)\//.test(f))).toEqual([]);
+  });
+
+  it('npm pack warns about nothing in package.json', () => {
+    expect(packStderr.split('\n').filter((l) => /^npm warn/i.test(l)), packStderr).toEqual([]);
   });
 });
 
