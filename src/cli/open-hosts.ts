@@ -92,6 +92,7 @@ async function remoteTransport(
       { user: remote.user, host: remote.host, port: remote.port ?? ssh.port },
       {
         remoteNode: ssh.remoteNode,
+        uploadNode: ssh.uploadNode,
         sudo: ssh.sudo,
         configFile: ssh.configFile,
         identityFiles: ssh.identityFiles,
@@ -112,6 +113,7 @@ async function remoteTransport(
       configFile: ssh.configFile,
       acceptNewHostKey: ssh.acceptNewHostKey,
       remoteNode: ssh.remoteNode,
+      uploadNode: ssh.uploadNode,
       sudo: ssh.sudo,
       connections: ssh.connections,
       connectTimeoutMs: ssh.connectTimeoutMs,

@@ -6,6 +6,7 @@
  * resolveConfig validates, is derived from it too.
  */
 import { DEFAULT_HASH_METHOD, LISTED_HASH_METHODS } from '../hash/methods.js';
+import { MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
@@ -148,6 +149,13 @@ const DECLARED = [
     group: 'ssh',
   },
   { long: 'remote-node', kind: 'value', value: 'PATH', description: 'Node.js binary on the remote host', default: 'node, then nodejs', group: 'ssh' },
+  {
+    long: 'upload-node',
+    kind: 'flag',
+    description:
+      `when the remote host has no node (or one older than ${MIN_NODE_MAJOR}) and runs this host's OS and CPU, send this node to its ~/.cache/pdiffcopy (sha256-checked before every use) and reuse it next time`,
+    group: 'ssh',
+  },
   { long: 'sudo', kind: 'flag', description: 'run the remote agent through sudo -n (for files owned by root; needs NOPASSWD)', group: 'ssh' },
   {
     long: 'connections',

@@ -17,6 +17,8 @@ export interface SshFlags {
   configFile?: string;
   acceptNewHostKey: boolean;
   remoteNode?: string;
+  /** --upload-node (present only when given). */
+  uploadNode?: true;
   sudo: boolean;
   connections?: number;
   /** -J as a leading `ProxyJump=...`, then every -o, in the order given (`Key=value` or `Key value`). */
@@ -151,6 +153,7 @@ function sshFlags(f: RawFlags): SshFlags {
     configFile: strFlag(f.sshConfig),
     acceptNewHostKey: !!f.acceptNewHostKey,
     remoteNode: strFlag(f.remoteNode),
+    ...(f.uploadNode ? { uploadNode: true as const } : {}),
     sudo: !!f.sudo,
     connections: intFlag(f.connections, '--connections', 1, MAX_CONNECTIONS),
     options: sshOptions(f),

@@ -43,6 +43,10 @@ export const ERROR_CATEGORY = {
   AUTH_FAILED: 'connection',
   REMOTE_NODE_MISSING: 'connection',
   REMOTE_NODE_TOO_OLD: 'connection',
+  /** --upload-node could not put a checked node binary on the remote, or the cached one failed its check. */
+  REMOTE_NODE_UPLOAD_FAILED: 'connection',
+  /** --upload-node: the remote's OS or CPU architecture differs from this host's. */
+  REMOTE_PLATFORM_MISMATCH: 'connection',
   REMOTE_SHELL_NOT_CLEAN: 'connection',
   REMOTE_SUDO_FAILED: 'connection',
   AGENT_DIED: 'connection',
@@ -100,7 +104,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [5, 'verification failed: the target does not match the source'],
   [
     6,
-    'connection or remote error: name resolution, refused, timeout, authentication, remote node missing or too old, remote shell not clean, agent died, stalled',
+    'connection or remote error: name resolution, refused, timeout, authentication, remote node missing, too old or not uploadable, remote shell not clean, agent died, stalled',
   ],
   [7, 'host key unknown or changed (see --accept-new-host-key)'],
   [130, 'interrupted by SIGINT: rerun to finish'],

@@ -8,6 +8,8 @@
  *    code from stdin, runs it, and hands the rest of stdin to the agent.
  *    The loader is a constant: user input never enters the remote command line
  *    except --remote-node, which is shell-quoted.
+ * 3. With --upload-node the one exception to 2: a node binary of ours in the remote user's
+ *    cache (src/transport/node-upload.ts), which the command checks before running it.
  */
 export const AGENT_MAGIC = Buffer.from('\x00PDIFFCOPY-AGENT-1\n', 'latin1');
 
@@ -36,19 +38,66 @@ export function shellQuote(word: string): string {
   return "'" + word.replace(/'/g, "'\\''") + "'";
 }
 
+/**
+ * A node binary that --upload-node put in the remote user's cache (src/transport/node-upload.ts):
+ * `~/.cache/pdiffcopy/NAME/node`, whose sha256 must be SHA256 every time it is run.
+ */
+export interface CachedNode {
+  /** Directory name under ~/.cache/pdiffcopy, e.g. node-v20.20.2-linux-x64. */
+  name: string;
+  /** Hex sha256 of the binary. */
+  sha256: string;
+}
+
 export interface RemoteCommandOptions {
   /** Explicit node binary (--remote-node). Otherwise `node`, then `nodejs`. */
   nodePath?: string;
+  /** Run the node uploaded by --upload-node (wins over nodePath). */
+  cachedNode?: CachedNode;
   /** Run through `sudo -n` (never prompts; fails if a password is needed). */
   sudo?: boolean;
 }
 
 /** Exit status of the remote command when neither node nor nodejs is on PATH. */
 export const EXIT_NODE_MISSING = 127;
+/** Exit status of the remote command when the cached node is missing or fails its checks. */
+export const EXIT_CACHED_NODE_BAD = 96;
+
+/** Directory of pdiffcopy's per-user cache on the remote, as a shell word (expanded there). */
+export const REMOTE_CACHE_DIR = '"$HOME"/.cache/pdiffcopy';
+
+/**
+ * sh that sets `d` to the cached node's directory and `f` to the binary, and defines
+ * `safe DIR` (true for a real directory, not a symlink, owned by us, with no group or
+ * other write bit). The name is ours (version, platform, arch) but quoted all the same.
+ */
+export function cachedNodeShellPrelude(name: string): string {
+  return (
+    `d=${REMOTE_CACHE_DIR}/${shellQuote(name)}; f="$d/node"; ` +
+    'safe() { [ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] && case "$(ls -ld "$1")" in d????w*|d???????w*) return 1;; esac; }; '
+  );
+}
+
+/** sh that is true when the cached binary is a regular file we own, not a symlink, in directories that are ours and closed to others. */
+export const CACHED_NODE_SHELL_TRUSTED =
+  'safe "$HOME/.cache" && safe "$HOME/.cache/pdiffcopy" && safe "$d" && [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ]';
+
+/** sh that is true only when the cached binary is trusted (above) and its sha256 is the expected one; leaves the digest line in `s`. */
+export function cachedNodeShellCheck(sha256: string): string {
+  return `${CACHED_NODE_SHELL_TRUSTED} && s=$(sha256sum < "$f") && [ "\${s%% *}" = ${shellQuote(sha256)} ]`;
+}
 
 export function buildRemoteCommand(opts: RemoteCommandOptions = {}): string {
   const loader = shellQuote(LOADER_SOURCE);
   const sudo = opts.sudo ? 'sudo -n ' : '';
+  if (opts.cachedNode) {
+    // Checked before every use: a binary that is not ours or not the one we sent never runs.
+    return (
+      cachedNodeShellPrelude(opts.cachedNode.name) +
+      `if ${cachedNodeShellCheck(opts.cachedNode.sha256)}; then exec ${sudo}"$f" -e ${loader}; fi; ` +
+      `echo "pdiffcopy: the node cached in $d is missing or failed its checksum or ownership check" >&2; exit ${EXIT_CACHED_NODE_BAD}`
+    );
+  }
   if (opts.nodePath) return `exec ${sudo}${shellQuote(opts.nodePath)} -e ${loader}`;
   // `command -v` is POSIX; pick the first node-ish binary and exec it.
   return (

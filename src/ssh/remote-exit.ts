@@ -3,8 +3,13 @@
  * said hello, from its exit status and stderr. The agent pool calls this when an agent
  * stream ends early; undefined means "no known cause" (the caller reports AGENT_DIED).
  */
-import { EXIT_NODE_MISSING, EXIT_NODE_TOO_OLD, MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
+import { EXIT_CACHED_NODE_BAD, EXIT_NODE_MISSING, EXIT_NODE_TOO_OLD, MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
 import { PdcError } from '../errors/index.js';
+
+/** How to get a node there, per common distribution (the package is nodejs on all of them). */
+const INSTALL_NODE =
+  `install Node.js ${MIN_NODE_MAJOR} or later there (Debian/Ubuntu: apt install nodejs; RHEL/Rocky/Alma/Fedora: dnf install nodejs; ` +
+  'Alpine: apk add nodejs; SUSE: zypper install nodejs; Arch: pacman -S nodejs)';
 
 /** Exit status of `sh -c` when it finds the command but cannot execute it. */
 const EXIT_NOT_EXECUTABLE = 126;
@@ -28,16 +33,21 @@ export function exitStatusError(code: number | null, stderrText: string, hostDis
       hint: 'install sudo there, or connect as the user who owns the file (without --sudo)',
     });
   }
+  if (code === EXIT_CACHED_NODE_BAD) {
+    return new PdcError('REMOTE_NODE_UPLOAD_FAILED', `the uploaded node on ${hostDisplay} was not run${quoted}`, {
+      hint: 'rerun with --upload-node to replace it (it is checked before every use)',
+    });
+  }
   if (code === EXIT_NODE_TOO_OLD) {
     return new PdcError('REMOTE_NODE_TOO_OLD', `node on ${hostDisplay} is too old${quoted}`, {
-      hint: `install Node.js ${MIN_NODE_MAJOR} or later there, or point --remote-node PATH at a newer one`,
+      hint: `${INSTALL_NODE}, or point --remote-node PATH at a newer one, or pass --upload-node to send this host's node`,
     });
   }
   // The status can be lost (a channel torn down first); the shell's own words still say it.
   const shellNotFound = code === null && /: (No such file or directory|command not found|not found)$/m.test(stderr);
   if (code === EXIT_NODE_MISSING || shellNotFound || /sudo: .*command not found/i.test(stderr)) {
     return new PdcError('REMOTE_NODE_MISSING', `node not found on ${hostDisplay}${quoted}`, {
-      hint: `install Node.js ${MIN_NODE_MAJOR} or later there (nothing else is installed), or pass --remote-node PATH`,
+      hint: `${INSTALL_NODE}; or pass --remote-node PATH (e.g. a static build from nodejs.org), or --upload-node to send this host's node`,
     });
   }
   if (code === EXIT_NOT_EXECUTABLE) {

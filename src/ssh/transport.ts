@@ -4,15 +4,17 @@
  * one sshd process (one core) on the remote and one ssh2 window (2 MiB per round trip);
  * OpenSSH allows MaxSessions (10) channels per connection, so we never put more on one.
  *
- * Nothing is installed or written remotely: the command is the constant loader from
- * src/protocol/bootstrap.ts and the agent's code follows on stdin. User paths never
- * appear in the command line.
+ * Nothing is installed or written remotely (but the node that --upload-node caches, when
+ * asked): the command is the constant loader from src/protocol/bootstrap.ts and the
+ * agent's code follows on stdin. User paths never appear in the command line.
  */
 import { homedir } from 'node:os';
 import type { Client, ClientChannel } from 'ssh2';
 import { PdcError } from '../errors/index.js';
-import { buildRemoteCommand, encodeAgentPayload } from '../protocol/bootstrap.js';
+import type { Readable } from 'node:stream';
+import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
 import { agentBundleCode } from '../transport/agent-bundle.js';
+import { prepareRemoteNode } from '../transport/node-upload.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
@@ -47,6 +49,11 @@ export interface SshTransportOptions {
   remoteNode?: string;
   /** Run the agent through `sudo -n`. */
   sudo?: boolean;
+  /**
+   * --upload-node: when the remote has no usable node and runs this host's OS and CPU
+   * architecture, send this process's node to its cache and run the agents with it.
+   */
+  uploadNode?: boolean;
   /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
   connections?: number;
   /** --connect-timeout; overrides ConnectTimeout from -o and the config files. */
@@ -73,10 +80,11 @@ export interface SshTransport extends Transport {
   /** Per-connection setup times in ms, in the order connections were opened. */
   readonly setupTimesMs: readonly number[];
   /**
-   * Run a plain command on one of the connections (diagnostics and tests). Never pass
-   * user paths here: they belong in the protocol.
+   * Run a plain command on one of the connections (diagnostics, tests, --upload-node),
+   * with `input` (if any) piped to its stdin. Never pass user paths here: they belong in
+   * the protocol.
    */
-  exec(command: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
+  exec(command: string, input?: Readable): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
 }
 
 interface Conn {
@@ -119,6 +127,10 @@ export function createSshTransport(
   const setupTimesMs: number[] = [];
   let closed: Promise<void> | undefined;
   let opening: Promise<void> = Promise.resolve();
+  /** The node the agents run (--upload-node decides once, on the first spawn). */
+  let remoteNode: Promise<CachedNode | undefined> | undefined;
+  /** Channels of exec() still running: close() ends them (an upload must not hold it up). */
+  const execChannels = new Set<ClientChannel>();
 
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
   const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
@@ -229,8 +241,13 @@ export function createSshTransport(
           if (closed) throw closedError();
           const code = opts.agentCode ?? agentBundleCode();
           const payload = encodeAgentPayload(code);
+          const cachedNode = opts.uploadNode
+            ? await (remoteNode ??= prepareRemoteNode({ run: (cmd, input) => transport.exec(cmd, input) }, { display, log, ...(opts.remoteNode ? { remoteNode: opts.remoteNode } : {}) }))
+            : undefined;
+          if (closed) throw closedError();
           const command = buildRemoteCommand({
             ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
+            ...(cachedNode ? { cachedNode } : {}),
             ...(opts.sudo ? { sudo: true } : {}),
           });
           // Reserve slots first (round-robin by load), then open all channels in parallel.
@@ -266,7 +283,7 @@ export function createSshTransport(
       );
     },
 
-    exec(command: string) {
+    exec(command: string, input?: Readable) {
       return track(
         (async () => {
           if (closed) throw closedError();
@@ -274,11 +291,22 @@ export function createSshTransport(
           const conn = pickConnection();
           conn.live++;
           const channel = await openCounted(conn, command);
+          execChannels.add(channel);
           let stdout = '';
           let stderr = '';
           channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
           channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-          channel.end();
+          if (input) {
+            channel.once('close', () => input.destroy());
+            // A local read error must not leave the remote waiting: end the channel, the command fails.
+            input.once('error', (err) => {
+              stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
+              channel.close();
+            });
+            input.pipe(channel);
+          } else {
+            channel.end();
+          }
           return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
             let code: number | null = null;
             let signal: string | null = null;
@@ -287,6 +315,7 @@ export function createSshTransport(
               signal = s ?? null;
             });
             channel.on('close', () => {
+              execChannels.delete(channel);
               conn.live--;
               resolve({ code, signal, stdout, stderr });
             });
@@ -299,6 +328,7 @@ export function createSshTransport(
       return (closed ??= (async () => {
         abort.abort();
         prompter?.cancel();
+        for (const ch of execChannels) ch.close();
         // Let in-flight spawns finish (or fail) so that no channel is left behind.
         await Promise.allSettled([...pending]);
         await opening;

@@ -15,9 +15,10 @@ import { access, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { PdcError } from '../errors/index.js';
-import { buildRemoteCommand, encodeAgentPayload, shellQuote } from '../protocol/bootstrap.js';
+import { buildRemoteCommand, type CachedNode, encodeAgentPayload, shellQuote } from '../protocol/bootstrap.js';
 import { exitStatusError } from '../ssh/remote-exit.js';
 import { agentBundleCode } from './agent-bundle.js';
+import { prepareRemoteNode, type RemoteRunner } from './node-upload.js';
 import { buildSshArgs, type RshDestination, splitRshCommand } from './rsh-command.js';
 import type { AgentProcess, Transport } from './types.js';
 
@@ -33,6 +34,12 @@ export interface OpenSshTransportOptions {
   remoteNode?: string;
   /** Run the agent through `sudo -n`. */
   sudo?: boolean;
+  /**
+   * --upload-node: when the remote has no usable node and runs this host's OS and CPU
+   * architecture, send this process's node to its cache and run the agents with it
+   * (one extra ssh for the probe, one more for the upload when it is needed).
+   */
+  uploadNode?: boolean;
   log?: (msg: string) => void;
   /** Code sent to the loader instead of dist/agent.cjs (tests, stand-in agents). */
   agentCode?: Buffer;
@@ -76,18 +83,23 @@ export interface OpenSshTransport extends Transport {
 export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: OpenSshTransportOptions = {}): OpenSshTransport {
   const words = splitRshCommand(rsh);
   const interactive = opts.interactive ?? Boolean(process.stdin.isTTY);
-  const remoteCommand = buildRemoteCommand({
-    ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
-    ...(opts.sudo ? { sudo: true } : {}),
-  });
+  const agentCommand = (cachedNode?: CachedNode) =>
+    buildRemoteCommand({
+      ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
+      ...(cachedNode ? { cachedNode } : {}),
+      ...(opts.sudo ? { sudo: true } : {}),
+    });
   const program = words[0]!;
-  const args = buildSshArgs(words, dest, remoteCommand, {
-    batchMode: !interactive,
-    ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
-    ...(opts.identityFiles ? { identityFiles: opts.identityFiles } : {}),
-    ...(opts.acceptNewHostKey ? { acceptNewHostKey: true } : {}),
-    ...(opts.options?.length ? { options: opts.options } : {}),
-  });
+  const sshArgs = (remoteCommand: string) =>
+    buildSshArgs(words, dest, remoteCommand, {
+      batchMode: !interactive,
+      ...(opts.configFile !== undefined ? { configFile: opts.configFile } : {}),
+      ...(opts.identityFiles ? { identityFiles: opts.identityFiles } : {}),
+      ...(opts.acceptNewHostKey ? { acceptNewHostKey: true } : {}),
+      ...(opts.options?.length ? { options: opts.options } : {}),
+    });
+  /** The agents' argv; with --upload-node it names the cached node once that is decided. */
+  let args = sshArgs(agentCommand());
   const env = opts.env ?? process.env;
   const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;
   const display = `${dest.user !== undefined ? `${dest.user}@` : ''}${host}${dest.port !== undefined ? `:${dest.port}` : ''}`;
@@ -96,6 +108,10 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
   let started = 0;
   let closed: Promise<void> | undefined;
   let payload: Buffer | undefined;
+  let nodeDecided: Promise<void> | undefined;
+  /** ssh processes of the probe and upload still running: close() stops them. */
+  const plainRuns = new Set<ChildProcessWithoutNullStreams>();
+  const runner: RemoteRunner = { run: (command, input) => runSsh(program, sshArgs(command), env, display, input, plainRuns) };
 
   const startSsh = (label: string, stdoutSink?: PassThrough): SshProcessAgent => {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -111,7 +127,9 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
 
   return {
     description: display,
-    argv: [program, ...args],
+    get argv() {
+      return [program, ...args];
+    },
     explainExit: (code, stderr) => opensshExitError(code, stderr, display),
 
     async spawnAgents(count: number): Promise<AgentProcess[]> {
@@ -119,6 +137,13 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
       if (!Number.isInteger(count) || count < 1) throw new PdcError('INTERNAL', `spawnAgents(${count})`);
       await checkProgram(program, env);
       if (closed) throw closedError();
+      if (opts.uploadNode) {
+        await (nodeDecided ??= (async () => {
+          const cachedNode = await prepareRemoteNode(runner, { display, log, ...(opts.remoteNode ? { remoteNode: opts.remoteNode } : {}) });
+          args = sshArgs(agentCommand(cachedNode));
+        })());
+        if (closed) throw closedError();
+      }
       const label = () => `${display} ssh#${++started}`;
       log(`ssh: starting ${count} agent(s) with: ${[program, ...args.slice(0, -1)].map(shellQuote).join(' ')} LOADER`);
       if (!interactive) return Array.from({ length: count }, () => track(startSsh(label())));
@@ -130,6 +155,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
 
     close(): Promise<void> {
       return (closed ??= (async () => {
+        for (const child of plainRuns) child.kill('SIGTERM');
         const all = [...agents];
         for (const a of all) {
           a.kill();
@@ -215,6 +241,48 @@ async function checkProgram(program: string, env: NodeJS.ProcessEnv): Promise<vo
 
 function closedError(): PdcError {
   return new PdcError('INTERNAL', 'the OpenSSH transport is closed');
+}
+
+/**
+ * One ssh run of a plain remote command (the --upload-node probe and upload), `input` piped
+ * to its stdin. ssh's own failures (exit 255) become their PdcError here; the command's
+ * status is the caller's to read.
+ */
+function runSsh(
+  program: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  display: string,
+  input: Readable | undefined,
+  running: Set<ChildProcessWithoutNullStreams>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    running.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // EPIPE when ssh is gone early: its exit status tells why.
+    child.stdin.on('error', () => undefined);
+    if (input) {
+      input.once('error', (err) => {
+        stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
+        child.kill('SIGTERM');
+      });
+      input.pipe(child.stdin);
+    } else {
+      child.stdin.end();
+    }
+    child.once('error', (err) => reject(new PdcError('RSH_NOT_FOUND', `cannot run ${JSON.stringify(program)}: ${err.message}`, { hint: 'check the program name in -e' })));
+    child.once('close', (code) => {
+      running.delete(child);
+      input?.destroy();
+      const sshFailed = code === SSH_EXIT_ERROR ? opensshExitError(code, stderr, display) : undefined;
+      if (sshFailed) reject(sshFailed);
+      else resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 function delay(ms: number): Promise<void> {

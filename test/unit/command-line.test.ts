@@ -144,6 +144,7 @@ describe('every declared option has an effect', () => {
     'connect-timeout': ['--connect-timeout', '3'],
     'accept-new-host-key': ['--accept-new-host-key'],
     'remote-node': ['--remote-node', '/opt/node'],
+    'upload-node': ['--upload-node'],
     sudo: ['--sudo'],
     connections: ['--connections', '2'],
     json: ['--json'],
