@@ -25,6 +25,12 @@ export interface SyncSummary {
   /** "blocks": every written block re-read after fsync and matched; "sha256": also whole-file digests matched. */
   verified: 'none' | 'blocks' | 'sha256';
   targetCreated: boolean;
+  /** Changed blocks that were all zeros: sent as zero runs (no bytes on the wire), not counted in bytesSent. */
+  blocksZero: number;
+  /** Bytes of those blocks (dry run: 0, nothing is read). */
+  bytesZero: number;
+  /** Of bytesZero, those past the target's old end: not written, left as holes. */
+  bytesHoles: number;
 }
 
 export type SyncEvent =

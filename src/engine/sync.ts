@@ -14,12 +14,14 @@ import {
   geometry,
   hashChunks,
   hashRequestBlocks,
+  runPieces,
   similarity,
   spaceNeeded,
   spanOf,
   transferRunBytes,
 } from './plan.js';
 import { ensureSpace } from './space.js';
+import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -132,22 +134,16 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const transferFailed = new Promise<never>((_, reject) => (failTransfers = reject));
   transferFailed.catch(() => undefined);
 
+  // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
+  const holesFrom = targetSize;
+  const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
-      const chunk = await src.read(run.offset, run.length);
-      try {
-        if (chunk.length !== run.length) {
-          throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
-            hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-          });
-        }
-        if (sentHasher) hashRun(chunk.buffers, run, g.blockSize, sentHasher, sourceHashes, digestLen);
-        await dst.write(run.offset, chunk.buffers);
-      } finally {
-        chunk.release();
-      }
-      bytesSent += run.length;
+      const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
+      const m = await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
+      addMoved(moved, m);
+      bytesSent += m.data;
       progress();
     });
 
@@ -233,6 +229,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     throughput: seconds > 0 ? Math.round(g.size / seconds) : 0,
     verified,
     targetCreated,
+    blocksZero: moved.zeroBlocks,
+    bytesZero: moved.zero + moved.hole,
+    bytesHoles: moved.hole,
   };
   emit({ type: 'phase', phase: 'done' });
   emit({ type: 'done', summary });
@@ -368,13 +367,85 @@ async function checkFinalState(o: SyncOptions, g: Geometry, targetPath: string, 
   }
 }
 
-/** Hash each block of a run from its bytes as read (a block may span two buffers) into `out`. */
-function hashRun(buffers: Buffer[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
-  const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+/** What moving runs cost: data bytes sent, zero runs written as zeros, zero runs left as holes. */
+interface Moved {
+  data: number;
+  zero: number;
+  hole: number;
+  zeroBlocks: number;
+}
+
+function addMoved(to: Moved, m: Moved): void {
+  to.data += m.data;
+  to.zero += m.zero;
+  to.hole += m.hole;
+  to.zeroBlocks += m.zeroBlocks;
+}
+
+/**
+ * Move one run: read it on the source with its all-zero blocks reported as zero runs,
+ * send the data between them, write zero runs inside the target's old extent as zeros,
+ * and leave those from `holesFrom` on unwritten (holes).
+ */
+async function sendRun(
+  src: FileHost,
+  dst: FileHost,
+  run: Run,
+  blockSize: number,
+  holesFrom: number,
+  srcName: string,
+  sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
+): Promise<Moved> {
+  const chunk = await src.read(run.offset, run.length, blockSize);
+  try {
+    const zeros = chunk.zeros ?? [];
+    if (chunk.length + zeroBytesOf(zeros) !== run.length) {
+      throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
+        hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
+      });
+    }
+    const data = chunk.buffers.length === 1 ? chunk.buffers[0]! : Buffer.concat(chunk.buffers);
+    if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
+    const moved: Moved = { data: chunk.length, zero: 0, hole: 0, zeroBlocks: 0 };
+    for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
+    const pieces = runPieces(run.offset, run.length, zeros, holesFrom);
+    await Promise.all(
+      pieces.map((p) => {
+        if (p.kind === 'hole') return (moved.hole += p.length), undefined;
+        if (p.kind === 'zero') return (moved.zero += p.length), dst.zero(p.offset, p.length);
+        return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
+      }),
+    );
+    return moved;
+  } finally {
+    chunk.release();
+  }
+}
+
+/**
+ * Hash each block of a run from its bytes as read into `out`: `data` holds the bytes
+ * outside the zero runs (which are block-aligned: the source found them block by block).
+ */
+function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
+  let at = 0;
+  let z = 0;
   for (let k = 0; k < run.count; k++) {
-    const digest = hasher(bytes.subarray(k * blockSize, Math.min((k + 1) * blockSize, bytes.length)));
+    const start = k * blockSize;
+    const len = Math.min(blockSize, run.length - start);
+    while (z < zeros.length && zeros[z]!.offset + zeros[z]!.length <= start) z++;
+    const zero = z < zeros.length && zeros[z]!.offset <= start;
+    const digest = zero ? hasher(zeroBlock(len)) : hasher(data.subarray(at, at + len));
+    if (!zero) at += len;
     out.set(digest, (run.first + k) * digestLen);
   }
+}
+
+/** An all-zero block of `len` bytes (the few lengths a run uses, allocated once each). */
+const zeroBlocks = new Map<number, Buffer>();
+function zeroBlock(len: number): Buffer {
+  let b = zeroBlocks.get(len);
+  if (!b) zeroBlocks.set(len, (b = Buffer.alloc(len)));
+  return b;
 }
 
 function sourceChanged(srcName: string): PdcError {

@@ -14,6 +14,7 @@ import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
+import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 
 /** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
@@ -180,12 +181,20 @@ export class FileService {
     }
   }
 
-  /** Read into a pooled buffer; the caller releases the chunk when done with it. */
-  async read(offset: number, length: number): Promise<Chunk> {
+  /**
+   * Read into a pooled buffer; the caller releases the chunk when done with it.
+   * With zeroUnit, the all-zero units (of that many bytes from `offset`) are reported
+   * as zero runs and left out of the chunk's buffers.
+   */
+  async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
     const buf = this.pool.acquire(length);
     try {
       const got = await readFully(this.handle(), buf, length, offset);
-      return chunkOf([buf.subarray(0, got)], () => this.pool.release(buf));
+      const release = () => this.pool.release(buf);
+      const data = buf.subarray(0, got);
+      if (!zeroUnit) return chunkOf([data], release);
+      const zeros = findZeroRuns(data, zeroUnit);
+      return chunkOf(dataOutside(data, zeros), release, zeros);
     } catch (e) {
       this.pool.release(buf);
       throw this.translate(e);
@@ -206,6 +215,11 @@ export class FileService {
     } catch (e) {
       throw this.translate(e);
     }
+  }
+
+  /** Write `length` zero bytes at offset (a zero run inside the target's old extent). */
+  async zero(offset: number, length: number): Promise<void> {
+    await this.write(offset, zeroBuffers(length));
   }
 
   async truncate(size: number): Promise<void> {

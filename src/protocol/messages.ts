@@ -106,10 +106,23 @@ export interface HashResult {
 export interface ReadArgs {
   offset: number;
   length: number;
+  /** Report the all-zero units of this many bytes (from offset) as zero runs instead of sending them. */
+  zeroUnit?: number;
 }
 export interface ReadResult {
-  /** Payload: the bytes read (shorter than asked only at end of file). */
+  /**
+   * With zeroUnit: the all-zero stretches read, as [offset, length, ...] relative to
+   * the read's offset, sorted; their bytes are not in the payload.
+   */
+  zeros?: number[];
+  /** Payload: the bytes read (shorter than asked only at end of file), zero runs left out. */
   p?: Buffer[];
+}
+
+/** Write `length` zero bytes at offset: a zero run the source sent without its bytes. */
+export interface ZeroArgs {
+  offset: number;
+  length: number;
 }
 
 /** The bytes to write travel as the request's payload. */
@@ -149,6 +162,7 @@ export interface Ops {
   hash: { args: HashArgs; result: HashResult };
   read: { args: ReadArgs; result: ReadResult };
   write: { args: WriteArgs; result: Empty };
+  zero: { args: ZeroArgs; result: Empty };
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };

@@ -9,7 +9,7 @@ import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
 import type { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
-import { expectSameBytes, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+import { allocatedBytes, expectSameBytes, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile, writeSparseFile } from '../support/files.js';
 
 /** `host` with some of its methods replaced (the rest still run on `host` itself). */
 function hostWith(host: FileHost, over: Partial<FileHost>): FileHost {
@@ -327,5 +327,76 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
         expect(readFileSync(dst).equals(readFileSync(src))).toBe(true);
       }
     }, 120_000);
+
+    // A sparse image: holes at the start, in the middle and at the end, around two data extents.
+    const K = 1024;
+    const SPARSE = 1024 * K + 17;
+    const DATA: Array<[number, number]> = [
+      [256 * K, 128 * K],
+      [640 * K, 64 * K],
+    ];
+    const DATA_BYTES = 192 * K;
+    const sparseSource = (src: string) => writeSparseFile(src, SPARSE, DATA, 31, [[800 * K, 32 * K]]);
+
+    it('a new target keeps the source holes; zeros cross the wire as zero runs', async () => {
+      const { src, dst } = fresh('sparse-new');
+      sparseSource(src);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      // Only the data blocks crossed as bytes (the explicitly written zeros too became a hole).
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesSent).toBeLessThanOrEqual(allocatedBytes(src) * 1.01);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(summary.bytesHoles).toBe(SPARSE - DATA_BYTES);
+      expect(summary.blocksZero).toBe(Math.ceil(SPARSE / BS) - DATA_BYTES / BS);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+    });
+
+    it('whole-file mode: zero blocks are zero runs too, and verify against their hash', async () => {
+      const { src, dst } = fresh('sparse-whole');
+      sparseSource(src);
+      const { summary } = await sync(src, dst, { wholeFile: true, hashMethod: 'sha256' });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+      expect(summary.verified).toBe('blocks');
+    });
+
+    it('a grown target: zeros inside its old extent are written, past its old end they stay holes', async () => {
+      const { src, dst } = fresh('sparse-grown');
+      sparseSource(src);
+      writeSeededFile(dst, 512 * K, 32); // different data where the source has holes and data
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES); // the zeros were never sent as bytes
+      // Past 512 KiB: the data at 640 KiB is written, the rest (the zeros at 800 KiB and the tail) stays holes.
+      expect(summary.bytesHoles).toBe(SPARSE - 512 * K - 64 * K);
+      expect(summary.bytesZero - summary.bytesHoles).toBe(512 * K - 128 * K);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(512 * K + 64 * K + 8 * K);
+    });
+
+    it('a shrunk target: zeros are written as zeros, the tail is cut', async () => {
+      const { src, dst } = fresh('sparse-shrunk');
+      sparseSource(src);
+      writeSeededFile(dst, 2048 * K, 33);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesHoles).toBe(0);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(SPARSE + 8 * K);
+    });
+
+    it('a sparse target that already matches: nothing moves, its holes stay', async () => {
+      const { src, dst } = fresh('sparse-same');
+      sparseSource(src);
+      sparseSource(dst);
+      const before = allocatedBytes(dst);
+      const { summary } = await sync(src, dst, { hashMethod: 'md5' });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(0);
+      expect(summary.blocksZero).toBe(0);
+      expect(allocatedBytes(dst)).toBe(before);
+    });
   });
 }

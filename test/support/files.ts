@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { seededBytes } from '../../src/benchmark/seeded.js';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -76,4 +76,24 @@ export function expectSameBytes(actual: string, expected: string): void {
 export function tempDir(prefix = 'pdc-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A sparse file of `size` bytes: seeded data at each [offset, length] of `data`, holes
+ * elsewhere (ftruncate, never written); `zeros` ranges are written as explicit zero bytes (allocated).
+ */
+export function writeSparseFile(path: string, size: number, data: Array<[number, number]>, seed: number, zeros: Array<[number, number]> = []): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const [off, len] of data) writeSync(fd, seededBytes(seed + off, len), 0, len, off);
+    for (const [off, len] of zeros) writeSync(fd, Buffer.alloc(len), 0, len, off);
+    ftruncateSync(fd, size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Bytes the file system allocated for the file (st_blocks is in 512-byte units). */
+export function allocatedBytes(path: string): number {
+  return statSync(path).blocks * 512;
 }
