@@ -31,6 +31,10 @@ export interface SyncSummary {
   bytesZero: number;
   /** Of bytesZero, those past the target's old end: not written, left as holes. */
   bytesHoles: number;
+  /** The target is a block device (written in place up to the source's size, never resized). */
+  targetDevice: boolean;
+  /** A device target larger than the source: its bytes past the source's size, left as they were. */
+  bytesBeyondSource: number;
 }
 
 export type SyncEvent =

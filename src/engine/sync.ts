@@ -21,6 +21,7 @@ import {
   transferRunBytes,
 } from './plan.js';
 import { ensureSpace } from './space.js';
+import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
 export interface Endpoint {
@@ -39,6 +40,8 @@ export interface SyncOptions {
   verify: boolean;
   /** Build the new version in a temp file beside the target and rename it into place at the end. */
   atomic?: boolean;
+  /** Read or write a block device even when it is in use (mounted or held exclusively). */
+  forceDevice?: boolean;
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -63,28 +66,17 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   };
 
   emit({ type: 'phase', phase: 'syncing' });
-  const { path: targetPath, stat: targetStat } = await resolveTarget(o);
+  const { path: targetPath, stat: targetStat, srcStat } = await resolveTarget(o);
   const srcName = src.display(source.path);
   const dstName = dst.display(targetPath);
   checkHashMethod(o.hashMethod, src, dst);
 
-  const srcOpen = await src.open({ path: source.path, role: 'source' });
+  const srcOpen = await src.open({ path: source.path, role: 'source', ...deviceArg(srcStat, o) });
+  const targetDevice = targetStat.kind === 'block';
+  if (targetDevice && targetStat.size < srcOpen.size) throw deviceTooSmall(dstName, targetStat.size, srcOpen.size);
   const needed = spaceNeeded({ sourceSize: srcOpen.size, targetSize: targetStat.exists ? targetStat.size : 0, atomic: !!o.atomic, dryRun: o.dryRun });
   await ensureSpace(dst, targetPath, needed, emit);
-  let targetSize = targetStat.exists ? targetStat.size : 0;
-  let targetCreated = false;
-  let targetOpen = false;
-  if (!o.dryRun) {
-    // A new target gets the source's permission bits (narrowed by the target's umask).
-    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true, atomic: !!o.atomic, mode: srcOpen.mode });
-    targetSize = r.size;
-    targetCreated = r.created;
-    targetOpen = true;
-    reportTemp(r, dst, emit);
-  } else if (targetStat.exists) {
-    await dst.open({ path: targetPath, role: 'target', write: false });
-    targetOpen = true;
-  }
+  const { targetSize, targetCreated, targetOpen } = await openTarget(o, targetPath, targetStat, srcOpen.mode);
 
   const g = geometry(srcOpen.size, o.blockSize);
   const digestLen = await digestLength(o.hashMethod);
@@ -135,7 +127,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   transferFailed.catch(() => undefined);
 
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
-  const holesFrom = targetSize;
+  const holesFrom = targetDevice ? Infinity : targetSize;
   const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   const transfer = (run: Run) =>
     transferLimit(async () => {
@@ -191,7 +183,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   let verified: SyncSummary['verified'] = 'none';
   if (!o.dryRun) {
     emit({ type: 'phase', phase: 'finishing' });
-    if (targetSize !== g.size) await dst.truncate(g.size);
+    // A device is never resized: past the source's size it is left as it was.
+    if (targetSize !== g.size && !targetDevice) await dst.truncate(g.size);
     await dst.fsync();
     emit({ type: 'phase', phase: 'verifying' });
     await verifyWrittenBlocks(o, g, changed, sourceHashes, digestLen, srcName, dstName);
@@ -206,7 +199,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       }
       verified = 'sha256';
     }
-    await checkFinalState(o, g, targetPath, srcOpen.mtimeMs, srcName, dstName);
+    await checkFinalState(o, g, targetPath, targetDevice ? targetSize : g.size, srcOpen.mtimeMs, srcName, dstName);
     abort();
     await commit(o, g.size);
   }
@@ -232,6 +225,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     blocksZero: moved.zeroBlocks,
     bytesZero: moved.zero + moved.hole,
     bytesHoles: moved.hole,
+    targetDevice,
+    bytesBeyondSource: targetDevice ? Math.max(0, targetSize - g.size) : 0,
   };
   emit({ type: 'phase', phase: 'done' });
   emit({ type: 'done', summary });
@@ -239,16 +234,16 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 }
 
 /** The target as given, or the source's name inside it when it is a directory (as cp does). */
-async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: StatResult }> {
+async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: StatResult; srcStat: StatResult }> {
   const { host, path } = o.target;
   const srcStat = await o.source.host.stat(o.source.path, 'source');
   const srcName = o.source.host.display(o.source.path);
   if (!srcStat.exists) {
     throw new PdcError('SOURCE_NOT_FOUND', `source ${srcName} does not exist`, { hint: 'check the path' });
   }
-  if (srcStat.kind !== 'file') {
-    throw new PdcError('SOURCE_NOT_REGULAR', `source ${srcName} is ${srcStat.kind === 'dir' ? 'a directory' : 'not a regular file'}`, {
-      hint: 'pdiffcopy copies one regular file; name a file as the source',
+  if (srcStat.kind !== 'file' && srcStat.kind !== 'block') {
+    throw new PdcError('SOURCE_NOT_REGULAR', `source ${srcName} is ${srcStat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
+      hint: 'pdiffcopy copies one regular file or block device; name one as the source',
     });
   }
   let targetPath = path;
@@ -257,15 +252,49 @@ async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: Stat
     targetPath = host.join(path, basename(o.source.path));
     stat = await host.stat(targetPath, 'target');
   }
-  if (stat.exists && stat.kind !== 'file') {
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${host.display(targetPath)} is ${stat.kind === 'dir' ? 'a directory' : 'not a regular file'}`, {
-      hint: 'name a regular file (or a directory to copy into) as the target',
+  if (stat.exists && stat.kind !== 'file' && stat.kind !== 'block') {
+    throw new PdcError('TARGET_NOT_REGULAR', `target ${host.display(targetPath)} is ${stat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
+      hint: 'name a regular file, a block device (or a directory to copy into) as the target',
+    });
+  }
+  if (o.atomic && (srcStat.kind === 'block' || stat.kind === 'block')) {
+    const which = stat.kind === 'block' ? `target ${host.display(targetPath)}` : `source ${srcName}`;
+    throw new PdcError('USAGE', `--atomic cannot be used with a block device (${which})`, {
+      hint: 'drop --atomic: a device target is written in place (a device source needs no --atomic)',
     });
   }
   if (stat.exists && o.source.host.machineId === host.machineId && stat.dev === srcStat.dev && stat.ino === srcStat.ino) {
     throw new PdcError('SAME_FILE', `source and target are the same file (${srcName})`, { hint: 'name a different target' });
   }
-  return { path: targetPath, stat };
+  return { path: targetPath, stat, srcStat };
+}
+
+/** How a side opens its path: a block device is accepted only when it is one, checked for use unless --force-device. */
+function deviceArg(st: StatResult, o: SyncOptions): { device?: 'check' | 'force' } {
+  return st.kind === 'block' ? { device: o.forceDevice ? 'force' : 'check' } : {};
+}
+
+/**
+ * Open the target: for writing (created if missing, locked; --atomic builds a temp
+ * file), or read-only for a dry run when it exists. Returns its size as opened.
+ */
+async function openTarget(
+  o: SyncOptions,
+  path: string,
+  st: StatResult,
+  sourceMode: number,
+): Promise<{ targetSize: number; targetCreated: boolean; targetOpen: boolean }> {
+  const dst = o.target.host;
+  const device = deviceArg(st, o);
+  if (!o.dryRun) {
+    // A new target gets the source's permission bits (narrowed by the target's umask).
+    const r = await dst.open({ path, role: 'target', create: true, lock: true, atomic: !!o.atomic, mode: sourceMode, ...device });
+    reportTemp(r, dst, o.emit);
+    return { targetSize: r.size, targetCreated: r.created, targetOpen: true };
+  }
+  if (!st.exists) return { targetSize: 0, targetCreated: false, targetOpen: false };
+  const r = await dst.open({ path, role: 'target', write: false, ...device });
+  return { targetSize: r.size, targetCreated: false, targetOpen: true };
 }
 
 function basename(p: string): string {
@@ -354,14 +383,22 @@ async function commit(o: SyncOptions, size: number): Promise<void> {
  * The source did not change during the copy; in place, the target has the final size
  * (--atomic: the host checks the temp file's size on commit, before renaming).
  */
-async function checkFinalState(o: SyncOptions, g: Geometry, targetPath: string, srcMtime: number, srcName: string, dstName: string): Promise<void> {
+async function checkFinalState(
+  o: SyncOptions,
+  g: Geometry,
+  targetPath: string,
+  targetEnd: number,
+  srcMtime: number,
+  srcName: string,
+  dstName: string,
+): Promise<void> {
   const [s, t] = await Promise.all([
     o.source.host.stat(o.source.path, 'source'),
     o.atomic ? undefined : o.target.host.stat(targetPath, 'target'),
   ]);
   if (s.size !== g.size || s.mtimeMs !== srcMtime) throw sourceChanged(srcName);
-  if (t && t.size !== g.size) {
-    throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${g.size}`, {
+  if (t && t.size !== targetEnd) {
+    throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${targetEnd}`, {
       hint: 'something else is writing the target; stop it and rerun',
     });
   }

@@ -21,6 +21,8 @@ export const ERROR_CATEGORY = {
   SOURCE_IO: 'source',
   SOURCE_CHANGED: 'source',
   SOURCE_PATH_TOO_LONG: 'source',
+  /** A block device that is mounted or held exclusively (see --force-device). */
+  SOURCE_DEVICE_IN_USE: 'source',
   // target side
   TARGET_PARENT_MISSING: 'target',
   TARGET_NOT_REGULAR: 'target',
@@ -32,6 +34,9 @@ export const ERROR_CATEGORY = {
   TARGET_CHANGED: 'target',
   TARGET_LOCK_UNAVAILABLE: 'target',
   TARGET_PATH_TOO_LONG: 'target',
+  TARGET_DEVICE_IN_USE: 'target',
+  /** A block device smaller than the source: a device is never grown. */
+  TARGET_DEVICE_TOO_SMALL: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side

@@ -219,7 +219,8 @@ export class AgentHost implements FileHost {
 /** How every agent but the first opens the file: no lock, no creating, and with --atomic the very temp file the first one made. */
 function followerOpenArgs(args: OpenArgs, first: OpenResult): OpenArgs {
   const join = first.temp === undefined ? undefined : { path: first.temp, dev: first.dev, ino: first.ino };
-  return { ...args, lock: false, create: false, ...(join ? { join } : {}) };
+  const device = args.device === undefined ? {} : { device: 'checked' as const };
+  return { ...args, lock: false, create: false, ...(join ? { join } : {}), ...device };
 }
 
 function delay(ms: number): Promise<void> {

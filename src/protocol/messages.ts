@@ -33,7 +33,8 @@ export interface StatArgs {
 }
 export interface StatResult {
   exists: boolean;
-  kind: 'file' | 'dir' | 'other' | 'missing';
+  kind: 'file' | 'dir' | 'block' | 'other' | 'missing';
+  /** Bytes; for a block device, the device's size (from sysfs: stat itself says 0). */
   size: number;
   mtimeMs: number;
   dev: number;
@@ -62,6 +63,12 @@ export interface OpenArgs {
    * umask as cp and scp do. An existing target keeps its own mode.
    */
   mode?: number;
+  /**
+   * Accept a block device at path (absent: refused, as any non-regular file): 'check'
+   * refuses one in use (mounted or held exclusively), 'force' does not (--force-device),
+   * 'checked' is every agent after the first, which made the check.
+   */
+  device?: 'check' | 'force' | 'checked';
 }
 export interface OpenResult {
   size: number;

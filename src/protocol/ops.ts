@@ -178,7 +178,7 @@ export const OPS: OpTable = {
   },
   stat: {
     args: { path, role },
-    result: { exists: boolean, kind: oneOf('file', 'dir', 'other', 'missing'), ...fileIdentity, mode, symlink: boolean },
+    result: { exists: boolean, kind: oneOf('file', 'dir', 'block', 'other', 'missing'), ...fileIdentity, mode, symlink: boolean },
     payload: 'none',
   },
   open: {
@@ -191,6 +191,7 @@ export const OPS: OpTable = {
       lock: flag,
       join: optional(record({ path, dev: uint(), ino: uint() })),
       mode: optional(mode),
+      device: optional(oneOf('check', 'force', 'checked')),
     },
     result: {
       ...fileIdentity,

@@ -13,7 +13,8 @@ export function summaryText(s: SyncSummary): string {
   const verified = s.verified === 'sha256' ? 'verified (blocks + sha256)' : s.verified === 'blocks' ? 'verified' : 'not verified';
   return (
     `${s.source} -> ${s.target}: ${formatBytes(s.bytesTotal)}, ${s.blocksChanged} of ${s.blocksTotal} blocks changed ` +
-    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)}${zeroText(s)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}`
+    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)}${zeroText(s)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}` +
+    (s.bytesBeyondSource ? `; the device's last ${formatBytes(s.bytesBeyondSource)} (past the source's size) left as they were` : '')
   );
 }
 
