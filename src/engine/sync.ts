@@ -96,12 +96,15 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // mode the source side's hash lists, in whole-file mode the hashes of the bytes as
   // read and sent (so a source changed after a block was sent is not blamed on the target).
   const sourceHashes = Buffer.alloc(g.blocks * digestLen);
-  const sentHasher = o.wholeFile && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
+  // An empty target has nothing to compare: every block is sent, and hashed as sent, so the
+  // source is read once (not hashed, then read again: for a sparse image, its holes twice).
+  const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
+  const sentHasher = sendAll && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
   let bytesToSend = 0;
-  const bytesToCompare = o.wholeFile ? 0 : g.size;
+  const bytesToCompare = sendAll ? 0 : g.size;
   const progress = () =>
     emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
 
@@ -150,7 +153,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     }
   };
 
-  if (o.wholeFile) {
+  if (sendAll) {
     schedule(Array.from({ length: g.blocks }, (_, i) => i));
   } else {
     const chunks = hashChunks(g, digestLen);
@@ -471,18 +474,20 @@ function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: n
     const len = Math.min(blockSize, run.length - start);
     while (z < zeros.length && zeros[z]!.offset + zeros[z]!.length <= start) z++;
     const zero = z < zeros.length && zeros[z]!.offset <= start;
-    const digest = zero ? hasher(zeroBlock(len)) : hasher(data.subarray(at, at + len));
+    const digest = zero ? zeroDigest(hasher, len) : hasher(data.subarray(at, at + len));
     if (!zero) at += len;
     out.set(digest, (run.first + k) * digestLen);
   }
 }
 
-/** An all-zero block of `len` bytes (the few lengths a run uses, allocated once each). */
-const zeroBlocks = new Map<number, Buffer>();
-function zeroBlock(len: number): Buffer {
-  let b = zeroBlocks.get(len);
-  if (!b) zeroBlocks.set(len, (b = Buffer.alloc(len)));
-  return b;
+/** The digest of an all-zero block of `len` bytes, computed once per hasher and length (a run uses at most two lengths). */
+const zeroDigests = new WeakMap<BlockHasher, Map<number, Uint8Array>>();
+function zeroDigest(hasher: BlockHasher, len: number): Uint8Array {
+  let byLen = zeroDigests.get(hasher);
+  if (!byLen) zeroDigests.set(hasher, (byLen = new Map()));
+  let d = byLen.get(len);
+  if (!d) byLen.set(len, (d = Uint8Array.from(hasher(Buffer.alloc(len)))));
+  return d;
 }
 
 function sourceChanged(srcName: string): PdcError {
