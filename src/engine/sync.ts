@@ -183,29 +183,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   changed.sort((a, b) => a - b);
   progress();
 
-  let verified: SyncSummary['verified'] = 'none';
-  if (!o.dryRun) {
-    emit({ type: 'phase', phase: 'finishing' });
-    // A device is never resized: past the source's size it is left as it was.
-    if (targetSize !== g.size && !targetDevice) await dst.truncate(g.size);
-    await dst.fsync();
-    emit({ type: 'phase', phase: 'verifying' });
-    await verifyWrittenBlocks(o, g, changed, sourceHashes, digestLen, srcName, dstName);
-    verified = 'blocks';
-    if (o.verify) {
-      emit({ type: 'phase', phase: 'digesting' });
-      const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
-      if (!a.equals(b)) {
-        throw new PdcError('VERIFY_FAILED', `${dstName} does not match ${srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
-          hint: 'rerun to repair; if it persists, check the target disk and memory',
-        });
-      }
-      verified = 'sha256';
-    }
-    await checkFinalState(o, g, targetPath, targetDevice ? targetSize : g.size, srcOpen.mtimeMs, srcName, dstName);
-    abort();
-    await commit(o, g.size);
-  }
+  const verified = o.dryRun
+    ? 'none'
+    : await finishTarget(o, { g, changed, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -234,6 +214,52 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   emit({ type: 'phase', phase: 'done' });
   emit({ type: 'done', summary });
   return summary;
+}
+
+interface Finish {
+  g: Geometry;
+  changed: number[];
+  sourceHashes: Buffer;
+  digestLen: number;
+  srcName: string;
+  dstName: string;
+  targetPath: string;
+  /** The target's size when opened (a device's size: it is never resized). */
+  targetSize: number;
+  targetDevice: boolean;
+  srcMtime: number;
+}
+
+/**
+ * After the last write: size the target (a device never), fsync, verify every written
+ * block (and with --verify the whole-file digests), check the source did not change,
+ * then commit. Returns what was verified.
+ */
+async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['verified']> {
+  const { g } = f;
+  const { emit } = o;
+  const src = o.source.host;
+  const dst = o.target.host;
+  emit({ type: 'phase', phase: 'finishing' });
+  if (f.targetSize !== g.size && !f.targetDevice) await dst.truncate(g.size);
+  await dst.fsync();
+  emit({ type: 'phase', phase: 'verifying' });
+  await verifyWrittenBlocks(o, g, f.changed, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  let verified: SyncSummary['verified'] = 'blocks';
+  if (o.verify) {
+    emit({ type: 'phase', phase: 'digesting' });
+    const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
+    if (!a.equals(b)) {
+      throw new PdcError('VERIFY_FAILED', `${f.dstName} does not match ${f.srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
+        hint: 'rerun to repair; if it persists, check the target disk and memory',
+      });
+    }
+    verified = 'sha256';
+  }
+  await checkFinalState(o, g, f.targetPath, f.targetDevice ? f.targetSize : g.size, f.srcMtime, f.srcName, f.dstName);
+  if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+  await commit(o, g.size);
+  return verified;
 }
 
 /** The target as given, or the source's name inside it when it is a directory (as cp does). */
