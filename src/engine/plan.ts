@@ -146,6 +146,18 @@ export function spaceNeeded(q: SpaceQuestion): number {
   return Math.max(0, q.sourceSize - q.targetSize);
 }
 
+/** Zeros are looked for in units of at least this many bytes: a page, the granularity of a hole. */
+export const MIN_ZERO_UNIT = 4096;
+
+/**
+ * The unit a read checks for zeros: whole blocks (so every zero run is block-aligned and
+ * a block is either all in one or not at all), as many as make a page at least (tiny
+ * blocks would otherwise cost one comparison per byte).
+ */
+export function zeroUnit(blockSize: number): number {
+  return blockSize * Math.max(1, Math.ceil(MIN_ZERO_UNIT / blockSize));
+}
+
 /** How one part of a transfer run reaches the target. */
 export type RunPiece =
   /** Bytes sent as data; `at` is where they start among the run's data bytes (zero runs left out). */

@@ -16,6 +16,7 @@ import {
   hashRequestBlocks,
   runPieces,
   similarity,
+  zeroUnit,
   spaceNeeded,
   spanOf,
   transferRunBytes,
@@ -462,7 +463,7 @@ async function sendRun(
   srcName: string,
   sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
 ): Promise<Moved> {
-  const chunk = await src.read(run.offset, run.length, blockSize);
+  const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
   try {
     const zeros = chunk.zeros ?? [];
     if (chunk.length + zeroBytesOf(zeros) !== run.length) {

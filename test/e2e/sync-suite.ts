@@ -387,6 +387,19 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(allocatedBytes(dst)).toBeLessThanOrEqual(SPARSE + 8 * K);
     });
 
+    it('tiny blocks: zeros are found in whole blocks of a page or more, and verify', async () => {
+      for (const wholeFile of [false, true]) {
+        const { src, dst } = fresh(`sparse-tiny-${wholeFile}`);
+        writeSparseFile(src, 100 * K + 3, [[20_000, 10_000]], 34);
+        const { summary } = await sync(src, dst, { blockSize: 7, wholeFile, hashMethod: 'sha1' });
+        expectSameBytes(dst, src);
+        expect(summary.bytesSent + summary.bytesZero).toBe(100 * K + 3);
+        // The data plus at most one zero unit (4102 bytes for 7-byte blocks) on each side of it.
+        expect(summary.bytesSent).toBeLessThanOrEqual(10_000 + 2 * 4102);
+        expect(summary.blocksZero * 7).toBeGreaterThanOrEqual(summary.bytesZero);
+      }
+    });
+
     it('a sparse target that already matches: nothing moves, its holes stay', async () => {
       const { src, dst } = fresh('sparse-same');
       sparseSource(src);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPieces } from '../../src/engine/plan.js';
+import { runPieces, zeroUnit } from '../../src/engine/plan.js';
 import { dataOutside, findZeroRuns, flattenRuns, isAllZero, MAX_ZERO_RUNS, unflattenRuns, zeroBuffers } from '../../src/fileops/zero-runs.js';
 
 /** A buffer from a pattern: '0' is a unit of zeros, 'x' a unit of data (0xab bytes, the last one non-zero). */
@@ -93,5 +93,19 @@ describe('runPieces', () => {
     ],
   ])('%s', (_name, offset, length, zeros, holesFrom, pieces) => {
     expect(runPieces(offset as number, length as number, zeros as never, holesFrom as number)).toEqual(pieces);
+  });
+});
+
+describe('zeroUnit', () => {
+  it.each([
+    [1, 4096],
+    [7, 4102],
+    [512, 4096],
+    [4096, 4096],
+    [5000, 5000],
+    [1 << 20, 1 << 20],
+  ])('block size %d -> %d (whole blocks, a page at least)', (bs, unit) => {
+    expect(zeroUnit(bs)).toBe(unit);
+    expect(zeroUnit(bs) % bs).toBe(0);
   });
 });
