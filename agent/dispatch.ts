@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { FileService } from '../src/fileops/file-service.js';
+import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
@@ -41,11 +42,15 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     space: (a) => files.space(a.path),
     hash: async (a) => new WithPayload({}, await files.hash(a, a.method)),
     read: async (a) => {
-      const chunk = await files.read(a.offset, a.length);
-      return new WithPayload({}, chunk.buffers, chunk.release);
+      const chunk = await files.read(a.offset, a.length, a.zeroUnit);
+      return new WithPayload(chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {}, chunk.buffers, chunk.release);
     },
     write: async (a, payload) => {
       await files.write(a.offset, payload ?? []);
+      return {};
+    },
+    zero: async (a) => {
+      await files.zero(a.offset, a.length);
       return {};
     },
     truncate: async (a) => {

@@ -99,6 +99,12 @@ const DECLARED = [
     group: 'copy',
   },
   {
+    long: 'force-device',
+    kind: 'flag',
+    description: 'read or write a block device even when it is in use (mounted or held exclusively): it may be inconsistent or corrupt what uses it',
+    group: 'copy',
+  },
+  {
     long: 'timeout',
     kind: 'value',
     value: 'SECONDS',

@@ -36,6 +36,8 @@ export interface RunConfig {
   dryRun: boolean;
   verify: boolean;
   atomic: boolean;
+  /** --force-device: a block device in use is read or written anyway. */
+  forceDevice: boolean;
   concurrency: number;
   /** Default 0; each -v adds one, each -q takes one. */
   verbosity: number;
@@ -180,6 +182,7 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
     dryRun: !!f.dryRun,
     verify: !!f.verify,
     atomic: !!f.atomic,
+    forceDevice: !!f.forceDevice,
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
     json: !!f.json,

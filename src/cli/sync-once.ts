@@ -28,6 +28,7 @@ export async function syncOnce(
       dryRun: cfg.dryRun,
       verify: cfg.verify,
       atomic: cfg.atomic,
+      forceDevice: cfg.forceDevice,
       concurrency: cfg.concurrency,
       signal,
       emit,

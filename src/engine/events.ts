@@ -25,6 +25,16 @@ export interface SyncSummary {
   /** "blocks": every written block re-read after fsync and matched; "sha256": also whole-file digests matched. */
   verified: 'none' | 'blocks' | 'sha256';
   targetCreated: boolean;
+  /** Changed blocks that were all zeros: sent as zero runs (no bytes on the wire), not counted in bytesSent. */
+  blocksZero: number;
+  /** Bytes of those blocks (dry run: 0, nothing is read). */
+  bytesZero: number;
+  /** Of bytesZero, those past the target's old end: not written, left as holes. */
+  bytesHoles: number;
+  /** The target is a block device (written in place up to the source's size, never resized). */
+  targetDevice: boolean;
+  /** A device target larger than the source: its bytes past the source's size, left as they were. */
+  bytesBeyondSource: number;
 }
 
 export type SyncEvent =

@@ -4,6 +4,7 @@
  * Request sizes come from the op table's caps (protocol/ops.ts), the same ones the
  * agent enforces, so every planned request is one the agent accepts.
  */
+import type { ZeroRun } from '../fileops/zero-runs.js';
 import { MAX_READ_BYTES, maxHashBlocks } from '../protocol/ops.js';
 
 export interface Geometry {
@@ -143,4 +144,53 @@ export function spaceNeeded(q: SpaceQuestion): number {
   if (q.dryRun) return 0;
   if (q.atomic) return q.sourceSize;
   return Math.max(0, q.sourceSize - q.targetSize);
+}
+
+/** Zeros are looked for in units of at least this many bytes: a page, the granularity of a hole. */
+export const MIN_ZERO_UNIT = 4096;
+
+/**
+ * The unit a read checks for zeros: whole blocks (so every zero run is block-aligned and
+ * a block is either all in one or not at all), as many as make a page at least (tiny
+ * blocks would otherwise cost one comparison per byte).
+ */
+export function zeroUnit(blockSize: number): number {
+  return blockSize * Math.max(1, Math.ceil(MIN_ZERO_UNIT / blockSize));
+}
+
+/** How one part of a transfer run reaches the target. */
+export type RunPiece =
+  /** Bytes sent as data; `at` is where they start among the run's data bytes (zero runs left out). */
+  | { kind: 'data'; offset: number; length: number; at: number }
+  /** A zero run inside the target's old extent: written as zeros (no bytes on the wire). */
+  | { kind: 'zero'; offset: number; length: number }
+  /** A zero run at or past the target's old end: not written, so it stays (or becomes) a hole. */
+  | { kind: 'hole'; offset: number; length: number };
+
+/**
+ * Cut a run read at `offset` (`length` bytes, whose all-zero stretches are `zeros`,
+ * relative and sorted) into pieces: data between the zero runs, and each zero run
+ * split at `holesFrom` (the target's size before this run wrote anything; Infinity
+ * for a device, which has no holes): zeros below it are written, zeros from it on
+ * are left unwritten and read back as zeros once the file is extended to its size.
+ */
+export function runPieces(offset: number, length: number, zeros: readonly ZeroRun[], holesFrom: number): RunPiece[] {
+  const out: RunPiece[] = [];
+  let at = 0; // data bytes so far
+  let pos = 0; // relative position in the run
+  const data = (end: number) => {
+    if (end > pos) out.push({ kind: 'data', offset: offset + pos, length: end - pos, at });
+    at += Math.max(0, end - pos);
+  };
+  for (const z of zeros) {
+    data(z.offset);
+    const start = offset + z.offset;
+    const end = start + z.length;
+    const split = Math.min(end, Math.max(start, holesFrom));
+    if (split > start) out.push({ kind: 'zero', offset: start, length: split - start });
+    if (end > split) out.push({ kind: 'hole', offset: split, length: end - split });
+    pos = z.offset + z.length;
+  }
+  data(length);
+  return out;
 }

@@ -14,12 +14,16 @@ import {
   geometry,
   hashChunks,
   hashRequestBlocks,
+  runPieces,
   similarity,
+  zeroUnit,
   spaceNeeded,
   spanOf,
   transferRunBytes,
 } from './plan.js';
 import { ensureSpace } from './space.js';
+import { deviceTooSmall } from '../fileops/block-device.js';
+import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -37,6 +41,8 @@ export interface SyncOptions {
   verify: boolean;
   /** Build the new version in a temp file beside the target and rename it into place at the end. */
   atomic?: boolean;
+  /** Read or write a block device even when it is in use (mounted or held exclusively). */
+  forceDevice?: boolean;
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -61,28 +67,17 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   };
 
   emit({ type: 'phase', phase: 'syncing' });
-  const { path: targetPath, stat: targetStat } = await resolveTarget(o);
+  const { path: targetPath, stat: targetStat, srcStat } = await resolveTarget(o);
   const srcName = src.display(source.path);
   const dstName = dst.display(targetPath);
   checkHashMethod(o.hashMethod, src, dst);
 
-  const srcOpen = await src.open({ path: source.path, role: 'source' });
+  const srcOpen = await src.open({ path: source.path, role: 'source', ...deviceArg(srcStat, o) });
+  const targetDevice = targetStat.kind === 'block';
+  if (targetDevice && targetStat.size < srcOpen.size) throw deviceTooSmall(dstName, targetStat.size, srcOpen.size);
   const needed = spaceNeeded({ sourceSize: srcOpen.size, targetSize: targetStat.exists ? targetStat.size : 0, atomic: !!o.atomic, dryRun: o.dryRun });
   await ensureSpace(dst, targetPath, needed, emit);
-  let targetSize = targetStat.exists ? targetStat.size : 0;
-  let targetCreated = false;
-  let targetOpen = false;
-  if (!o.dryRun) {
-    // A new target gets the source's permission bits (narrowed by the target's umask).
-    const r = await dst.open({ path: targetPath, role: 'target', create: true, lock: true, atomic: !!o.atomic, mode: srcOpen.mode });
-    targetSize = r.size;
-    targetCreated = r.created;
-    targetOpen = true;
-    reportTemp(r, dst, emit);
-  } else if (targetStat.exists) {
-    await dst.open({ path: targetPath, role: 'target', write: false });
-    targetOpen = true;
-  }
+  const { targetSize, targetCreated, targetOpen } = await openTarget(o, targetPath, targetStat, srcOpen.mode);
 
   const g = geometry(srcOpen.size, o.blockSize);
   const digestLen = await digestLength(o.hashMethod);
@@ -102,12 +97,15 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // mode the source side's hash lists, in whole-file mode the hashes of the bytes as
   // read and sent (so a source changed after a block was sent is not blamed on the target).
   const sourceHashes = Buffer.alloc(g.blocks * digestLen);
-  const sentHasher = o.wholeFile && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
+  // An empty target has nothing to compare: every block is sent, and hashed as sent, so the
+  // source is read once (not hashed, then read again: for a sparse image, its holes twice).
+  const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
+  const sentHasher = sendAll && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
   let bytesToSend = 0;
-  const bytesToCompare = o.wholeFile ? 0 : g.size;
+  const bytesToCompare = sendAll ? 0 : g.size;
   const progress = () =>
     emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
 
@@ -132,22 +130,16 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const transferFailed = new Promise<never>((_, reject) => (failTransfers = reject));
   transferFailed.catch(() => undefined);
 
+  // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
+  const holesFrom = targetDevice ? Infinity : targetSize;
+  const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
-      const chunk = await src.read(run.offset, run.length);
-      try {
-        if (chunk.length !== run.length) {
-          throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
-            hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-          });
-        }
-        if (sentHasher) hashRun(chunk.buffers, run, g.blockSize, sentHasher, sourceHashes, digestLen);
-        await dst.write(run.offset, chunk.buffers);
-      } finally {
-        chunk.release();
-      }
-      bytesSent += run.length;
+      const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
+      const m = await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
+      addMoved(moved, m);
+      bytesSent += m.data;
       progress();
     });
 
@@ -162,7 +154,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     }
   };
 
-  if (o.wholeFile) {
+  if (sendAll) {
     schedule(Array.from({ length: g.blocks }, (_, i) => i));
   } else {
     const chunks = hashChunks(g, digestLen);
@@ -192,28 +184,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   changed.sort((a, b) => a - b);
   progress();
 
-  let verified: SyncSummary['verified'] = 'none';
-  if (!o.dryRun) {
-    emit({ type: 'phase', phase: 'finishing' });
-    if (targetSize !== g.size) await dst.truncate(g.size);
-    await dst.fsync();
-    emit({ type: 'phase', phase: 'verifying' });
-    await verifyWrittenBlocks(o, g, changed, sourceHashes, digestLen, srcName, dstName);
-    verified = 'blocks';
-    if (o.verify) {
-      emit({ type: 'phase', phase: 'digesting' });
-      const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
-      if (!a.equals(b)) {
-        throw new PdcError('VERIFY_FAILED', `${dstName} does not match ${srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
-          hint: 'rerun to repair; if it persists, check the target disk and memory',
-        });
-      }
-      verified = 'sha256';
-    }
-    await checkFinalState(o, g, targetPath, srcOpen.mtimeMs, srcName, dstName);
-    abort();
-    await commit(o, g.size);
-  }
+  const verified = o.dryRun
+    ? 'none'
+    : await finishTarget(o, { g, changed, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -233,23 +206,74 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     throughput: seconds > 0 ? Math.round(g.size / seconds) : 0,
     verified,
     targetCreated,
+    blocksZero: moved.zeroBlocks,
+    bytesZero: moved.zero + moved.hole,
+    bytesHoles: moved.hole,
+    targetDevice,
+    bytesBeyondSource: targetDevice ? Math.max(0, targetSize - g.size) : 0,
   };
   emit({ type: 'phase', phase: 'done' });
   emit({ type: 'done', summary });
   return summary;
 }
 
+interface Finish {
+  g: Geometry;
+  changed: number[];
+  sourceHashes: Buffer;
+  digestLen: number;
+  srcName: string;
+  dstName: string;
+  targetPath: string;
+  /** The target's size when opened (a device's size: it is never resized). */
+  targetSize: number;
+  targetDevice: boolean;
+  srcMtime: number;
+}
+
+/**
+ * After the last write: size the target (a device never), fsync, verify every written
+ * block (and with --verify the whole-file digests), check the source did not change,
+ * then commit. Returns what was verified.
+ */
+async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['verified']> {
+  const { g } = f;
+  const { emit } = o;
+  const src = o.source.host;
+  const dst = o.target.host;
+  emit({ type: 'phase', phase: 'finishing' });
+  if (f.targetSize !== g.size && !f.targetDevice) await dst.truncate(g.size);
+  await dst.fsync();
+  emit({ type: 'phase', phase: 'verifying' });
+  await verifyWrittenBlocks(o, g, f.changed, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  let verified: SyncSummary['verified'] = 'blocks';
+  if (o.verify) {
+    emit({ type: 'phase', phase: 'digesting' });
+    const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
+    if (!a.equals(b)) {
+      throw new PdcError('VERIFY_FAILED', `${f.dstName} does not match ${f.srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
+        hint: 'rerun to repair; if it persists, check the target disk and memory',
+      });
+    }
+    verified = 'sha256';
+  }
+  await checkFinalState(o, g, f.targetPath, f.targetDevice ? f.targetSize : g.size, f.srcMtime, f.srcName, f.dstName);
+  if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+  await commit(o, g.size);
+  return verified;
+}
+
 /** The target as given, or the source's name inside it when it is a directory (as cp does). */
-async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: StatResult }> {
+async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: StatResult; srcStat: StatResult }> {
   const { host, path } = o.target;
   const srcStat = await o.source.host.stat(o.source.path, 'source');
   const srcName = o.source.host.display(o.source.path);
   if (!srcStat.exists) {
     throw new PdcError('SOURCE_NOT_FOUND', `source ${srcName} does not exist`, { hint: 'check the path' });
   }
-  if (srcStat.kind !== 'file') {
-    throw new PdcError('SOURCE_NOT_REGULAR', `source ${srcName} is ${srcStat.kind === 'dir' ? 'a directory' : 'not a regular file'}`, {
-      hint: 'pdiffcopy copies one regular file; name a file as the source',
+  if (srcStat.kind !== 'file' && srcStat.kind !== 'block') {
+    throw new PdcError('SOURCE_NOT_REGULAR', `source ${srcName} is ${srcStat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
+      hint: 'pdiffcopy copies one regular file or block device; name one as the source',
     });
   }
   let targetPath = path;
@@ -258,15 +282,49 @@ async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: Stat
     targetPath = host.join(path, basename(o.source.path));
     stat = await host.stat(targetPath, 'target');
   }
-  if (stat.exists && stat.kind !== 'file') {
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${host.display(targetPath)} is ${stat.kind === 'dir' ? 'a directory' : 'not a regular file'}`, {
-      hint: 'name a regular file (or a directory to copy into) as the target',
+  if (stat.exists && stat.kind !== 'file' && stat.kind !== 'block') {
+    throw new PdcError('TARGET_NOT_REGULAR', `target ${host.display(targetPath)} is ${stat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
+      hint: 'name a regular file, a block device (or a directory to copy into) as the target',
+    });
+  }
+  if (o.atomic && (srcStat.kind === 'block' || stat.kind === 'block')) {
+    const which = stat.kind === 'block' ? `target ${host.display(targetPath)}` : `source ${srcName}`;
+    throw new PdcError('USAGE', `--atomic cannot be used with a block device (${which})`, {
+      hint: 'drop --atomic: a device target is written in place (a device source needs no --atomic)',
     });
   }
   if (stat.exists && o.source.host.machineId === host.machineId && stat.dev === srcStat.dev && stat.ino === srcStat.ino) {
     throw new PdcError('SAME_FILE', `source and target are the same file (${srcName})`, { hint: 'name a different target' });
   }
-  return { path: targetPath, stat };
+  return { path: targetPath, stat, srcStat };
+}
+
+/** How a side opens its path: a block device is accepted only when it is one, checked for use unless --force-device. */
+function deviceArg(st: StatResult, o: SyncOptions): { device?: 'check' | 'force' } {
+  return st.kind === 'block' ? { device: o.forceDevice ? 'force' : 'check' } : {};
+}
+
+/**
+ * Open the target: for writing (created if missing, locked; --atomic builds a temp
+ * file), or read-only for a dry run when it exists. Returns its size as opened.
+ */
+async function openTarget(
+  o: SyncOptions,
+  path: string,
+  st: StatResult,
+  sourceMode: number,
+): Promise<{ targetSize: number; targetCreated: boolean; targetOpen: boolean }> {
+  const dst = o.target.host;
+  const device = deviceArg(st, o);
+  if (!o.dryRun) {
+    // A new target gets the source's permission bits (narrowed by the target's umask).
+    const r = await dst.open({ path, role: 'target', create: true, lock: true, atomic: !!o.atomic, mode: sourceMode, ...device });
+    reportTemp(r, dst, o.emit);
+    return { targetSize: r.size, targetCreated: r.created, targetOpen: true };
+  }
+  if (!st.exists) return { targetSize: 0, targetCreated: false, targetOpen: false };
+  const r = await dst.open({ path, role: 'target', write: false, ...device });
+  return { targetSize: r.size, targetCreated: false, targetOpen: true };
 }
 
 function basename(p: string): string {
@@ -355,26 +413,108 @@ async function commit(o: SyncOptions, size: number): Promise<void> {
  * The source did not change during the copy; in place, the target has the final size
  * (--atomic: the host checks the temp file's size on commit, before renaming).
  */
-async function checkFinalState(o: SyncOptions, g: Geometry, targetPath: string, srcMtime: number, srcName: string, dstName: string): Promise<void> {
+async function checkFinalState(
+  o: SyncOptions,
+  g: Geometry,
+  targetPath: string,
+  targetEnd: number,
+  srcMtime: number,
+  srcName: string,
+  dstName: string,
+): Promise<void> {
   const [s, t] = await Promise.all([
     o.source.host.stat(o.source.path, 'source'),
     o.atomic ? undefined : o.target.host.stat(targetPath, 'target'),
   ]);
   if (s.size !== g.size || s.mtimeMs !== srcMtime) throw sourceChanged(srcName);
-  if (t && t.size !== g.size) {
-    throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${g.size}`, {
+  if (t && t.size !== targetEnd) {
+    throw new PdcError('VERIFY_FAILED', `${dstName} ended with ${t.size} bytes instead of ${targetEnd}`, {
       hint: 'something else is writing the target; stop it and rerun',
     });
   }
 }
 
-/** Hash each block of a run from its bytes as read (a block may span two buffers) into `out`. */
-function hashRun(buffers: Buffer[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
-  const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+/** What moving runs cost: data bytes sent, zero runs written as zeros, zero runs left as holes. */
+interface Moved {
+  data: number;
+  zero: number;
+  hole: number;
+  zeroBlocks: number;
+}
+
+function addMoved(to: Moved, m: Moved): void {
+  to.data += m.data;
+  to.zero += m.zero;
+  to.hole += m.hole;
+  to.zeroBlocks += m.zeroBlocks;
+}
+
+/**
+ * Move one run: read it on the source with its all-zero blocks reported as zero runs,
+ * send the data between them, write zero runs inside the target's old extent as zeros,
+ * and leave those from `holesFrom` on unwritten (holes).
+ */
+async function sendRun(
+  src: FileHost,
+  dst: FileHost,
+  run: Run,
+  blockSize: number,
+  holesFrom: number,
+  srcName: string,
+  sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
+): Promise<Moved> {
+  const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
+  try {
+    const zeros = chunk.zeros ?? [];
+    if (chunk.length + zeroBytesOf(zeros) !== run.length) {
+      throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
+        hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
+      });
+    }
+    const data = chunk.buffers.length === 1 ? chunk.buffers[0]! : Buffer.concat(chunk.buffers);
+    if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
+    const moved: Moved = { data: chunk.length, zero: 0, hole: 0, zeroBlocks: 0 };
+    for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
+    const pieces = runPieces(run.offset, run.length, zeros, holesFrom);
+    await Promise.all(
+      pieces.map((p) => {
+        if (p.kind === 'hole') return (moved.hole += p.length), undefined;
+        if (p.kind === 'zero') return (moved.zero += p.length), dst.zero(p.offset, p.length);
+        return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
+      }),
+    );
+    return moved;
+  } finally {
+    chunk.release();
+  }
+}
+
+/**
+ * Hash each block of a run from its bytes as read into `out`: `data` holds the bytes
+ * outside the zero runs (which are block-aligned: the source found them block by block).
+ */
+function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
+  let at = 0;
+  let z = 0;
   for (let k = 0; k < run.count; k++) {
-    const digest = hasher(bytes.subarray(k * blockSize, Math.min((k + 1) * blockSize, bytes.length)));
+    const start = k * blockSize;
+    const len = Math.min(blockSize, run.length - start);
+    while (z < zeros.length && zeros[z]!.offset + zeros[z]!.length <= start) z++;
+    const zero = z < zeros.length && zeros[z]!.offset <= start;
+    const digest = zero ? zeroDigest(hasher, len) : hasher(data.subarray(at, at + len));
+    if (!zero) at += len;
     out.set(digest, (run.first + k) * digestLen);
   }
+}
+
+/** The digest of an all-zero block of `len` bytes, computed once per hasher and length (a run uses at most two lengths). */
+const zeroDigests = new WeakMap<BlockHasher, Map<number, Uint8Array>>();
+function zeroDigest(hasher: BlockHasher, len: number): Uint8Array {
+  let byLen = zeroDigests.get(hasher);
+  if (!byLen) zeroDigests.set(hasher, (byLen = new Map()));
+  let d = byLen.get(len);
+  if (!d) byLen.set(len, (d = Uint8Array.from(hasher(Buffer.alloc(len)))));
+  return d;
 }
 
 function sourceChanged(srcName: string): PdcError {

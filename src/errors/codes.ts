@@ -21,6 +21,8 @@ export const ERROR_CATEGORY = {
   SOURCE_IO: 'source',
   SOURCE_CHANGED: 'source',
   SOURCE_PATH_TOO_LONG: 'source',
+  /** A block device that is mounted or held exclusively (see --force-device). */
+  SOURCE_DEVICE_IN_USE: 'source',
   // target side
   TARGET_PARENT_MISSING: 'target',
   TARGET_NOT_REGULAR: 'target',
@@ -32,6 +34,9 @@ export const ERROR_CATEGORY = {
   TARGET_CHANGED: 'target',
   TARGET_LOCK_UNAVAILABLE: 'target',
   TARGET_PATH_TOO_LONG: 'target',
+  TARGET_DEVICE_IN_USE: 'target',
+  /** A block device smaller than the source: a device is never grown. */
+  TARGET_DEVICE_TOO_SMALL: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side
@@ -94,12 +99,12 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [1, 'internal error (a bug: please report it with -vv output)'],
   [
     2,
-    'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; Node.js older than 20 on this host',
+    'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; --atomic with a block device; Node.js older than 20 on this host',
   ],
-  [3, 'source error: missing, unreadable, path too long, not a regular file (or a /proc, /sys file), or changed during the copy'],
+  [3, 'source error: missing, unreadable, path too long, not a regular file or block device (or a /proc, /sys file), a device in use, or changed during the copy'],
   [
     4,
-    'target error: permission, missing parent that cannot be created, path too long, no space, locked by another run (or no private lock directory), not a regular file, changed by someone else during the run',
+    'target error: permission, missing parent that cannot be created, path too long, no space, locked by another run (or no private lock directory), not a regular file or block device, a device in use or smaller than the source, changed by someone else during the run',
   ],
   [5, 'verification failed: the target does not match the source'],
   [

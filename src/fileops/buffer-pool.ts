@@ -1,3 +1,5 @@
+import type { ZeroRun } from './zero-runs.js';
+
 /**
  * Reusable I/O buffers. On these VMs a fresh multi-MiB allocation costs page
  * faults (about 150-250 MB/s, slower than the network), so block data moves
@@ -25,15 +27,21 @@ export class BufferPool {
   }
 }
 
-/** Bytes read from a file: views into a pooled buffer (or a stream's chunks) and how to give them back. */
+/**
+ * Bytes read from a file: views into a pooled buffer (or a stream's chunks) and how to give them back.
+ * With `zeros`, the all-zero stretches of what was read are listed there (offsets relative to the
+ * read) and left out of `buffers`, which then hold only the bytes between them.
+ */
 export interface Chunk {
   buffers: Buffer[];
+  /** Bytes in buffers (the data; zero runs not counted). */
   length: number;
+  zeros?: ZeroRun[];
   release(): void;
 }
 
-export function chunkOf(buffers: Buffer[], release: () => void = () => undefined): Chunk {
+export function chunkOf(buffers: Buffer[], release: () => void = () => undefined, zeros?: ZeroRun[]): Chunk {
   let length = 0;
   for (const b of buffers) length += b.length;
-  return { buffers, length, release };
+  return zeros && zeros.length > 0 ? { buffers, length, zeros, release } : { buffers, length, release };
 }

@@ -9,11 +9,13 @@ import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
 import type { CommitResult, OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
-import { type AtomicTarget, commitTemp, joinTemp, openAtomicTarget, removeStaleTemps } from './atomic.js';
+import { type AtomicTarget, commitTemp, joinTemp, openAtomicTarget, removeStaleTemps, resolveOnce } from './atomic.js';
+import { blockDeviceSize, deviceInUse, deviceInUseError } from './block-device.js';
 import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
+import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 
 /** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
@@ -52,6 +54,8 @@ export class FileService {
   private readonly scratch: Buffer[] = [];
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
+  /** The open file is a block device (written in place, never truncated). */
+  private device = false;
 
   async stat(givenPath: string, role: Role): Promise<StatResult> {
     let symlink = false;
@@ -60,10 +64,12 @@ export class FileService {
     try {
       symlink = (await fsp.lstat(path)).isSymbolicLink();
       const st = await fsp.stat(path);
+      const block = st.isBlockDevice();
       return {
         exists: true,
-        kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other',
-        size: st.size,
+        kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : block ? 'block' : 'other',
+        // stat says 0 for a device: its size comes from sysfs.
+        size: block ? blockDeviceSize(path, st.rdev) : st.size,
         mtimeMs: st.mtimeMs,
         dev: st.dev,
         ino: st.ino,
@@ -123,6 +129,8 @@ export class FileService {
     this.path = args.path;
     this.role = args.role;
     const st = await this.stat(args.path, args.role);
+    // A block device only where the caller asked for one (args.device): everything else stays refused.
+    if (st.exists && st.kind === 'block' && args.device) return this.openDevice(args, write);
     if (st.exists && st.kind !== 'file') {
       throw new PdcError(
         args.role === 'source' ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR',
@@ -167,6 +175,46 @@ export class FileService {
     return { size: fst.size, mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, mode: fst.mode & PERMISSION_BITS, created, ...extra };
   }
 
+  /**
+   * A block device, written in place (never created, truncated or replaced): a symlink to
+   * it is followed once, as for a file (root's or ours only), then opened with O_NOFOLLOW
+   * and checked to be a block device. One in use is refused unless forced; the agents
+   * after the first skip that check ('checked'), the first one made it.
+   */
+  private async openDevice(args: OpenArgs, write: boolean): Promise<OpenResult> {
+    const role = args.role;
+    if (args.atomic) {
+      throw new PdcError('USAGE', `--atomic cannot be used with block device ${args.path}: a device is not replaced by renaming`, {
+        hint: 'drop --atomic: a device is written in place',
+      });
+    }
+    try {
+      const real = write ? await resolveOnce(args.path) : args.path;
+      if (write && args.lock) {
+        const lock = new TargetLock(args.path);
+        lock.acquire(args.path);
+        this.lock = lock;
+      }
+      const fh = await fsp.open(real, (write ? fsConstants.O_RDWR : fsConstants.O_RDONLY) | (write ? fsConstants.O_NOFOLLOW : 0));
+      this.fh = fh;
+      const fst = await fh.stat();
+      if (!fst.isBlockDevice()) {
+        throw new PdcError(role === 'source' ? 'SOURCE_CHANGED' : 'TARGET_CHANGED', `${role} ${args.path} changed under this run (it is no longer a block device)`, {
+          hint: 'check who else renames files there, then rerun',
+        });
+      }
+      if (args.device === 'check') {
+        const why = await deviceInUse(real, fst.rdev);
+        if (why !== undefined) throw deviceInUseError(args.path, role, why);
+      }
+      this.device = true;
+      return { size: blockDeviceSize(real, fst.rdev), mtimeMs: fst.mtimeMs, dev: fst.dev, ino: fst.ino, mode: fst.mode & PERMISSION_BITS, created: false };
+    } catch (e) {
+      await this.close();
+      throw fromErrno(e, role, args.path);
+    }
+  }
+
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     const fh = this.handle();
     // One scratch buffer per concurrent hash request, reused across requests.
@@ -180,12 +228,20 @@ export class FileService {
     }
   }
 
-  /** Read into a pooled buffer; the caller releases the chunk when done with it. */
-  async read(offset: number, length: number): Promise<Chunk> {
+  /**
+   * Read into a pooled buffer; the caller releases the chunk when done with it.
+   * With zeroUnit, the all-zero units (of that many bytes from `offset`) are reported
+   * as zero runs and left out of the chunk's buffers.
+   */
+  async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
     const buf = this.pool.acquire(length);
     try {
       const got = await readFully(this.handle(), buf, length, offset);
-      return chunkOf([buf.subarray(0, got)], () => this.pool.release(buf));
+      const release = () => this.pool.release(buf);
+      const data = buf.subarray(0, got);
+      if (!zeroUnit) return chunkOf([data], release);
+      const zeros = findZeroRuns(data, zeroUnit);
+      return chunkOf(dataOutside(data, zeros), release, zeros);
     } catch (e) {
       this.pool.release(buf);
       throw this.translate(e);
@@ -208,7 +264,13 @@ export class FileService {
     }
   }
 
+  /** Write `length` zero bytes at offset (a zero run inside the target's old extent). */
+  async zero(offset: number, length: number): Promise<void> {
+    await this.write(offset, zeroBuffers(length));
+  }
+
   async truncate(size: number): Promise<void> {
+    if (this.device) throw new PdcError('PROTOCOL_ERROR', `${this.path} is a block device: it is never truncated`);
     try {
       await this.handle().truncate(size);
     } catch (e) {
@@ -281,6 +343,7 @@ export class FileService {
     if (fh) await fh.close().catch(() => undefined);
     this.tempPath = undefined;
     this.atomic = undefined;
+    this.device = false;
     this.releaseLock();
   }
 

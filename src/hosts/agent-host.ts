@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { pathTooLong } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
+import { unflattenRuns } from '../fileops/zero-runs.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
@@ -127,9 +128,14 @@ export class AgentHost implements FileHost {
     return joinPayload((await this.call('hash', { ...range, method })).p);
   }
 
-  async read(offset: number, length: number): Promise<Chunk> {
+  async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
     // The stream's own chunks, as received: nothing to copy, nothing to release.
-    return chunkOf((await this.call('read', { offset, length })).p ?? []);
+    const r = await this.call('read', zeroUnit ? { offset, length, zeroUnit } : { offset, length });
+    return chunkOf(r.p ?? [], undefined, unflattenRuns(r.zeros));
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    await this.call('zero', { offset, length });
   }
 
   async write(offset: number, buffers: readonly Buffer[]): Promise<void> {
@@ -213,7 +219,8 @@ export class AgentHost implements FileHost {
 /** How every agent but the first opens the file: no lock, no creating, and with --atomic the very temp file the first one made. */
 function followerOpenArgs(args: OpenArgs, first: OpenResult): OpenArgs {
   const join = first.temp === undefined ? undefined : { path: first.temp, dev: first.dev, ino: first.ino };
-  return { ...args, lock: false, create: false, ...(join ? { join } : {}) };
+  const device = args.device === undefined ? {} : { device: 'checked' as const };
+  return { ...args, lock: false, create: false, ...(join ? { join } : {}), ...device };
 }
 
 function delay(ms: number): Promise<void> {

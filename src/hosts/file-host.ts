@@ -28,9 +28,14 @@ export interface FileHost {
   space(path: string): Promise<SpaceResult>;
   open(args: OpenArgs): Promise<OpenResult>;
   hash(range: BlockRange, method: string): Promise<Buffer>;
-  /** The bytes at offset (fewer only at end of file); release the chunk after use. */
-  read(offset: number, length: number): Promise<Chunk>;
+  /**
+   * The bytes at offset (fewer only at end of file); release the chunk after use.
+   * With zeroUnit, all-zero units come back as the chunk's zero runs, not as bytes.
+   */
+  read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
   write(offset: number, buffers: readonly Buffer[]): Promise<void>;
+  /** Write `length` zero bytes at offset. */
+  zero(offset: number, length: number): Promise<void>;
   truncate(size: number): Promise<void>;
   fsync(): Promise<void>;
   digest(method: string, limit: number): Promise<Buffer>;

@@ -53,8 +53,12 @@ export class LocalHost implements FileHost {
     return this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
   }
 
-  read(offset: number, length: number): Promise<Chunk> {
-    return this.files.read(offset, length);
+  read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
+    return this.files.read(offset, length, zeroUnit);
+  }
+
+  zero(offset: number, length: number): Promise<void> {
+    return this.files.zero(offset, length);
   }
 
   write(offset: number, buffers: readonly Buffer[]): Promise<void> {

@@ -33,7 +33,8 @@ export interface StatArgs {
 }
 export interface StatResult {
   exists: boolean;
-  kind: 'file' | 'dir' | 'other' | 'missing';
+  kind: 'file' | 'dir' | 'block' | 'other' | 'missing';
+  /** Bytes; for a block device, the device's size (from sysfs: stat itself says 0). */
   size: number;
   mtimeMs: number;
   dev: number;
@@ -62,6 +63,12 @@ export interface OpenArgs {
    * umask as cp and scp do. An existing target keeps its own mode.
    */
   mode?: number;
+  /**
+   * Accept a block device at path (absent: refused, as any non-regular file): 'check'
+   * refuses one in use (mounted or held exclusively), 'force' does not (--force-device),
+   * 'checked' is every agent after the first, which made the check.
+   */
+  device?: 'check' | 'force' | 'checked';
 }
 export interface OpenResult {
   size: number;
@@ -106,10 +113,23 @@ export interface HashResult {
 export interface ReadArgs {
   offset: number;
   length: number;
+  /** Report the all-zero units of this many bytes (from offset) as zero runs instead of sending them. */
+  zeroUnit?: number;
 }
 export interface ReadResult {
-  /** Payload: the bytes read (shorter than asked only at end of file). */
+  /**
+   * With zeroUnit: the all-zero stretches read, as [offset, length, ...] relative to
+   * the read's offset, sorted; their bytes are not in the payload.
+   */
+  zeros?: number[];
+  /** Payload: the bytes read (shorter than asked only at end of file), zero runs left out. */
   p?: Buffer[];
+}
+
+/** Write `length` zero bytes at offset: a zero run the source sent without its bytes. */
+export interface ZeroArgs {
+  offset: number;
+  length: number;
 }
 
 /** The bytes to write travel as the request's payload. */
@@ -149,6 +169,7 @@ export interface Ops {
   hash: { args: HashArgs; result: HashResult };
   read: { args: ReadArgs; result: ReadResult };
   write: { args: WriteArgs; result: Empty };
+  zero: { args: ZeroArgs; result: Empty };
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };

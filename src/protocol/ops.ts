@@ -13,6 +13,7 @@
  */
 import { PdcError } from '../errors/pdc-error.js';
 import { knownDigestLength } from '../hash/methods.js';
+import { MAX_ZERO_RUNS } from '../fileops/zero-runs.js';
 import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, PATH_MAX } from './limits.js';
 import type { OpName, Ops, Role } from './messages.js';
 
@@ -177,7 +178,7 @@ export const OPS: OpTable = {
   },
   stat: {
     args: { path, role },
-    result: { exists: boolean, kind: oneOf('file', 'dir', 'other', 'missing'), ...fileIdentity, mode, symlink: boolean },
+    result: { exists: boolean, kind: oneOf('file', 'dir', 'block', 'other', 'missing'), ...fileIdentity, mode, symlink: boolean },
     payload: 'none',
   },
   open: {
@@ -190,6 +191,7 @@ export const OPS: OpTable = {
       lock: flag,
       join: optional(record({ path, dev: uint(), ino: uint() })),
       mode: optional(mode),
+      device: optional(oneOf('check', 'force', 'checked')),
     },
     result: {
       ...fileIdentity,
@@ -215,8 +217,13 @@ export const OPS: OpTable = {
       return undefined;
     },
   },
-  read: { args: { offset: uint(), length: uint(MAX_READ_BYTES) }, result: empty, payload: 'response' },
+  read: {
+    args: { offset: uint(), length: uint(MAX_READ_BYTES), zeroUnit: optional(uint(MAX_BLOCK_SIZE, 1)) },
+    result: { zeros: optional(list(uint(MAX_READ_BYTES), 2 * MAX_ZERO_RUNS)) },
+    payload: 'response',
+  },
   write: { args: { offset: uint() }, result: empty, payload: 'request' },
+  zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES) }, result: empty, payload: 'none' },
   truncate: { args: { size: uint() }, result: empty, payload: 'none' },
   fsync: { args: empty, result: empty, payload: 'none' },
   digest: { args: { method, limit: uint() }, result: { digest: bytes(1024) }, payload: 'none' },

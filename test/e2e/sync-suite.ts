@@ -2,14 +2,14 @@
  * The conformance suite for syncs: the same cases run over every way of reaching
  * a file (local agent, SSH push, SSH pull). Every case checks the target byte for byte.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
 import type { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
-import { expectSameBytes, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+import { allocatedBytes, attachLoop, canLoop, detachLoop, expectSameBytes, expectSamePrefix, mutateBlocks, pickBlocks, rng, sha256File, tempDir, writeSeededFile, writeSparseFile } from '../support/files.js';
 
 /** `host` with some of its methods replaced (the rest still run on `host` itself). */
 function hostWith(host: FileHost, over: Partial<FileHost>): FileHost {
@@ -327,5 +327,187 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
         expect(readFileSync(dst).equals(readFileSync(src))).toBe(true);
       }
     }, 120_000);
+
+    // A sparse image: holes at the start, in the middle and at the end, around two data extents.
+    const K = 1024;
+    const SPARSE = 1024 * K + 17;
+    const DATA: Array<[number, number]> = [
+      [256 * K, 128 * K],
+      [640 * K, 64 * K],
+    ];
+    const DATA_BYTES = 192 * K;
+    const sparseSource = (src: string) => writeSparseFile(src, SPARSE, DATA, 31, [[800 * K, 32 * K]]);
+
+    it('a new target keeps the source holes; zeros cross the wire as zero runs', async () => {
+      const { src, dst } = fresh('sparse-new');
+      sparseSource(src);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      // Only the data blocks crossed as bytes (the explicitly written zeros too became a hole).
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesSent).toBeLessThanOrEqual(allocatedBytes(src) * 1.01);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(summary.bytesHoles).toBe(SPARSE - DATA_BYTES);
+      expect(summary.blocksZero).toBe(Math.ceil(SPARSE / BS) - DATA_BYTES / BS);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+    });
+
+    it('whole-file mode: zero blocks are zero runs too, and verify against their hash', async () => {
+      const { src, dst } = fresh('sparse-whole');
+      sparseSource(src);
+      const { summary } = await sync(src, dst, { wholeFile: true, hashMethod: 'sha256' });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+      expect(summary.verified).toBe('blocks');
+    });
+
+    it('a grown target: zeros inside its old extent are written, past its old end they stay holes', async () => {
+      const { src, dst } = fresh('sparse-grown');
+      sparseSource(src);
+      writeSeededFile(dst, 512 * K, 32); // different data where the source has holes and data
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES); // the zeros were never sent as bytes
+      // Past 512 KiB: the data at 640 KiB is written, the rest (the zeros at 800 KiB and the tail) stays holes.
+      expect(summary.bytesHoles).toBe(SPARSE - 512 * K - 64 * K);
+      expect(summary.bytesZero - summary.bytesHoles).toBe(512 * K - 128 * K);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(512 * K + 64 * K + 8 * K);
+    });
+
+    it('a shrunk target: zeros are written as zeros, the tail is cut', async () => {
+      const { src, dst } = fresh('sparse-shrunk');
+      sparseSource(src);
+      writeSeededFile(dst, 2048 * K, 33);
+      const { summary } = await sync(src, dst);
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesHoles).toBe(0);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(SPARSE + 8 * K);
+    });
+
+    it('tiny blocks: zeros are found in whole blocks of a page or more, and verify', async () => {
+      for (const wholeFile of [false, true]) {
+        const { src, dst } = fresh(`sparse-tiny-${wholeFile}`);
+        writeSparseFile(src, 100 * K + 3, [[20_000, 10_000]], 34);
+        const { summary } = await sync(src, dst, { blockSize: 7, wholeFile, hashMethod: 'sha1' });
+        expectSameBytes(dst, src);
+        expect(summary.bytesSent + summary.bytesZero).toBe(100 * K + 3);
+        // The data plus at most one zero unit (4102 bytes for 7-byte blocks) on each side of it.
+        expect(summary.bytesSent).toBeLessThanOrEqual(10_000 + 2 * 4102);
+        expect(summary.blocksZero * 7).toBeGreaterThanOrEqual(summary.bytesZero);
+      }
+    });
+
+    it('a sparse target that already matches: nothing moves, its holes stay', async () => {
+      const { src, dst } = fresh('sparse-same');
+      sparseSource(src);
+      sparseSource(dst);
+      const before = allocatedBytes(dst);
+      const { summary } = await sync(src, dst, { hashMethod: 'md5' });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(0);
+      expect(summary.blocksZero).toBe(0);
+      expect(allocatedBytes(dst)).toBe(before);
+    });
+
+    // Block devices: loop devices over image files (root only; each case detaches its device).
+    const MiB = 1024 * 1024;
+    describe.runIf(canLoop)('block devices', () => {
+      /** A loop device over a fresh image of `size` bytes filled with seeded data; detached after `fn`. */
+      async function withLoop(label: string, size: number, seed: number, fn: (dev: string, image: string, d: string) => Promise<void>): Promise<void> {
+        const { d } = fresh(label);
+        const image = join(d, 'device.img');
+        writeSeededFile(image, size, seed);
+        const dev = attachLoop(image);
+        try {
+          await fn(dev, image, d);
+        } finally {
+          detachLoop(dev);
+        }
+      }
+
+      it('a larger device as target: written up to the source size, the rest left as it was, never resized', async () => {
+        await withLoop('dev-target', 4 * MiB, 41, async (dev, image, d) => {
+          const src = join(d, 'source.bin');
+          writeSparseFile(src, 3 * MiB + 4096, [[MiB, 256 * K]], 42);
+          const tail = readFileSync(image).subarray(3 * MiB + 4096);
+          const { summary } = await sync(src, dev);
+          expectSamePrefix(dev, src, 3 * MiB + 4096);
+          expect(readFileSync(image).subarray(3 * MiB + 4096).equals(tail)).toBe(true);
+          expect(statSync(image).size).toBe(4 * MiB);
+          expect(summary.targetDevice).toBe(true);
+          expect(summary.bytesBeyondSource).toBe(MiB - 4096);
+          // The device held other data where the source has zeros: those are written as zeros, never left as holes.
+          expect(summary.bytesHoles).toBe(0);
+          expect(summary.bytesSent).toBe(256 * K);
+          // A second run finds nothing to do: verification re-read the device.
+          const again = await sync(src, dev);
+          expect(again.summary.bytesSent + again.summary.bytesZero).toBe(0);
+        });
+      });
+
+      it('a device as source: a new file target gets its bytes, its zeros as holes', async () => {
+        const { d } = fresh('dev-source');
+        const image = join(d, 'device.img');
+        writeSparseFile(image, 2 * MiB, [[512 * K, 128 * K]], 43);
+        const dev = attachLoop(image);
+        try {
+          const dst = join(d, 'copy.img');
+          const { summary } = await sync(dev, dst);
+          expectSameBytes(dst, image);
+          expect(summary.bytesTotal).toBe(2 * MiB);
+          expect(summary.bytesSent).toBe(128 * K);
+          expect(allocatedBytes(dst)).toBeLessThanOrEqual(128 * K + 8 * K);
+        } finally {
+          detachLoop(dev);
+        }
+      });
+
+      it('a device smaller than the source is refused before anything is written', async () => {
+        await withLoop('dev-small', MiB, 44, async (dev, image, d) => {
+          const src = join(d, 'source.bin');
+          writeSeededFile(src, MiB + 1, 45);
+          const before = sha256File(image);
+          const err = (await sync(src, dev).catch((e: unknown) => e)) as PdcError;
+          expect(err.code).toBe('TARGET_DEVICE_TOO_SMALL');
+          expect(sha256File(image)).toBe(before);
+        });
+      });
+
+      it('--atomic with a device is a usage error', async () => {
+        await withLoop('dev-atomic', MiB, 46, async (dev, image, d) => {
+          const src = join(d, 'source.bin');
+          writeSeededFile(src, 4096, 47);
+          const before = sha256File(image);
+          const err = (await sync(src, dev, { atomic: true }).catch((e: unknown) => e)) as PdcError;
+          expect(err.code).toBe('USAGE');
+          expect(sha256File(image)).toBe(before);
+        });
+      });
+
+      it('a device held open exclusively is refused unless forced', async () => {
+        await withLoop('dev-busy', MiB, 48, async (dev, image, d) => {
+          const src = join(d, 'source.bin');
+          writeSeededFile(src, 64 * K, 49);
+          const before = sha256File(image);
+          // O_EXCL on a block device claims it, as a mount or LVM does.
+          const claim = openSync(dev, constants.O_RDONLY | constants.O_EXCL);
+          try {
+            const err = (await sync(src, dev).catch((e: unknown) => e)) as PdcError;
+            expect(err.code).toBe('TARGET_DEVICE_IN_USE');
+            expect(sha256File(image)).toBe(before);
+            const asSource = (await sync(dev, join(d, 'out.bin')).catch((e: unknown) => e)) as PdcError;
+            expect(asSource.code).toBe('SOURCE_DEVICE_IN_USE');
+            const { summary } = await sync(src, dev, { forceDevice: true });
+            expect(summary.targetDevice).toBe(true);
+          } finally {
+            closeSync(claim);
+          }
+          expectSamePrefix(dev, src, 64 * K);
+        });
+      });
+    });
   });
 }

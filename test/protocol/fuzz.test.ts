@@ -188,8 +188,11 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
     .record({
       offset: field(fc.oneof(small, fc.constantFrom(2 ** 32 + 1, 2 ** 52))),
       length: field(fc.oneof(small, fc.constantFrom(MAX_IO_BYTES + 1, 2 ** 40, 2 ** 53 - 1))),
+      zeroUnit: field(fc.oneof(small, fc.constantFrom(0, MAX_IO_BYTES + 1, 2 ** 40))),
     })
     .map((a) => () => a),
+  // Zero runs that pass validation stay small, like writes.
+  zero: fc.record({ offset: field(small), length: field(fc.oneof(small, fc.constantFrom(MAX_IO_BYTES + 1, 2 ** 40))) }).map((a) => () => a),
   // Writes and truncates that pass validation stay small: a sparse TiB file would make later digests slow.
   write: fc.record({ offset: field(small) }).map((a) => () => a),
   truncate: fc.record({ size: field(small) }).map((a) => () => a),

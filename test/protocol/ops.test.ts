@@ -38,8 +38,9 @@ const valid = (): { [K in OpName]: Ops[K]['args'] } => ({
   open: { path: file, role: 'target', create: false, write: true, atomic: false, lock: false },
   space: { path: file },
   hash: { first: 0, count: 1, blockSize: 4096, limit: CONTENT.length, method: 'sha256' },
-  read: { offset: 0, length: 10 },
+  read: { offset: 0, length: 10, zeroUnit: 4096 },
   write: { offset: 0 },
+  zero: { offset: 0, length: 10 },
   truncate: { size: 0 },
   fsync: {},
   digest: { method: 'sha256', limit: 10 },
@@ -47,7 +48,7 @@ const valid = (): { [K in OpName]: Ops[K]['args'] } => ({
   close: {},
 });
 
-const FILE_METHODS = ['stat', 'open', 'space', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'commit', 'close'] as const;
+const FILE_METHODS = ['stat', 'open', 'space', 'hash', 'read', 'write', 'zero', 'truncate', 'fsync', 'digest', 'commit', 'close'] as const;
 
 interface Conn {
   client: RpcClient;
@@ -170,8 +171,9 @@ const validResult = (): { [K in OpName]: Omit<Ops[K]['result'], 'p'> } => ({
   open: { size: 10, mtimeMs: 1.5, dev: 2049, ino: 77, mode: 0o640, created: false },
   space: { available: 1 << 30 },
   hash: {},
-  read: {},
+  read: { zeros: [0, 4096] },
   write: {},
+  zero: {},
   truncate: {},
   fsync: {},
   digest: { digest: Buffer.alloc(32, 1) },

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { seededBytes } from '../../src/benchmark/seeded.js';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -76,4 +77,58 @@ export function expectSameBytes(actual: string, expected: string): void {
 export function tempDir(prefix = 'pdc-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A sparse file of `size` bytes: seeded data at each [offset, length] of `data`, holes
+ * elsewhere (ftruncate, never written); `zeros` ranges are written as explicit zero bytes (allocated).
+ */
+export function writeSparseFile(path: string, size: number, data: Array<[number, number]>, seed: number, zeros: Array<[number, number]> = []): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const [off, len] of data) writeSync(fd, seededBytes(seed + off, len), 0, len, off);
+    for (const [off, len] of zeros) writeSync(fd, Buffer.alloc(len), 0, len, off);
+    ftruncateSync(fd, size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Bytes the file system allocated for the file (st_blocks is in 512-byte units). */
+export function allocatedBytes(path: string): number {
+  return statSync(path).blocks * 512;
+}
+
+/** Loop devices need root (CI runs as root); elsewhere the device tests are skipped. */
+export const canLoop = process.getuid?.() === 0 && existsSync('/dev/loop-control');
+
+/** Attach `file` to a free loop device; returns its path (detach with detachLoop). */
+export function attachLoop(file: string): string {
+  return execFileSync('losetup', ['-f', '--show', file], { encoding: 'utf8' }).trim();
+}
+
+export function detachLoop(dev: string | undefined): void {
+  if (dev) execFileSync('losetup', ['-d', dev]);
+}
+
+/** The first `length` bytes of two files or devices are equal (a device's stat size is 0: compare by reading). */
+export function expectSamePrefix(actual: string, expected: string, length: number): void {
+  const fa = openSync(actual, 'r');
+  const fb = openSync(expected, 'r');
+  const ba = Buffer.allocUnsafe(4 << 20);
+  const bb = Buffer.allocUnsafe(4 << 20);
+  try {
+    for (let pos = 0; pos < length; ) {
+      const want = Math.min(ba.length, length - pos);
+      const na = readSync(fa, ba, 0, want, pos);
+      const nb = readSync(fb, bb, 0, want, pos);
+      expect(na, `bytes at ${pos}`).toBe(want);
+      expect(nb, `bytes at ${pos}`).toBe(want);
+      if (!ba.subarray(0, na).equals(bb.subarray(0, nb))) expect.fail(`${actual} differs from ${expected} in [${pos}, ${pos + want})`);
+      pos += want;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
 }

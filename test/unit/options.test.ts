@@ -39,6 +39,7 @@ describe('resolveConfig defaults', () => {
       dryRun: false,
       verify: false,
       atomic: false,
+      forceDevice: false,
       concurrency: DEFAULT_CONCURRENCY,
       verbosity: 0,
       json: false,

@@ -13,6 +13,14 @@ export function summaryText(s: SyncSummary): string {
   const verified = s.verified === 'sha256' ? 'verified (blocks + sha256)' : s.verified === 'blocks' ? 'verified' : 'not verified';
   return (
     `${s.source} -> ${s.target}: ${formatBytes(s.bytesTotal)}, ${s.blocksChanged} of ${s.blocksTotal} blocks changed ` +
-    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}`
+    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)}${zeroText(s)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}` +
+    (s.bytesBeyondSource ? `; the device's last ${formatBytes(s.bytesBeyondSource)} (past the source's size) left as they were` : '')
   );
+}
+
+/** Changed blocks that were all zeros travel as zero runs, not bytes: say how many, and how much became holes. */
+function zeroText(s: SyncSummary): string {
+  if (!s.blocksZero) return '';
+  const holes = s.bytesHoles ? `, ${formatBytes(s.bytesHoles)} of it left as holes` : '';
+  return ` + ${formatBytes(s.bytesZero)} of zeros as zero runs (${s.blocksZero} block(s)${holes})`;
 }

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { summaryText } from '../../src/cli/render/summary-text.js';
+import type { SyncSummary } from '../../src/engine/events.js';
+
+const MiB = 1 << 20;
+const base: SyncSummary = {
+  source: 'a.img',
+  target: 'b.img',
+  dryRun: false,
+  wholeFile: false,
+  hashMethod: 'xxh64',
+  blockSize: MiB,
+  bytesTotal: 64 * MiB,
+  bytesSent: 2 * MiB,
+  blocksTotal: 64,
+  blocksChanged: 64,
+  similarity: 0,
+  seconds: 1,
+  throughput: 64 * MiB,
+  verified: 'blocks',
+  targetCreated: true,
+  blocksZero: 0,
+  bytesZero: 0,
+  bytesHoles: 0,
+  targetDevice: false,
+  bytesBeyondSource: 0,
+};
+
+describe('summary line', () => {
+  it('says nothing of zeros when there were none', () => {
+    expect(summaryText(base)).toContain('sent 2.00 MiB in 1.00 s');
+    expect(summaryText(base)).not.toContain('zero');
+  });
+
+  it('counts zero runs apart from the bytes sent, and the holes among them', () => {
+    const t = summaryText({ ...base, blocksZero: 62, bytesZero: 62 * MiB, bytesHoles: 60 * MiB });
+    expect(t).toContain('sent 2.00 MiB + 62.00 MiB of zeros as zero runs (62 block(s), 60.00 MiB of it left as holes) in 1.00 s');
+  });
+
+  it('a larger target device: says how much past the source was left as it was', () => {
+    const t = summaryText({ ...base, targetDevice: true, bytesBeyondSource: 2 * MiB });
+    expect(t).toMatch(/; the device's last 2\.00 MiB \(past the source's size\) left as they were$/);
+  });
+});
