@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { FileService } from '../src/fileops/file-service.js';
+import { listDir, makeDir, makeSymlink, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
@@ -60,6 +61,13 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     commit: (a) => files.commit(a.size),
     close: async () => {
       await files.close();
+      return {};
+    },
+    list: (a) => listDir(a),
+    mkdir: (a) => makeDir(a),
+    symlink: (a) => makeSymlink(a),
+    setmeta: async (a) => {
+      await setMeta(a);
       return {};
     },
   };

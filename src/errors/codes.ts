@@ -32,6 +32,8 @@ export const ERROR_CATEGORY = {
   TARGET_CHANGED: 'target',
   TARGET_LOCK_UNAVAILABLE: 'target',
   TARGET_PATH_TOO_LONG: 'target',
+  /** A name from the file list would have written outside the target tree: refused. */
+  TARGET_OUTSIDE_TREE: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side
@@ -53,6 +55,8 @@ export const ERROR_CATEGORY = {
   // host key policy: a security decision, so it gets its own exit code
   HOST_KEY_UNKNOWN: 'hostkey',
   HOST_KEY_CHANGED: 'hostkey',
+  // several files: the run went on past failed files, each reported
+  SOME_FILES_FAILED: 'partial',
   // run control
   INTERRUPTED: 'interrupted',
   TERMINATED: 'terminated',
@@ -72,6 +76,7 @@ export const EXIT_CODES: Record<ErrorCategory | 'ok', number> = {
   verify: 5,
   connection: 6,
   hostkey: 7,
+  partial: 23,
   interrupted: 130,
   terminated: 143,
 };
@@ -103,6 +108,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
     'connection or remote error: name resolution, refused, timeout, authentication, remote node missing or too old, remote shell not clean, agent died, stalled',
   ],
   [7, 'host key unknown or changed (see --accept-new-host-key)'],
+  [23, 'some files failed (several files or -r): the others were synced; each failure is reported (as rsync\'s 23)'],
   [130, 'interrupted by SIGINT: rerun to finish'],
   [143, 'terminated by SIGTERM: rerun to finish'],
 ];

@@ -5,7 +5,22 @@ import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
-import type { CommitResult, OpName, OpenArgs, OpenResult, Ops, Role, SpaceResult, StatResult } from '../protocol/messages.js';
+import type {
+  CommitResult,
+  ListArgs,
+  ListResult,
+  MkdirArgs,
+  OpName,
+  OpenArgs,
+  OpenResult,
+  Ops,
+  Role,
+  SetMetaArgs,
+  SpaceResult,
+  StatResult,
+  SymlinkArgs,
+  TreeChangeResult,
+} from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
 import type { FileHost } from './file-host.js';
@@ -154,6 +169,24 @@ export class AgentHost implements FileHost {
   async digest(method: string, limit: number): Promise<Buffer> {
     const d = (await this.call('digest', { method, limit })).digest;
     return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  }
+
+  async list(args: ListArgs): Promise<ListResult> {
+    this.checkPath(args.path, args.role);
+    return this.call('list', args);
+  }
+
+  // Tree changes go to the first agent: one at a time, in the order the job makes them.
+  async mkdir(args: MkdirArgs): Promise<TreeChangeResult> {
+    return this.callOn(this.agents[0]!, 'mkdir', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async symlink(args: SymlinkArgs): Promise<TreeChangeResult> {
+    return this.callOn(this.agents[0]!, 'symlink', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async setmeta(args: SetMetaArgs): Promise<void> {
+    await this.callOn(this.agents[0]!, 'setmeta', { ...args, path: this.checkPath(args.path, 'target') });
   }
 
   async close(): Promise<void> {
