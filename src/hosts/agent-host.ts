@@ -93,12 +93,19 @@ export class AgentHost implements FileHost {
     }
   }
 
-  /** Add a late agent to the pool once it has the file open like the others. */
+  /**
+   * Add a late agent to the pool once it has the file open like the others. A job
+   * opens file after file on the same agents: if another file was opened while this
+   * agent was opening, it opens that one too, so it never joins with a stale file.
+   */
   private async adopt(agent: ConnectedAgent): Promise<void> {
     try {
-      const openArgs = await this.opened;
-      if (this.closed) throw new Error('closed');
-      if (openArgs) await agent.rpc.call('open', openArgs);
+      for (let seen: Promise<OpenArgs | undefined> | undefined; seen !== this.opened; ) {
+        seen = this.opened;
+        const openArgs = await seen;
+        if (this.closed) throw new Error('closed');
+        if (openArgs) await agent.rpc.call('open', openArgs);
+      }
       if (this.closed) throw new Error('closed');
       this.agents.push(agent);
       this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.opts.agents} agents up`);
