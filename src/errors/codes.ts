@@ -95,7 +95,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [1, 'internal error (a bug: please report it with -vv output)'],
   [
     2,
-    'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; Node.js older than 20 on this host',
+    'usage error: bad option, argument or location; several sources and a TARGET that is not an existing directory, or sources on different hosts; both sides remote; source and target the same file; Node.js older than 20 on this host',
   ],
   [3, 'source error: missing, unreadable, path too long, not a regular file (or a /proc, /sys file), or changed during the copy'],
   [
