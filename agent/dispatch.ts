@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { FileService } from '../src/fileops/file-service.js';
-import { listDir, makeDir, makeSymlink, setMeta } from '../src/fileops/tree.js';
+import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
@@ -70,6 +70,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       await setMeta(a);
       return {};
     },
+    remove: (a) => removeEntry(a),
   };
   return async (op, raw, payload) => {
     if (!greeted && op !== 'hello') throw new PdcError('PROTOCOL_ERROR', `"${op}" before "hello"`);

@@ -109,6 +109,12 @@ const DECLARED = [
   { short: 't', long: 'times', kind: 'flag', description: 'give targets the source\'s modification time; files whose size and time already match are skipped (quick check)', group: 'copy' },
   { long: 'owner', kind: 'flag', description: 'give targets the source\'s owner (numeric uid; needs root on the target), as rsync -o', group: 'copy' },
   { short: 'g', long: 'group', kind: 'flag', description: 'give targets the source\'s group (numeric gid), as rsync -g', group: 'copy' },
+  {
+    long: 'delete',
+    kind: 'flag',
+    description: 'with -r: delete what is in a synced directory of TARGET but not in the source (only inside the tree; -n lists it)',
+    group: 'copy',
+  },
   { long: 'checksum', kind: 'flag', description: 'never skip a file by size and time: compare the blocks of every file (as rsync -c, whose letter is -c here)', group: 'copy' },
   {
     long: 'timeout',

@@ -44,6 +44,8 @@ export interface RunConfig {
   meta: MetaFlags;
   /** --checksum: never skip a file because its size and mtime match. */
   checksum: boolean;
+  /** --delete (with -r): remove target entries the source does not have. */
+  delete: boolean;
   blockSize: number;
   hashMethod: string;
   wholeFile: boolean;
@@ -192,6 +194,9 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
   if (benchmark !== undefined && (sources.length > 1 || f.recursive || f.archive)) {
     throw usage('--benchmark takes one SOURCE file and one TARGET file', 'run the benchmark on one file: pdiffcopy -B 10 SOURCE TARGET');
   }
+  if (f.delete && !f.recursive && !f.archive) {
+    throw usage('--delete needs -r (or -a)', 'it deletes inside the directories a recursive run syncs: add -r');
+  }
   return {
     sources,
     source,
@@ -199,6 +204,7 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
     recursive: !!f.recursive || !!f.archive,
     meta: metaFlags(f, isRoot),
     checksum: !!f.checksum,
+    delete: !!f.delete,
     blockSize,
     hashMethod: (strFlag(f.hashMethod) ?? DEFAULT_HASH_METHOD).trim().toLowerCase(),
     wholeFile: !!f.wholeFile,

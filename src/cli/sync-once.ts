@@ -19,6 +19,7 @@ export function jobOf(cfg: RunConfig): Job {
       recursive: cfg.recursive,
       meta: cfg.meta,
       checksum: cfg.checksum,
+      delete: cfg.delete,
     },
   };
 }

@@ -2,7 +2,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
-import type { DirEntry, ListArgs, ListResult, MkdirArgs, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
+import type { DirEntry, ListArgs, ListResult, MkdirArgs, RemoveArgs, RemoveResult, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
 import { expandHome, unknownUserError } from './home.js';
 
 /**
@@ -121,6 +121,37 @@ export async function setMeta(a: SetMetaArgs): Promise<void> {
     throw fromErrno(e, 'target', path);
   } finally {
     await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * --delete: remove one entry of the tree. A file or link is unlinked (a link, never
+ * what it points to); a directory is emptied depth first, each entry lstat'ed, so a
+ * link inside it is removed as a link and never descended into. The root itself is
+ * never removed.
+ */
+export async function removeEntry(a: RemoveArgs): Promise<RemoveResult> {
+  const { path } = await parentInTree(a.root, a.path);
+  if (posix.normalize(path) === posix.normalize(await expanded(a.root, 'target'))) {
+    throw new PdcError('TARGET_OUTSIDE_TREE', `target ${a.path} is the root of the tree; it is never deleted`, { hint: 'this is a bug: report it' });
+  }
+  return { removed: await removeBelow(path) };
+}
+
+async function removeBelow(path: string): Promise<number> {
+  const st = await lstatOrUndefined(path);
+  if (st === undefined) return 0;
+  try {
+    if (!st.isDirectory()) {
+      await fsp.unlink(path);
+      return 1;
+    }
+    let removed = 0;
+    for (const name of await fsp.readdir(path)) removed += await removeBelow(posix.join(path, name));
+    await fsp.rmdir(path);
+    return removed + 1;
+  } catch (e) {
+    throw fromErrno(e, 'target', path);
   }
 }
 

@@ -18,6 +18,8 @@ import type {
   SetMetaArgs,
   SpaceResult,
   StatResult,
+  RemoveArgs,
+  RemoveResult,
   SymlinkArgs,
   TreeChangeResult,
 } from '../protocol/messages.js';
@@ -194,6 +196,10 @@ export class AgentHost implements FileHost {
 
   async setmeta(args: SetMetaArgs): Promise<void> {
     await this.callOn(this.agents[0]!, 'setmeta', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async remove(args: RemoveArgs): Promise<RemoveResult> {
+    return this.callOn(this.agents[0]!, 'remove', { ...args, path: this.checkPath(args.path, 'target') });
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,8 @@ import type {
   SetMetaArgs,
   SpaceResult,
   StatResult,
+  RemoveArgs,
+  RemoveResult,
   SymlinkArgs,
   TreeChangeResult,
 } from '../protocol/messages.js';
@@ -58,6 +60,8 @@ export interface FileHost {
   mkdir(args: MkdirArgs): Promise<TreeChangeResult>;
   symlink(args: SymlinkArgs): Promise<TreeChangeResult>;
   setmeta(args: SetMetaArgs): Promise<void>;
+  /** --delete: an entry of the tree, a directory with its contents; links are removed, never followed. */
+  remove(args: RemoveArgs): Promise<RemoveResult>;
   /** Close the file and end every process or thread this host started. Idempotent. */
   close(): Promise<void>;
 }

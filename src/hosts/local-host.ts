@@ -4,8 +4,8 @@ import type { Chunk } from '../fileops/buffer-pool.js';
 import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
-import type { CommitResult, ListArgs, ListResult, MkdirArgs, OpenArgs, OpenResult, Role, SetMetaArgs, SpaceResult, StatResult, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
-import { listDir, makeDir, makeSymlink, setMeta } from '../fileops/tree.js';
+import type { CommitResult, ListArgs, ListResult, MkdirArgs, OpenArgs, OpenResult, Role, SetMetaArgs, SpaceResult, StatResult, SymlinkArgs, TreeChangeResult, RemoveArgs, RemoveResult } from '../protocol/messages.js';
+import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../fileops/tree.js';
 import type { FileHost } from './file-host.js';
 import { HashPool } from './hash-pool.js';
 
@@ -92,6 +92,10 @@ export class LocalHost implements FileHost {
 
   setmeta(args: SetMetaArgs): Promise<void> {
     return setMeta(args);
+  }
+
+  remove(args: RemoveArgs): Promise<RemoveResult> {
+    return removeEntry(args);
   }
 
   async close(): Promise<void> {

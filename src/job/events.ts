@@ -14,9 +14,12 @@ export type ItemAction =
   | 'uptodate'
   /** A special file (FIFO, socket, device) or a directory without -r: not copied. */
   | 'skipped'
-  /** Dry run: this file would be created, or compared and updated. */
+  /** --delete: removed from the target (a directory with everything in it). */
+  | 'deleted'
+  /** Dry run: this file would be created, or compared and updated, or (--delete) deleted. */
   | 'would-create'
-  | 'would-update';
+  | 'would-update'
+  | 'would-delete';
 
 export interface FileFailure {
   source: string;
@@ -34,6 +37,8 @@ export interface JobTotals {
   dirsCreated: number;
   symlinksCreated: number;
   skipped: number;
+  /** --delete: target entries removed (or, in a dry run, that would be). */
+  deleted: number;
   bytesTotal: number;
   bytesSent: number;
   seconds: number;

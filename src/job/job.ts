@@ -13,7 +13,7 @@ import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, Role, SetMetaArgs } from '../protocol/messages.js';
 import { MAX_LIST_ENTRIES } from '../protocol/ops.js';
 import type { FileFailure, JobEmit, JobTotals } from './events.js';
-import { type EntryPlan, baseName, dirName, landing, planEntry } from './plan.js';
+import { type EntryPlan, baseName, dirName, landing, planEntry, toDelete } from './plan.js';
 
 /** Which metadata targets get from their source (rsync's -p, -t, -o, -g). */
 export interface MetaOptions {
@@ -35,6 +35,8 @@ export interface JobOptions {
   meta: MetaOptions;
   /** Never skip a file because its size and mtime match. */
   checksum: boolean;
+  /** Remove target entries of a synced directory that the source does not have. */
+  delete?: boolean;
 }
 
 export interface Job {
@@ -81,6 +83,7 @@ class JobRunner {
     dirsCreated: 0,
     symlinksCreated: 0,
     skipped: 0,
+    deleted: 0,
     bytesTotal: 0,
     bytesSent: 0,
     seconds: 0,
@@ -158,7 +161,9 @@ class JobRunner {
       const dir = stack.pop()!;
       const theirs = dir.exists ? new Map((await this.listAll(this.dst, dir.dst, 'target')).map((e) => [e.name, e])) : new Map<string, DirEntry>();
       const below: typeof stack = [];
-      for (const entry of await this.listAll(this.src, dir.src, 'source')) {
+      const ours = await this.listAll(this.src, dir.src, 'source');
+      if (this.o.delete) await this.deleteExtra(dir.dst, root, ours, [...theirs.values()]);
+      for (const entry of ours) {
         const sp = this.src.join(dir.src, entry.name);
         const tp = this.dst.join(dir.dst, entry.name);
         const plan = planEntry(entry, theirs.get(entry.name), this.entryOptions());
@@ -173,6 +178,19 @@ class JobRunner {
     }
     if (this.o.dryRun || !this.wantsMeta()) return;
     for (const d of made.reverse()) await this.attempt(this.src.display(d.path), this.dst.display(d.path), () => this.setMeta(root, d.path, d.entry));
+  }
+
+  /** --delete: what this synced directory holds on the target and not in the source (before anything new is written). */
+  private async deleteExtra(dir: string, root: string, ours: DirEntry[], theirs: DirEntry[]): Promise<void> {
+    for (const extra of toDelete(new Set(ours.map((e) => e.name)), theirs)) {
+      const path = this.dst.join(dir, extra.name);
+      const shown = `${this.dst.display(path)}${extra.kind === 'dir' ? '/' : ''}`;
+      await this.attempt(shown, shown, async () => {
+        if (!this.o.dryRun) await this.dst.remove({ root, path });
+        this.totals.deleted++;
+        this.emit({ type: 'item', action: this.o.dryRun ? 'would-delete' : 'deleted', path: shown });
+      });
+    }
   }
 
   /** Carry out one entry's plan (not directories: copyTree walks those). */

@@ -70,4 +70,12 @@ export function planEntry(src: DirEntry, dst: DirEntry | undefined, o: EntryOpti
   return { do: 'sync', exists: !!dst };
 }
 
+/**
+ * --delete: the target entries of a synced directory that the source does not have,
+ * in name order. Only names listed in that directory: nothing above or beside the tree.
+ */
+export function toDelete(sourceNames: ReadonlySet<string>, target: readonly DirEntry[]): DirEntry[] {
+  return target.filter((e) => safeName(e.name) && !sourceNames.has(e.name));
+}
+
 const KIND_NAME: Record<DirEntry['kind'], string> = { file: 'a file', dir: 'a directory', symlink: 'a symlink', other: 'a special file' };

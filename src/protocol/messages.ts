@@ -194,6 +194,15 @@ export interface TreeChangeResult {
   /** The entry was made (or, for a symlink, replaced) by this call. */
   created: boolean;
 }
+/** --delete: remove an entry of the tree (a directory with everything in it), never following a link. */
+export interface RemoveArgs {
+  root: string;
+  path: string;
+}
+export interface RemoveResult {
+  /** Entries removed (a directory counts with everything that was in it). */
+  removed: number;
+}
 /** Set metadata through a descriptor opened without following a link (a regular file or a directory only). */
 export interface SetMetaArgs {
   root: string;
@@ -223,6 +232,7 @@ export interface Ops {
   mkdir: { args: MkdirArgs; result: TreeChangeResult };
   symlink: { args: SymlinkArgs; result: TreeChangeResult };
   setmeta: { args: SetMetaArgs; result: Empty };
+  remove: { args: RemoveArgs; result: RemoveResult };
 }
 export type OpName = keyof Ops;
 export { OP_NAMES } from './ops.js';

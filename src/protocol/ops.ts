@@ -252,6 +252,7 @@ export const OPS: OpTable = {
     result: empty,
     payload: 'none',
   },
+  remove: { args: { root: path, path }, result: { removed: uint() }, payload: 'none' },
 };
 
 export const OP_NAMES = Object.keys(OPS) as readonly OpName[];

@@ -182,6 +182,37 @@ describe.each<Mode>(['local', 'push', 'pull'])('%s', (mode) => {
   }, 120_000);
 });
 
+describe.each<Mode>(['local', 'push'])('--delete, %s', (mode) => {
+  it('removes what the source no longer has, only inside the synced tree, never through a link; -n only lists it', async () => {
+    const src = fresh('del-src');
+    makeTree(src);
+    const dst = fresh('del-dst');
+    expect((await cli(['-a', remote(mode, 'source', `${src}/`), remote(mode, 'target', dst)], mode)).code).toBe(0);
+    const outside = fresh('del-outside');
+    writeFileSync(join(outside, 'keep'), 'keep');
+    writeFileSync(join(dst, 'stale.txt'), 'old');
+    mkdirSync(join(dst, 'db', 'gone', 'deeper'), { recursive: true });
+    writeFileSync(join(dst, 'db', 'gone', 'deeper', 'f'), 'x');
+    symlinkSync(outside, join(dst, 'db', 'gone', 'link-out'));
+    const beside = fresh('del-beside');
+
+    const dry = await cli(['-a', '-n', '--delete', remote(mode, 'source', `${src}/`), remote(mode, 'target', dst)], mode);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`would delete ${remote(mode, 'target', join(dst, 'stale.txt'))}`);
+    expect(dry.stdout).toContain(`would delete ${remote(mode, 'target', join(dst, 'db', 'gone'))}/`);
+    expect(existsSync(join(dst, 'stale.txt'))).toBe(true);
+
+    const r = await cli(['-a', '--delete', '--json', remote(mode, 'source', `${src}/`), remote(mode, 'target', dst)], mode);
+    expect(r.code, r.stderr).toBe(0);
+    expect(jsonOf(r).totals).toMatchObject({ deleted: 2, filesSynced: 0, filesFailed: 0 });
+    expect(existsSync(join(dst, 'stale.txt'))).toBe(false);
+    expect(existsSync(join(dst, 'db', 'gone'))).toBe(false);
+    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('keep');
+    expect(existsSync(beside)).toBe(true);
+    expectSameTree(src, dst, true);
+  }, 120_000);
+});
+
 describe('several sources, bad target', () => {
   it('TARGET not an existing directory: exit 2, nothing is overwritten or created', async () => {
     const d = fresh('bad');

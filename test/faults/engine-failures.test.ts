@@ -66,6 +66,7 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     mkdir: async () => ({ created: false }),
     symlink: async () => ({ created: false }),
     setmeta: async () => undefined,
+    remove: async () => ({ removed: 0 }),
     close: async () => undefined,
   };
   return {

@@ -206,6 +206,8 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
   setmeta: fc
     .record({ path, mode: field(fc.integer({ min: 0, max: 0o777 })), mtimeMs: field(fc.integer({ min: 0, max: 2 ** 41 })) })
     .map(({ path: p, ...rest }) => () => ({ root: dir, path: p(), ...rest })),
+  // Only inside a scratch directory of its own: the fuzzed paths name the other ops' files.
+  remove: fc.stringMatching(/^[a-z]{1,6}$/).map((name) => () => ({ root: join(dir, 'made'), path: join(dir, 'made', name) })),
 };
 
 /** A request: a known op with fuzzed args, an unknown op, or fully random args; maybe with a payload. */

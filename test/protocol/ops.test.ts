@@ -49,6 +49,7 @@ const valid = (): { [K in OpName]: Ops[K]['args'] } => ({
   mkdir: { root: dir, path: join(dir, 'sub') },
   symlink: { root: dir, path: join(dir, 'link'), linkTarget: 'file.bin' },
   setmeta: { root: dir, path: file, mtimeMs: 1e12 },
+  remove: { root: dir, path: join(dir, 'no-such-entry') },
 });
 
 const FILE_METHODS = ['stat', 'open', 'space', 'hash', 'read', 'write', 'truncate', 'fsync', 'digest', 'commit', 'close'] as const;
@@ -185,6 +186,7 @@ const validResult = (): { [K in OpName]: Omit<Ops[K]['result'], 'p'> } => ({
   mkdir: { created: true },
   symlink: { created: false },
   setmeta: {},
+  remove: { removed: 1 },
 });
 
 /** A client and a scripted server that answers every request with `answer(op)`. */

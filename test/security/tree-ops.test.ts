@@ -56,6 +56,8 @@ describe('nothing outside the tree', () => {
     ['mkdir of an absolute path elsewhere', 'mkdir', { abs: true, path: 'made-abs' }],
     ['symlink with ..', 'symlink', { path: '../outside/link', linkTarget: '/etc/passwd' }],
     ['setmeta with ..', 'setmeta', { path: '../outside/precious', mode: 0o777 }],
+    ['remove with ..', 'remove', { path: '../outside/precious' }],
+    ['remove of an absolute path elsewhere', 'remove', { abs: true, path: 'precious' }],
   ])('%s -> TARGET_OUTSIDE_TREE, nothing made or changed', async (_name, op, a) => {
     const call = await agent();
     const { abs, path, ...rest } = a as { abs?: boolean; path: string };
@@ -98,6 +100,33 @@ describe('a symlink planted inside the tree is never followed', () => {
     expect(await call('symlink', { root: tree, path: join(tree, 'a-link'), linkTarget: 'new' })).toEqual({ created: true });
     expect(readlinkSync(join(tree, 'a-link'))).toBe('new');
     expect(await call('symlink', { root: tree, path: join(tree, 'a-link'), linkTarget: 'new' })).toEqual({ created: false });
+  });
+});
+
+describe('remove (--delete)', () => {
+  it('below a planted directory link: refused; the tree root itself: refused', async () => {
+    const call = await agent();
+    expect(await codeOf(call('remove', { root: tree, path: join(tree, 'planted-dir', 'precious') }))).toBe('TARGET_NOT_REGULAR');
+    expect(await codeOf(call('remove', { root: tree, path: tree }))).toBe('TARGET_OUTSIDE_TREE');
+    precious();
+    expect(existsSync(tree)).toBe(true);
+  });
+
+  it('a directory holding links to the outside: the links go, what they point to stays', async () => {
+    const call = await agent();
+    const d = join(tree, 'doomed');
+    mkdirSync(join(d, 'sub'), { recursive: true });
+    writeFileSync(join(d, 'sub', 'f'), 'x');
+    symlinkSync(outside, join(d, 'sub', 'dir-link'));
+    symlinkSync(join(outside, 'precious'), join(d, 'file-link'));
+    expect(await call('remove', { root: tree, path: d })).toEqual({ removed: 5 });
+    expect(existsSync(d)).toBe(false);
+    precious();
+    expect(existsSync(join(outside, 'precious'))).toBe(true);
+    // The planted link itself, named directly, is removed as a link.
+    symlinkSync(outside, join(tree, 'planted-again'));
+    expect(await call('remove', { root: tree, path: join(tree, 'planted-again') })).toEqual({ removed: 1 });
+    expect(existsSync(join(outside, 'precious'))).toBe(true);
   });
 });
 

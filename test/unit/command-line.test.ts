@@ -168,6 +168,7 @@ describe('every declared option has an effect', () => {
     owner: ['--owner'],
     group: ['-g'],
     checksum: ['--checksum'],
+    delete: ['-r', '--delete'],
   };
   const base = config(['h:/s', '/t']);
   for (const o of OPTIONS.filter((o) => !o.builtin)) {

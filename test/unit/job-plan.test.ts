@@ -1,7 +1,7 @@
 /** The job's pure decisions: rsync's trailing-slash rule, and what happens to each entry of a directory. */
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, safeName } from '../../src/job/plan.js';
+import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, safeName, toDelete } from '../../src/job/plan.js';
 import type { DirEntry } from '../../src/protocol/messages.js';
 
 describe('the trailing-slash rule (landing)', () => {
@@ -81,4 +81,16 @@ describe('planEntry: what one source entry becomes', () => {
     ['a/b', false],
     ['', false],
   ])('safeName(%j) = %s', (name, want) => expect(safeName(name)).toBe(want));
+});
+
+describe('toDelete: what --delete removes from a synced directory', () => {
+  it.each<[string, string[], string[], string[]]>([
+    ['nothing extra', ['a', 'b'], ['a', 'b'], []],
+    ['an extra file and dir', ['a'], ['a', 'old', 'stale-dir'], ['old', 'stale-dir']],
+    ['everything, when the source directory is empty', [], ['x', 'y'], ['x', 'y']],
+    ['an entry the source has as another kind is not deleted (it is reported instead)', ['db'], ['db'], []],
+    ['names that could leave the directory are never acted on', [], ['..', '.', 'a/b', ''], []],
+  ])('%s', (_name, ours, theirs, want) => {
+    expect(toDelete(new Set(ours), theirs.map((name) => e({ name }))).map((x) => x.name)).toEqual(want);
+  });
 });

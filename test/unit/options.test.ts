@@ -38,6 +38,7 @@ describe('resolveConfig defaults', () => {
       recursive: false,
       meta: { perms: false, times: false, owner: false, group: false },
       checksum: false,
+      delete: false,
       blockSize: DEFAULT_BLOCK_SIZE,
       hashMethod: DEFAULT_HASH_METHOD,
       wholeFile: false,
@@ -193,8 +194,13 @@ describe('arguments', () => {
     ['-t alone', { times: true }, false, { recursive: false, meta: { perms: false, times: true, owner: false, group: false } }],
     ['--perms --owner -g', { perms: true, owner: true, group: true }, false, { meta: { perms: true, times: false, owner: true, group: true } }],
     ['-r --checksum', { recursive: true, checksum: true }, false, { recursive: true, checksum: true }],
+    ['-a --delete', { archive: true, delete: true }, false, { recursive: true, delete: true }],
   ])('%s', (_name, flags, isRoot, want) => {
     expect(resolveConfig(['/s/', '/t'], flags, isRoot)).toMatchObject(want);
+  });
+
+  it('--delete without -r is a USAGE error (it acts inside a recursive run only)', () => {
+    expect(codeOf(['/s/', '/t'], { delete: true })).toBe('USAGE');
   });
 
   it('accepts exactly one remote side', () => {

@@ -10,6 +10,8 @@ const ITEM_WORDS: Record<Item['action'], string> = {
   skipped: 'skipped',
   'would-create': 'would create',
   'would-update': 'would update',
+  deleted: 'deleted',
+  'would-delete': 'would delete',
 };
 
 /** One line for a directory, link or skipped entry: `created directory db2:/srv/x`. */
@@ -25,6 +27,7 @@ export function totalsText(t: JobTotals): string {
     ...(t.dirsCreated > 0 ? [`${t.dirsCreated} director${t.dirsCreated === 1 ? 'y' : 'ies'} created`] : []),
     ...(t.symlinksCreated > 0 ? [`${t.symlinksCreated} symlink(s)`] : []),
     ...(t.skipped > 0 ? [`${t.skipped} skipped`] : []),
+    ...(t.deleted > 0 ? [`${t.deleted} deleted`] : []),
   ];
   return `${parts.join(', ')}; sent ${formatBytes(t.bytesSent)} of ${formatBytes(t.bytesTotal)} in ${t.seconds.toFixed(2)} s`;
 }
