@@ -340,7 +340,8 @@ class JobRunner {
 
 /** Several sources (or a directory) need a directory to land in. */
 export function notADirectory(target: string, sources: number): PdcError {
-  return new PdcError('USAGE', `TARGET ${target} is not an existing directory, and there are ${sources} sources`, {
+  const why = sources > 1 ? `and there are ${sources} sources` : 'and the source is a directory';
+  return new PdcError('USAGE', `TARGET ${target} is not an existing directory, ${why}`, {
     hint: 'name an existing directory as the last argument (create it first), or copy one file per run',
   });
 }

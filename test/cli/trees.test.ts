@@ -281,3 +281,17 @@ describe('dry run', () => {
     expect(readdirSync(dst)).toEqual(['top.bin']);
   });
 });
+
+describe('-B with --json', () => {
+  it('prints one JSON object with a row per round, and the target ends as the source', async () => {
+    const d = fresh('bench');
+    writeSeededFile(join(d, 'src'), 256 * 1024, 21);
+    const r = await runCli(['-B', '2', '-y', '--json', '-b', '16K', join(d, 'src'), join(d, 'dst')], { home, timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const j = jsonOf(r);
+    expect(j.ok).toBe(true);
+    expect(j.benchmark.map((row: { delta: number }) => row.delta)).toEqual([50, 100]);
+    expect(j.benchmark[1].pdcSent).toBe(256 * 1024);
+    expectSameBytes(join(d, 'dst'), join(d, 'src'));
+  }, 120_000);
+});

@@ -34,7 +34,8 @@ export function progressBarRenderer(verbosity: number, now: () => number = () =>
     event(e: RunEvent) {
       model.update(e);
       if (e.type === 'start' && !bar) bar = bars.create(BAR_STEPS, 0, { text: progressText(model.snapshot()) });
-      else if (e.type === 'done') {
+      else if (e.type === 'done' || e.type === 'item' || e.type === 'file-failed' || e.type === 'job-done') {
+        // Each file of a job gets its own bar; the job's lines print between them.
         stop();
         plain.event(e);
       } else redraw();
