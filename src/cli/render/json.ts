@@ -1,13 +1,13 @@
 import type { SyncSummary } from '../../engine/events.js';
 import type { FileResult, JobTotals, RunEvent } from '../../job/events.js';
-import type { Renderer } from './renderer.js';
+import type { Renderer, TextSink } from './renderer.js';
 
 /**
  * --json: exactly one JSON object on stdout at the end. One file: its summary (or
  * the error). Several files or a tree: {ok, files:[...], totals:{...}}, every file's
  * summary or failure in `files`, `ok` false when any failed.
  */
-export function jsonRenderer(verbosity: number, out = process.stdout, err = process.stderr): Renderer & {
+export function jsonRenderer(verbosity: number, out: TextSink = process.stdout, err: TextSink = process.stderr): Renderer & {
   fail(code: string, message: string, hint: string | undefined, exitCode: number): void;
 } {
   let summary: SyncSummary | undefined;
