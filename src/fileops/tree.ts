@@ -18,7 +18,8 @@ const MODE_BITS = 0o7777;
 export async function listDir(a: ListArgs): Promise<ListResult> {
   const dir = await expanded(a.path, a.role);
   if (a.name !== undefined) {
-    const one = a.name.includes('/') ? undefined : await describe(posix.join(dir, a.name), a.name);
+    // Joined by hand: posix.join would turn `link/.` into `link`, and `.` must follow a link to a directory.
+    const one = a.name.includes('/') ? undefined : await describe(`${dir.replace(/\/+$/, '')}/${a.name}`, a.name);
     return { entries: one ? [one] : [], more: false };
   }
   let names: string[];

@@ -13,7 +13,7 @@ import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, Role, SetMetaArgs } from '../protocol/messages.js';
 import { MAX_LIST_ENTRIES } from '../protocol/ops.js';
 import type { FileFailure, JobEmit, JobTotals } from './events.js';
-import { type EntryPlan, baseName, dirName, landing, planEntry, toDelete } from './plan.js';
+import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, toDelete } from './plan.js';
 
 /** Which metadata targets get from their source (rsync's -p, -t, -o, -g). */
 export interface MetaOptions {
@@ -109,6 +109,7 @@ class JobRunner {
     const t = await this.dst.stat(this.job.target, 'target');
     const into = t.kind === 'dir' || (!t.exists && this.job.target.endsWith('/'));
     const target = into ? this.dst.join(this.job.target, baseName(source)) : this.job.target;
+    this.totals.files = 1;
     const summary = await this.syncOne(source, target);
     if (!this.o.dryRun && this.wantsMeta()) {
       const entry = await this.entryOf(this.src, source, 'source');
@@ -304,8 +305,15 @@ class JobRunner {
     }
   }
 
-  /** What is at `path` (lstat), or undefined. */
+  /**
+   * What is at `path` (lstat), or undefined. A path naming a directory's contents
+   * (`dir/`) is looked at through the link when `dir` is one, as rsync and the kernel do.
+   */
   async entryOf(host: FileHost, path: string, role: Role): Promise<DirEntry | undefined> {
+    if (namesContents(path)) {
+      const page = await host.list({ path: path.replace(/\/\.?$/, '') || '/', role, name: '.', max: 1 });
+      return page.entries[0];
+    }
     const name = baseName(path);
     if (name === '' || name === '..') {
       const st = await host.stat(path, role);

@@ -295,3 +295,21 @@ describe('-B with --json', () => {
     expectSameBytes(join(d, 'dst'), join(d, 'src'));
   }, 120_000);
 });
+
+describe('a source that is a link to a directory', () => {
+  it('-r LINK/ copies the contents of the directory it points to; -r LINK recreates the link', async () => {
+    const d = fresh('linked');
+    const real = join(d, 'real');
+    mkdirSync(join(real, 'sub'), { recursive: true });
+    writeSeededFile(join(real, 'sub', 'f'), 20_000, 31);
+    symlinkSync('real', join(d, 'datadir'));
+    const contents = fresh('linked-contents');
+    const r = await runCli(['-r', `${join(d, 'datadir')}/`, contents], { home });
+    expect(r.code, r.stderr).toBe(0);
+    expectSameBytes(join(contents, 'sub', 'f'), join(real, 'sub', 'f'));
+    const itself = fresh('linked-itself');
+    const r2 = await runCli(['-r', join(d, 'datadir'), itself], { home });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(readlinkSync(join(itself, 'datadir'))).toBe('real');
+  });
+});
