@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { PdcError } from '../errors/pdc-error.js';
+// Only the configuration's type (erased at run time): the CLI hands in the config and the sync to run.
 import type { RunConfig } from '../cli/options.js';
 import type { SyncSummary } from '../engine/events.js';
-import { formatBytes } from '../cli/size.js';
+import { formatBytes } from '../format-bytes.js';
 import { shellQuote } from '../protocol/bootstrap.js';
 import { benchRounds } from './plan.js';
 import { pickBlocks, seededBytes } from './seeded.js';
