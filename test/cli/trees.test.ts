@@ -4,7 +4,7 @@
  * failed file that does not stop the others. Local, and over a real sshd (push and
  * pull); every target checked byte for byte, and mode/mtime/owner where promised.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, realpathSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -312,4 +312,16 @@ describe('a source that is a link to a directory', () => {
     expect(r2.code, r2.stderr).toBe(0);
     expect(readlinkSync(join(itself, 'datadir'))).toBe('real');
   });
+});
+
+const node12 = join(process.cwd(), '.cache/node12/bin/node');
+describe.runIf(existsSync(node12)).each<Mode>(['push', 'pull'])('a Node 12 agent, %s', (mode) => {
+  it('lists, makes directories and links, and sets metadata with Node 12 built-ins only', async () => {
+    const src = fresh('n12-src');
+    makeTree(src);
+    const dst = fresh('n12-dst');
+    const r = await cli(['-a', '--delete', '--remote-node', realpathSync(node12), remote(mode, 'source', `${src}/`), remote(mode, 'target', dst)], mode);
+    expect(r.code, r.stderr).toBe(0);
+    expectSameTree(src, dst, true);
+  }, 120_000);
 });
