@@ -156,10 +156,15 @@ class JobRunner {
     const made: Array<{ path: string; entry: DirEntry }> = [];
     const topExists = await this.makeDir(target, root, top, await this.entryOf(this.dst, target, 'target'));
     made.push({ path: target, entry: top });
+    if (topExists) await this.noteTargetDir(target);
     const stack = [{ src: source, dst: target, exists: topExists }];
     while (stack.length > 0) {
       this.abort();
       const dir = stack.pop()!;
+      if (await this.isTargetDir(dir.src)) {
+        this.emit({ type: 'item', action: 'skipped', path: this.src.display(dir.src), reason: 'it is the target tree itself' });
+        continue;
+      }
       const theirs = dir.exists ? new Map((await this.listAll(this.dst, dir.dst, 'target')).map((e) => [e.name, e])) : new Map<string, DirEntry>();
       const below: typeof stack = [];
       const ours = await this.listAll(this.src, dir.src, 'source');
@@ -170,7 +175,9 @@ class JobRunner {
         const plan = planEntry(entry, theirs.get(entry.name), this.entryOptions());
         await this.attempt(this.src.display(sp), this.dst.display(tp), async () => {
           if (plan.do === 'dir') {
-            below.push({ src: sp, dst: tp, exists: await this.makeDir(tp, root, entry, theirs.get(entry.name)) });
+            const exists = await this.makeDir(tp, root, entry, theirs.get(entry.name));
+            if (exists) await this.noteTargetDir(tp);
+            below.push({ src: sp, dst: tp, exists });
             made.push({ path: tp, entry });
           } else await this.apply(plan, entry, sp, tp, root);
         });
@@ -179,6 +186,24 @@ class JobRunner {
     }
     if (this.o.dryRun || !this.wantsMeta()) return;
     for (const d of made.reverse()) await this.attempt(this.src.display(d.path), this.dst.display(d.path), () => this.setMeta(root, d.path, d.entry));
+  }
+
+  /**
+   * Source and target on one machine: the target's directories by dev/ino, so that a
+   * target inside the source is never walked as source (it would grow as it is copied).
+   */
+  private readonly targetDirs = new Set<string>();
+
+  private async noteTargetDir(path: string): Promise<void> {
+    if (this.src.machineId !== this.dst.machineId) return;
+    const st = await this.dst.stat(path, 'target');
+    if (st.kind === 'dir') this.targetDirs.add(`${st.dev}:${st.ino}`);
+  }
+
+  private async isTargetDir(path: string): Promise<boolean> {
+    if (this.targetDirs.size === 0) return false;
+    const st = await this.src.stat(path, 'source');
+    return this.targetDirs.has(`${st.dev}:${st.ino}`);
   }
 
   /** --delete: what this synced directory holds on the target and not in the source (before anything new is written). */

@@ -325,3 +325,16 @@ describe.runIf(existsSync(node12)).each<Mode>(['push', 'pull'])('a Node 12 agent
     expectSameTree(src, dst, true);
   }, 120_000);
 });
+
+describe('a target inside the source', () => {
+  it('-r SRC/ SRC/copy ends: the copy is not copied into itself again', async () => {
+    const src = fresh('self');
+    writeSeededFile(join(src, 'f'), 5000, 41);
+    mkdirSync(join(src, 'copy'));
+    const r = await runCli(['-r', `${src}/`, join(src, 'copy')], { home, timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.timedOut).toBe(false);
+    expectSameBytes(join(src, 'copy', 'f'), join(src, 'f'));
+    expect(readdirSync(join(src, 'copy', 'copy'))).toEqual([]);
+  });
+});
