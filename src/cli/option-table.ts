@@ -115,7 +115,7 @@ const DECLARED = [
     description: 'with -r: delete what is in a synced directory of TARGET but not in the source (only inside the tree; -n lists it)',
     group: 'copy',
   },
-  { long: 'checksum', kind: 'flag', description: 'never skip a file by size and time: compare the blocks of every file (as rsync -c, whose letter is -c here)', group: 'copy' },
+  { long: 'checksum', kind: 'flag', description: 'never skip a file by size and time: compare the blocks of every file (rsync -c; here -c is --concurrency)', group: 'copy' },
   {
     long: 'timeout',
     kind: 'value',
