@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { FileService } from '../src/fileops/file-service.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
+import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
@@ -67,6 +68,14 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       await files.close();
       return {};
     },
+    list: (a) => listDir(a),
+    mkdir: (a) => makeDir(a),
+    symlink: (a) => makeSymlink(a),
+    setmeta: async (a) => {
+      await setMeta(a);
+      return {};
+    },
+    remove: (a) => removeEntry(a),
   };
   return async (op, raw, payload) => {
     if (!greeted && op !== 'hello') throw new PdcError('PROTOCOL_ERROR', `"${op}" before "hello"`);

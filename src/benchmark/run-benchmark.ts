@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { PdcError } from '../errors/pdc-error.js';
+// Only the configuration's type (erased at run time): the CLI hands in the config and the sync to run.
 import type { RunConfig } from '../cli/options.js';
-import { syncOnce } from '../cli/sync-once.js';
-import { formatBytes } from '../cli/size.js';
+import type { SyncSummary } from '../engine/events.js';
+import { formatBytes } from '../format-bytes.js';
 import { shellQuote } from '../protocol/bootstrap.js';
 import { benchRounds } from './plan.js';
 import { pickBlocks, seededBytes } from './seeded.js';
@@ -22,12 +23,16 @@ export interface BenchRow {
  * target (seeded, so the same state can be replayed for rsync), resync with
  * pdiffcopy, replay the mutation, resync with `rsync --inplace --no-whole-file`.
  */
-export async function runBenchmark(cfg: RunConfig, log: (line: string) => void, signal?: AbortSignal): Promise<BenchRow[]> {
+export async function runBenchmark(
+  cfg: RunConfig,
+  syncOnce: () => Promise<SyncSummary>,
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<BenchRow[]> {
   const targetPath = cfg.target.path;
   await confirm(cfg, targetPath);
-  const quiet = () => undefined;
   log('benchmark: initial sync');
-  await syncOnce(cfg, quiet, log, signal);
+  await syncOnce();
   const size = statSync(targetPath).size;
   const blocks = Math.ceil(size / cfg.blockSize);
   const rsync = hasRsync();
@@ -37,7 +42,7 @@ export async function runBenchmark(cfg: RunConfig, log: (line: string) => void, 
     const picked = pickBlocks(blocks, r.blocks, r.seed);
     const changed = mutate(targetPath, cfg.blockSize, picked, r.seed);
     const t0 = performance.now();
-    const summary = await syncOnce(cfg, quiet, log, signal);
+    const summary = await syncOnce();
     const pdcSeconds = (performance.now() - t0) / 1000;
     let rsyncSeconds: number | undefined;
     if (rsync) {
@@ -47,7 +52,8 @@ export async function runBenchmark(cfg: RunConfig, log: (line: string) => void, 
     rows.push({ delta: r.delta, bytesChanged: changed, pdcSent: summary.bytesSent, pdcSeconds, rsyncSeconds });
     log(`benchmark: ${r.delta}% done`);
   }
-  process.stdout.write(renderTable(rows, rsync) + '\n');
+  // --json: the rows as one JSON object, like every other --json run.
+  process.stdout.write((cfg.json ? JSON.stringify({ ok: true, benchmark: rows }) : renderTable(rows, rsync)) + '\n');
   return rows;
 }
 

@@ -7,17 +7,19 @@ import { EXIT_CODE_HELP } from '../errors/codes.js';
 import { VERSION } from '../version.js';
 import { GROUP_TITLES, OPTIONS, type OptionGroup, type OptionSpec, type RawFlags, describeOption, flagNames, flagsWithValue, keyOf } from './option-table.js';
 
-export const USAGE = '[options] SOURCE TARGET';
+export const USAGE = '[options] SOURCE... TARGET';
 
 export const USAGE_NOTES = [
   'SOURCE and TARGET are local paths or [user@]host:path / ssh://[user@]host[:port]/path',
-  '(at most one remote). A local name containing a colon: write it as ./a:b',
+  '(at most one side remote). Several SOURCEs (all on one host) go into the directory TARGET;',
+  'with -r a DIR/ copies its contents, DIR the directory itself. A local name containing a colon: write it as ./a:b',
 ];
 
 export const EXAMPLES: ReadonlyArray<[string, string]> = [
   ['pdiffcopy data.ibd db2:/var/lib/mysql/shop/data.ibd', 'push to a remote host'],
   ['pdiffcopy db1:/srv/vm.img /srv/vm.img', 'pull from a remote host'],
   ['pdiffcopy -n big.img /mnt/backup/big.img', 'how similar are they?'],
+  ['pdiffcopy -a /var/lib/mysql/ db2:/var/lib/mysql', 'a whole tree, with owner, mode, mtime'],
 ];
 
 /** Flags as the action receives them: the table's options plus what came after `--`. */

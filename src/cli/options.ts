@@ -27,9 +27,27 @@ export interface SshFlags {
   connectTimeoutMs?: number;
 }
 
+/** Which metadata targets get from their source (rsync's -p, -t, -o, -g). */
+export interface MetaFlags {
+  perms: boolean;
+  times: boolean;
+  owner: boolean;
+  group: boolean;
+}
+
 export interface RunConfig {
+  /** Every SOURCE, in the order given (all on one host). */
+  sources: Location[];
+  /** The first SOURCE (the only one for a single-file run). */
   source: Location;
   target: Location;
+  /** -r: directories are copied with everything in them. */
+  recursive: boolean;
+  meta: MetaFlags;
+  /** --checksum: never skip a file because its size and mtime match. */
+  checksum: boolean;
+  /** --delete (with -r): remove target entries the source does not have. */
+  delete: boolean;
   blockSize: number;
   hashMethod: string;
   wholeFile: boolean;
@@ -115,25 +133,29 @@ function intFlag(raw: Repeatable<string | number> | undefined, name: string, min
   return n;
 }
 
-/** SOURCE and TARGET: exactly two, at most one remote. */
-function locations(args: string[]): { source: Location; target: Location } {
-  if (args.length > 2) {
-    throw usage(
-      `expected SOURCE and TARGET, got ${args.length} arguments: several sources are not supported yet`,
-      'use one run per file: pdiffcopy [options] SOURCE TARGET for each',
-    );
-  }
+/** SOURCE... TARGET: the sources all on one host, at most one side remote. */
+function locations(args: string[]): { sources: Location[]; target: Location } {
   if (args.length < 2) {
-    throw usage('SOURCE and TARGET are required', 'usage: pdiffcopy [options] SOURCE TARGET (see pdiffcopy --help)');
+    throw usage('SOURCE and TARGET are required', 'usage: pdiffcopy [options] SOURCE... TARGET (see pdiffcopy --help)');
   }
-  const source = parseLocation(args[0]!);
-  const target = parseLocation(args[1]!);
-  if (source.kind === 'remote' && target.kind === 'remote') {
+  const sources = args.slice(0, -1).map(parseLocation);
+  const target = parseLocation(args[args.length - 1]!);
+  const where = (l: Location) => (l.kind === 'local' ? 'local' : `${l.user ?? ''}@${l.host}:${l.port ?? ''}`);
+  if (new Set(sources.map(where)).size > 1) {
+    throw usage('the sources are on different hosts', 'name sources on one host per run (all local, or all on the same remote host)');
+  }
+  if (sources[0]!.kind === 'remote' && target.kind === 'remote') {
     throw new PdcError('BOTH_REMOTE', 'SOURCE and TARGET are both remote', {
       hint: 'run pdiffcopy on one of the two hosts, or copy through a local file',
     });
   }
-  return { source, target };
+  return { sources, target };
+}
+
+/** -a is -r -t --perms, plus --owner --group when run as root (only root may give files away). */
+function metaFlags(f: RawFlags, isRoot: boolean): MetaFlags {
+  const a = !!f.archive;
+  return { perms: a || !!f.perms, times: a || !!f.times, owner: (a && isRoot) || !!f.owner, group: (a && isRoot) || !!f.group };
 }
 
 function blockSizeFlag(f: RawFlags): number {
@@ -164,8 +186,9 @@ function sshFlags(f: RawFlags): SshFlags {
 }
 
 /** Turn positional arguments and raw flags into a validated RunConfig, or throw a usage error. Pure. */
-export function resolveConfig(args: string[], f: RawFlags): RunConfig {
-  const { source, target } = locations(args);
+export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getuid?.() === 0): RunConfig {
+  const { sources, target } = locations(args);
+  const source = sources[0]!;
   const blockSize = blockSizeFlag(f);
   const concurrency = intFlag(f.concurrency, '--concurrency', 1, MAX_CONCURRENCY, 'BAD_CONCURRENCY') ?? DEFAULT_CONCURRENCY;
   const timeoutS = intFlag(f.timeout, '--timeout', 1, 86400) ?? DEFAULT_IDLE_TIMEOUT_S;
@@ -173,9 +196,20 @@ export function resolveConfig(args: string[], f: RawFlags): RunConfig {
   if (benchmark !== undefined && target.kind !== 'local') {
     throw usage('--benchmark needs a local TARGET (it mutates it)', 'pull from the remote source into a local file: pdiffcopy -B 10 host:file local-copy');
   }
+  if (benchmark !== undefined && (sources.length > 1 || f.recursive || f.archive)) {
+    throw usage('--benchmark takes one SOURCE file and one TARGET file', 'run the benchmark on one file: pdiffcopy -B 10 SOURCE TARGET');
+  }
+  if (f.delete && !f.recursive && !f.archive) {
+    throw usage('--delete needs -r (or -a)', 'it deletes inside the directories a recursive run syncs: add -r');
+  }
   return {
+    sources,
     source,
     target,
+    recursive: !!f.recursive || !!f.archive,
+    meta: metaFlags(f, isRoot),
+    checksum: !!f.checksum,
+    delete: !!f.delete,
     blockSize,
     hashMethod: (strFlag(f.hashMethod) ?? DEFAULT_HASH_METHOD).trim().toLowerCase(),
     wholeFile: !!f.wholeFile,

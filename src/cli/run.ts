@@ -1,4 +1,5 @@
-import type { SyncEvent } from '../engine/events.js';
+import { EXIT_CODES } from '../errors/codes.js';
+import type { RunEvent } from '../job/events.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { OpenedHosts } from './open-hosts.js';
 import { syncOnce } from './sync-once.js';
@@ -66,17 +67,20 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
   try {
     if (cfg.benchmark !== undefined) {
       const { runBenchmark } = await import('../benchmark/run-benchmark.js');
-      await runBenchmark(cfg, log, controller.signal);
+      const one = cfg;
+      const sync = async () => (await syncOnce(one, () => undefined, log, controller.signal, (h) => (hosts = h))).single!;
+      await runBenchmark(cfg, sync, log, controller.signal);
       return 0;
     }
-    const emit = (e: SyncEvent) => {
+    const emit = (e: RunEvent) => {
       target.see(e);
       if (e.type === 'log') renderer.log(e.level, e.message);
       else renderer.event(e);
     };
-    await syncOnce(cfg, emit, log, controller.signal, (h) => (hosts = h));
+    const { totals } = await syncOnce(cfg, emit, log, controller.signal, (h) => (hosts = h));
     renderer.finish();
-    return 0;
+    // Several files: the others were synced; each failure was reported as it happened.
+    return totals.filesFailed > 0 ? EXIT_CODES.partial : 0;
   } catch (e) {
     return fail(signalled ? interruptedError(signalled, cfg, target.state) : e, renderer, cfg.verbosity);
   } finally {

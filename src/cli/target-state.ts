@@ -1,4 +1,4 @@
-import type { SyncEvent } from '../engine/events.js';
+import type { RunEvent } from '../job/events.js';
 import { PdcError } from '../errors/pdc-error.js';
 
 /** What the engine's events say happened to the target so far: the basis of any message after an interruption. */
@@ -9,7 +9,7 @@ export interface TargetState {
   commit: 'none' | 'renaming' | 'renamed';
 }
 
-export function trackTarget(): { state: TargetState; see(e: SyncEvent): void } {
+export function trackTarget(): { state: TargetState; see(e: RunEvent): void } {
   const state: TargetState = { commit: 'none' };
   return {
     state,

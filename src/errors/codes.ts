@@ -37,6 +37,8 @@ export const ERROR_CATEGORY = {
   TARGET_DEVICE_IN_USE: 'target',
   /** A block device smaller than the source: a device is never grown. */
   TARGET_DEVICE_TOO_SMALL: 'target',
+  /** A name from the file list would have written outside the target tree: refused. */
+  TARGET_OUTSIDE_TREE: 'target',
   // integrity
   VERIFY_FAILED: 'verify',
   // connection and remote side
@@ -62,6 +64,8 @@ export const ERROR_CATEGORY = {
   // host key policy: a security decision, so it gets its own exit code
   HOST_KEY_UNKNOWN: 'hostkey',
   HOST_KEY_CHANGED: 'hostkey',
+  // several files: the run went on past failed files, each reported
+  SOME_FILES_FAILED: 'partial',
   // run control
   INTERRUPTED: 'interrupted',
   TERMINATED: 'terminated',
@@ -81,6 +85,7 @@ export const EXIT_CODES: Record<ErrorCategory | 'ok', number> = {
   verify: 5,
   connection: 6,
   hostkey: 7,
+  partial: 23,
   interrupted: 130,
   terminated: 143,
 };
@@ -99,7 +104,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [1, 'internal error (a bug: please report it with -vv output)'],
   [
     2,
-    'usage error: bad option, argument or location; more than two arguments; both sides remote; source and target the same file; --atomic with a block device; Node.js older than 20 on this host',
+    'usage error: bad option, argument or location; several sources and a TARGET that is not an existing directory, or sources on different hosts; both sides remote; source and target the same file; --atomic with a block device; Node.js older than 20 on this host',
   ],
   [3, 'source error: missing, unreadable, path too long, not a regular file or block device (or a /proc, /sys file), a device in use, or changed during the copy'],
   [
@@ -112,6 +117,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
     'connection or remote error: name resolution, refused, timeout, authentication, remote node missing, too old or not uploadable, remote shell not clean, agent died, stalled',
   ],
   [7, 'host key unknown or changed (see --accept-new-host-key)'],
+  [23, 'some files failed (several files or -r): the others were synced; each failure is reported (as rsync\'s 23)'],
   [130, 'interrupted by SIGINT: rerun to finish'],
   [143, 'terminated by SIGTERM: rerun to finish'],
 ];

@@ -6,7 +6,24 @@ import { unflattenRuns } from '../fileops/zero-runs.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
-import type { CommitResult, OpName, OpenArgs, OpenResult, Ops, Role, SpaceResult, StatResult } from '../protocol/messages.js';
+import type {
+  CommitResult,
+  ListArgs,
+  ListResult,
+  MkdirArgs,
+  OpName,
+  OpenArgs,
+  OpenResult,
+  Ops,
+  Role,
+  SetMetaArgs,
+  SpaceResult,
+  StatResult,
+  RemoveArgs,
+  RemoveResult,
+  SymlinkArgs,
+  TreeChangeResult,
+} from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
 import type { FileHost } from './file-host.js';
@@ -79,12 +96,19 @@ export class AgentHost implements FileHost {
     }
   }
 
-  /** Add a late agent to the pool once it has the file open like the others. */
+  /**
+   * Add a late agent to the pool once it has the file open like the others. A job
+   * opens file after file on the same agents: if another file was opened while this
+   * agent was opening, it opens that one too, so it never joins with a stale file.
+   */
   private async adopt(agent: ConnectedAgent): Promise<void> {
     try {
-      const openArgs = await this.opened;
-      if (this.closed) throw new Error('closed');
-      if (openArgs) await agent.rpc.call('open', openArgs);
+      for (let seen: Promise<OpenArgs | undefined> | undefined; seen !== this.opened; ) {
+        seen = this.opened;
+        const openArgs = await seen;
+        if (this.closed) throw new Error('closed');
+        if (openArgs) await agent.rpc.call('open', openArgs);
+      }
       if (this.closed) throw new Error('closed');
       this.agents.push(agent);
       this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.opts.agents} agents up`);
@@ -160,6 +184,28 @@ export class AgentHost implements FileHost {
   async digest(method: string, limit: number): Promise<Buffer> {
     const d = (await this.call('digest', { method, limit })).digest;
     return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  }
+
+  async list(args: ListArgs): Promise<ListResult> {
+    this.checkPath(args.path, args.role);
+    return this.call('list', args);
+  }
+
+  // Tree changes go to the first agent: one at a time, in the order the job makes them.
+  async mkdir(args: MkdirArgs): Promise<TreeChangeResult> {
+    return this.callOn(this.agents[0]!, 'mkdir', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async symlink(args: SymlinkArgs): Promise<TreeChangeResult> {
+    return this.callOn(this.agents[0]!, 'symlink', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async setmeta(args: SetMetaArgs): Promise<void> {
+    await this.callOn(this.agents[0]!, 'setmeta', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  async remove(args: RemoveArgs): Promise<RemoveResult> {
+    return this.callOn(this.agents[0]!, 'remove', { ...args, path: this.checkPath(args.path, 'target') });
   }
 
   async close(): Promise<void> {

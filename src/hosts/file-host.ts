@@ -1,6 +1,21 @@
 import type { Chunk } from '../fileops/buffer-pool.js';
 import type { BlockRange } from '../hash/file-hash.js';
-import type { CommitResult, OpenArgs, OpenResult, Role, SpaceResult, StatResult } from '../protocol/messages.js';
+import type {
+  CommitResult,
+  ListArgs,
+  ListResult,
+  MkdirArgs,
+  OpenArgs,
+  OpenResult,
+  Role,
+  SetMetaArgs,
+  SpaceResult,
+  StatResult,
+  RemoveArgs,
+  RemoveResult,
+  SymlinkArgs,
+  TreeChangeResult,
+} from '../protocol/messages.js';
 
 /**
  * One side of a copy: a machine on which one file is stat'ed, opened, hashed, read
@@ -44,6 +59,14 @@ export interface FileHost {
    * the target; both modes remove our obsolete temp files. `size`: the size the target must have.
    */
   commit(size: number): Promise<CommitResult>;
+  /** Trees: one page of a directory's entries (lstat'ed, sorted by name). */
+  list(args: ListArgs): Promise<ListResult>;
+  /** Trees, target only: each refuses a path outside `root` or below a symlinked directory. */
+  mkdir(args: MkdirArgs): Promise<TreeChangeResult>;
+  symlink(args: SymlinkArgs): Promise<TreeChangeResult>;
+  setmeta(args: SetMetaArgs): Promise<void>;
+  /** --delete: an entry of the tree, a directory with its contents; links are removed, never followed. */
+  remove(args: RemoveArgs): Promise<RemoveResult>;
   /** Close the file and end every process or thread this host started. Idempotent. */
   close(): Promise<void>;
 }

@@ -4,7 +4,8 @@ import type { Chunk } from '../fileops/buffer-pool.js';
 import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
-import type { CommitResult, OpenArgs, OpenResult, Role, SpaceResult, StatResult } from '../protocol/messages.js';
+import type { CommitResult, ListArgs, ListResult, MkdirArgs, OpenArgs, OpenResult, Role, SetMetaArgs, SpaceResult, StatResult, SymlinkArgs, TreeChangeResult, RemoveArgs, RemoveResult } from '../protocol/messages.js';
+import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../fileops/tree.js';
 import type { FileHost } from './file-host.js';
 import { HashPool } from './hash-pool.js';
 
@@ -79,6 +80,26 @@ export class LocalHost implements FileHost {
 
   commit(size: number): Promise<CommitResult> {
     return this.files.commit(size);
+  }
+
+  list(args: ListArgs): Promise<ListResult> {
+    return listDir(args);
+  }
+
+  mkdir(args: MkdirArgs): Promise<TreeChangeResult> {
+    return makeDir(args);
+  }
+
+  symlink(args: SymlinkArgs): Promise<TreeChangeResult> {
+    return makeSymlink(args);
+  }
+
+  setmeta(args: SetMetaArgs): Promise<void> {
+    return setMeta(args);
+  }
+
+  remove(args: RemoveArgs): Promise<RemoveResult> {
+    return removeEntry(args);
   }
 
   async close(): Promise<void> {

@@ -159,6 +159,80 @@ export interface CommitResult {
   removed: { path: string; size: number }[];
 }
 
+/** What `list` says about one directory entry (lstat: a symlink is described, not followed). */
+export interface DirEntry {
+  /** The entry's name in its directory: never empty, `.`, `..` or containing `/`. */
+  name: string;
+  kind: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+  mtimeMs: number;
+  /** Permission bits with set-id and sticky bits (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Symlinks: what the link points to, as stored. */
+  linkTarget?: string;
+}
+
+/**
+ * One page of a directory's entries, sorted by name; `after` continues after that
+ * name. Paged so that neither side holds a huge directory in one message.
+ */
+export interface ListArgs {
+  path: string;
+  role: Role;
+  after?: string;
+  /** Only this entry of the directory (none when it is missing). */
+  name?: string;
+  max: number;
+}
+export interface ListResult {
+  entries: DirEntry[];
+  /** More entries follow the last one returned. */
+  more: boolean;
+}
+
+/**
+ * The ops that shape a tree on the target. Each names the tree's `root`; `path` must be
+ * inside it (no `..`), and every directory between the root and `path` must be a real
+ * directory (not a symlink), so nothing is created or changed outside the tree.
+ */
+export interface MkdirArgs {
+  root: string;
+  /** The directory to make (missing directories between root and it are made too). */
+  path: string;
+  /** Permission bits of a new directory (narrowed by the umask). */
+  mode?: number;
+}
+export interface SymlinkArgs {
+  root: string;
+  path: string;
+  /** What the link points to, stored as given (never followed). */
+  linkTarget: string;
+}
+export interface TreeChangeResult {
+  /** The entry was made (or, for a symlink, replaced) by this call. */
+  created: boolean;
+}
+/** --delete: remove an entry of the tree (a directory with everything in it), never following a link. */
+export interface RemoveArgs {
+  root: string;
+  path: string;
+}
+export interface RemoveResult {
+  /** Entries removed (a directory counts with everything that was in it). */
+  removed: number;
+}
+/** Set metadata through a descriptor opened without following a link (a regular file or a directory only). */
+export interface SetMetaArgs {
+  root: string;
+  path: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtimeMs?: number;
+}
+
 export type Empty = Record<string, never>;
 
 export interface Ops {
@@ -175,6 +249,11 @@ export interface Ops {
   digest: { args: DigestArgs; result: DigestResult };
   commit: { args: CommitArgs; result: CommitResult };
   close: { args: Empty; result: Empty };
+  list: { args: ListArgs; result: ListResult };
+  mkdir: { args: MkdirArgs; result: TreeChangeResult };
+  symlink: { args: SymlinkArgs; result: TreeChangeResult };
+  setmeta: { args: SetMetaArgs; result: Empty };
+  remove: { args: RemoveArgs; result: RemoveResult };
 }
 export type OpName = keyof Ops;
 export { OP_NAMES } from './ops.js';

@@ -170,6 +170,9 @@ export function maxHashBlocks(digestLength: number): number {
 /** The largest read one request may ask for: the reply's payload must fit one frame. */
 export const MAX_READ_BYTES = Math.min(MAX_IO_BYTES, MAX_PAYLOAD_BYTES);
 
+/** Entries per `list` page: with names and link targets at their limits a page stays far below one frame. */
+export const MAX_LIST_ENTRIES = 1000;
+
 export const OPS: OpTable = {
   hello: {
     args: { protocol: uint(), client: name },
@@ -229,6 +232,34 @@ export const OPS: OpTable = {
   digest: { args: { method, limit: uint() }, result: { digest: bytes(1024) }, payload: 'none' },
   commit: { args: { size: uint() }, result: { removed: list(record({ path, size: uint() }), 1000) }, payload: 'none' },
   close: { args: empty, result: empty, payload: 'none' },
+  list: {
+    args: { path, role, after: optional(name), name: optional(name), max: uint(MAX_LIST_ENTRIES, 1) },
+    result: {
+      entries: list(
+        record({
+          name,
+          kind: oneOf('file', 'dir', 'symlink', 'other'),
+          size: uint(),
+          mtimeMs: num(),
+          mode,
+          uid: uint(),
+          gid: uint(),
+          linkTarget: optional(path),
+        }),
+        MAX_LIST_ENTRIES,
+      ),
+      more: boolean,
+    },
+    payload: 'none',
+  },
+  mkdir: { args: { root: path, path, mode: optional(mode) }, result: { created: boolean }, payload: 'none' },
+  symlink: { args: { root: path, path, linkTarget: path }, result: { created: boolean }, payload: 'none' },
+  setmeta: {
+    args: { root: path, path, mode: optional(mode), uid: optional(uint(0xffffffff)), gid: optional(uint(0xffffffff)), mtimeMs: optional(num()) },
+    result: empty,
+    payload: 'none',
+  },
+  remove: { args: { root: path, path }, result: { removed: uint() }, payload: 'none' },
 };
 
 export const OP_NAMES = Object.keys(OPS) as readonly OpName[];

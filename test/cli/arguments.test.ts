@@ -40,26 +40,32 @@ function untouchable(name: string, seed: number): { path: string; expectUntouche
 }
 
 describe('more than two positional arguments', () => {
-  it('several sources and a remote directory: exit 2, USAGE, the second file is not overwritten', async () => {
+  it('several sources and a TARGET that is a file, not a directory: exit 2, USAGE, nothing is overwritten', async () => {
     const customers = untouchable('customers.ibd', 1);
     const orders = untouchable('orders.ibd', 2);
     const payments = untouchable('payments.ibd', 3);
-    const r = await runCli(['--json', customers.path, orders.path, payments.path, 'box.invalid:/dir/'], { home });
-    expectCleanError(r, EXIT_CODES.usage, /several sources are not supported yet/);
+    const r = await runCli(['--json', customers.path, orders.path, payments.path], { home });
+    expectCleanError(r, EXIT_CODES.usage, /is not an existing directory, and there are 2 sources/);
     const j = jsonOf(r);
     expect(j.ok).toBe(false);
     expect(j.error.code).toBe('USAGE');
-    expect(j.error.hint).toMatch(/one run per file/);
+    expect(j.error.hint).toMatch(/existing directory/);
     for (const f of [customers, orders, payments]) f.expectUntouched();
   });
 
-  it('three local paths, options after them: exit 2, nothing written', async () => {
+  it('three local paths, options after them, TARGET missing: exit 2, nothing written or created', async () => {
     const a = untouchable('three-a', 4);
     const b = untouchable('three-b', 5);
-    const c = untouchable('three-c', 6);
-    const r = await runCli([a.path, b.path, c.path, '--dry-run'], { home });
-    expectCleanError(r, EXIT_CODES.usage, /3 arguments/);
-    for (const f of [a, b, c]) f.expectUntouched();
+    const c = join(dir, 'three-c-missing');
+    const r = await runCli([a.path, b.path, c, '--dry-run'], { home });
+    expectCleanError(r, EXIT_CODES.usage, /not an existing directory/);
+    for (const f of [a, b]) f.expectUntouched();
+    expect(() => statSync(c)).toThrow();
+  });
+
+  it('sources on two different hosts: exit 2 before anything connects', async () => {
+    const r = await runCli(['--json', 'h1.invalid:/a', 'h2.invalid:/b', join(dir, 'x')], { home });
+    expectCleanError(r, EXIT_CODES.usage, /different hosts/);
   });
 
   it('an extra argument after `--` counts too', async () => {

@@ -63,6 +63,11 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     fsync: async () => undefined,
     digest: async () => Buffer.alloc(32),
     commit: async () => ({ removed: [] }),
+    list: async () => ({ entries: [], more: false }),
+    mkdir: async () => ({ created: false }),
+    symlink: async () => ({ created: false }),
+    setmeta: async () => undefined,
+    remove: async () => ({ removed: 0 }),
     close: async () => undefined,
   };
   return {

@@ -200,6 +200,17 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
   commit: fc.constant(() => ({})),
   digest: fc.record({ method: hashMethod, limit: field(fc.oneof(small, fc.constant(2 ** 52))) }).map((a) => () => a),
   close: fc.constant(() => ({})),
+  // Tree ops: the root is always the test's directory (or junk), so whatever passes stays inside it.
+  list: fc
+    .record({ path, role: field(fc.constantFrom('source', 'target')), after: fc.option(fc.string({ maxLength: 3 })), max: field(fc.integer({ min: 0, max: 2000 })) })
+    .map(({ path: p, after, ...rest }) => () => ({ ...rest, path: p(), ...(after === null ? {} : { after }) })),
+  mkdir: fc.record({ path, root: field(fc.constant(0)), mode: field(fc.integer({ min: 0, max: 0o7777 })) }).map(({ path: p, root, mode }) => () => ({ root: root === 0 ? dir : root, path: p(), mode })),
+  symlink: fc.record({ path, linkTarget: fc.string({ maxLength: 5 }) }).map(({ path: p, linkTarget }) => () => ({ root: dir, path: p(), linkTarget })),
+  setmeta: fc
+    .record({ path, mode: field(fc.integer({ min: 0, max: 0o777 })), mtimeMs: field(fc.integer({ min: 0, max: 2 ** 41 })) })
+    .map(({ path: p, ...rest }) => () => ({ root: dir, path: p(), ...rest })),
+  // Only inside a scratch directory of its own: the fuzzed paths name the other ops' files.
+  remove: fc.stringMatching(/^[a-z]{1,6}$/).map((name) => () => ({ root: join(dir, 'made'), path: join(dir, 'made', name) })),
 };
 
 /** A request: a known op with fuzzed args, an unknown op, or fully random args; maybe with a payload. */

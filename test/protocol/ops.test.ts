@@ -46,6 +46,11 @@ const valid = (): { [K in OpName]: Ops[K]['args'] } => ({
   digest: { method: 'sha256', limit: 10 },
   commit: { size: 0 },
   close: {},
+  list: { path: dir, role: 'source', max: 10 },
+  mkdir: { root: dir, path: join(dir, 'sub') },
+  symlink: { root: dir, path: join(dir, 'link'), linkTarget: 'file.bin' },
+  setmeta: { root: dir, path: file, mtimeMs: 1e12 },
+  remove: { root: dir, path: join(dir, 'no-such-entry') },
 });
 
 const FILE_METHODS = ['stat', 'open', 'space', 'hash', 'read', 'write', 'zero', 'truncate', 'fsync', 'digest', 'commit', 'close'] as const;
@@ -179,6 +184,11 @@ const validResult = (): { [K in OpName]: Omit<Ops[K]['result'], 'p'> } => ({
   digest: { digest: Buffer.alloc(32, 1) },
   commit: { removed: [] },
   close: {},
+  list: { entries: [{ name: 'a', kind: 'file', size: 1, mtimeMs: 1.5, mode: 0o644, uid: 0, gid: 0 }], more: false },
+  mkdir: { created: true },
+  symlink: { created: false },
+  setmeta: {},
+  remove: { removed: 1 },
 });
 
 /** A client and a scripted server that answers every request with `answer(op)`. */

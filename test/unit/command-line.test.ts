@@ -66,16 +66,23 @@ describe('positional arguments', () => {
     expect(parse(argv).args).toEqual(want);
   });
 
-  it('more than two is a USAGE error naming the alternative', () => {
-    const { args, flags } = parse(['a.ibd', 'b.ibd', 'c.ibd', 'box:/dir/']);
+  it('more than two: every source kept in order, the last one is TARGET', () => {
+    const { args, flags } = parse(['a.ibd', '-r', 'b.ibd', 'c.ibd', 'box:/dir/']);
+    const c = resolveConfig(args, flags);
+    expect(c.sources.map((s) => s.path)).toEqual(['a.ibd', 'b.ibd', 'c.ibd']);
+    expect(c.target).toMatchObject({ kind: 'remote', host: 'box', path: '/dir/' });
+    expect(c.recursive).toBe(true);
+  });
+
+  it('sources on two hosts are a USAGE error', () => {
+    const { args, flags } = parse(['h1:/a', 'h2:/b', './dir']);
     try {
       resolveConfig(args, flags);
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(PdcError);
       expect((e as PdcError).code).toBe('USAGE');
-      expect((e as PdcError).message).toMatch(/several sources are not supported yet/);
-      expect((e as PdcError).hint).toMatch(/one run per file/);
+      expect((e as PdcError).message).toMatch(/different hosts/);
     }
   });
 });
@@ -157,6 +164,14 @@ describe('every declared option has an effect', () => {
     quiet: ['-q'],
     benchmark: ['-B', '3'],
     yes: ['-y'],
+    recursive: ['-r'],
+    archive: ['-a'],
+    perms: ['--perms'],
+    times: ['-t'],
+    owner: ['--owner'],
+    group: ['-g'],
+    checksum: ['--checksum'],
+    delete: ['-r', '--delete'],
   };
   const base = config(['h:/s', '/t']);
   for (const o of OPTIONS.filter((o) => !o.builtin)) {

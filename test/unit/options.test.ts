@@ -6,6 +6,7 @@ import {
   DEFAULT_IDLE_TIMEOUT_S,
   MAX_CONCURRENCY,
   type RawFlags,
+  type RunConfig,
   resolveConfig,
 } from '../../src/cli/options.js';
 import { DEFAULT_HASH_METHOD } from '../../src/hash/methods.js';
@@ -31,8 +32,13 @@ describe('resolveConfig defaults', () => {
   it('fills every default for two local paths and no flags', () => {
     const c = resolveConfig(ARGS, {});
     expect(c).toEqual({
+      sources: [{ kind: 'local', path: '/tmp/src.img' }],
       source: { kind: 'local', path: '/tmp/src.img' },
       target: { kind: 'local', path: '/tmp/dst.img' },
+      recursive: false,
+      meta: { perms: false, times: false, owner: false, group: false },
+      checksum: false,
+      delete: false,
       blockSize: DEFAULT_BLOCK_SIZE,
       hashMethod: DEFAULT_HASH_METHOD,
       wholeFile: false,
@@ -165,13 +171,37 @@ describe('arguments', () => {
   it.each<[string[], string]>([
     [[], 'USAGE'],
     [['/only/one'], 'USAGE'],
-    [['a', 'b', 'c'], 'USAGE'],
-    [['a', 'b', 'c', 'host:/dir/'], 'USAGE'],
+    [['h1:/a', './b', 'c'], 'USAGE'],
+    [['h1:/a', 'h2:/b', './c'], 'USAGE'],
+    [['a', 'b', 'host:/c', 'host:/dir/'], 'USAGE'],
+    [['h1:/a', 'h1:/b', 'h2:/dir/'], 'BOTH_REMOTE'],
     [['h1:/a', 'h2:/b'], 'BOTH_REMOTE'],
     [['ssh://h1/a', 'u@h2:/b'], 'BOTH_REMOTE'],
     [['', '/b'], 'BAD_LOCATION'],
   ])('%j -> %s', (args, code) => {
     expect(codeOf(args, {})).toBe(code);
+  });
+
+  it('takes several sources on one host, in order, the last argument as TARGET', () => {
+    const c = resolveConfig(['h1:/a', 'h1:/b/', 'h1:c', './dir'], {});
+    expect(c.sources.map((s) => s.path)).toEqual(['/a', '/b/', 'c']);
+    expect(c.source).toEqual(c.sources[0]);
+    expect(c.target).toEqual({ kind: 'local', path: './dir' });
+  });
+
+  it.each<[string, Record<string, boolean>, boolean, Partial<RunConfig>]>([
+    ['-a as root', { archive: true }, true, { recursive: true, meta: { perms: true, times: true, owner: true, group: true } }],
+    ['-a as a user: no owner/group', { archive: true }, false, { recursive: true, meta: { perms: true, times: true, owner: false, group: false } }],
+    ['-t alone', { times: true }, false, { recursive: false, meta: { perms: false, times: true, owner: false, group: false } }],
+    ['--perms --owner -g', { perms: true, owner: true, group: true }, false, { meta: { perms: true, times: false, owner: true, group: true } }],
+    ['-r --checksum', { recursive: true, checksum: true }, false, { recursive: true, checksum: true }],
+    ['-a --delete', { archive: true, delete: true }, false, { recursive: true, delete: true }],
+  ])('%s', (_name, flags, isRoot, want) => {
+    expect(resolveConfig(['/s/', '/t'], flags, isRoot)).toMatchObject(want);
+  });
+
+  it('--delete without -r is a USAGE error (it acts inside a recursive run only)', () => {
+    expect(codeOf(['/s/', '/t'], { delete: true })).toBe('USAGE');
   });
 
   it('accepts exactly one remote side', () => {

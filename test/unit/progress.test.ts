@@ -2,6 +2,7 @@
  * Progress renderers over a fake clock: rate over a moving window, ETA, the periodic
  * lines for logs and the NDJSON stream. No test waits on real time.
  */
+import type { RunEvent } from '../../src/job/events.js';
 import { describe, expect, it } from 'vitest';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { jsonProgressRenderer } from '../../src/cli/render/json-progress.js';
@@ -124,7 +125,7 @@ describe('--json-progress', () => {
   it('writes NDJSON: phases, throttled progress, and the summary at the end; the inner renderer still gets everything', () => {
     const c = clock();
     const err = sink();
-    const seen: SyncEvent[] = [];
+    const seen: RunEvent[] = [];
     const inner: Renderer & { fail(): string } = { event: (e) => seen.push(e), log: () => {}, finish: () => {}, fail: () => 'kept' };
     const r = jsonProgressRenderer(inner, err, c.now, 1000);
     r.event({ type: 'phase', phase: 'syncing' });

@@ -1,4 +1,4 @@
-import type { SyncEvent } from '../../engine/events.js';
+import type { RunEvent } from '../../job/events.js';
 import { ProgressModel } from './progress-model.js';
 import type { Renderer, TextSink } from './renderer.js';
 
@@ -29,7 +29,7 @@ export function jsonProgressRenderer<R extends Renderer>(
   };
   return {
     ...inner,
-    event(e: SyncEvent) {
+    event(e: RunEvent) {
       model.update(e);
       if (e.type === 'phase') write('phase');
       else if (e.type === 'progress' && now() - last >= intervalMs) write('progress');

@@ -1,11 +1,18 @@
-import type { SyncEvent, SyncSummary } from '../../engine/events.js';
-import type { Renderer } from './renderer.js';
+import type { SyncSummary } from '../../engine/events.js';
+import type { FileResult, JobTotals, RunEvent } from '../../job/events.js';
+import type { Renderer, TextSink } from './renderer.js';
 
-/** --json: exactly one JSON object on stdout at the end (the summary, or the error). */
-export function jsonRenderer(verbosity: number, out = process.stdout, err = process.stderr): Renderer & {
+/**
+ * --json: exactly one JSON object on stdout at the end. One file: its summary (or
+ * the error). Several files or a tree: {ok, files:[...], totals:{...}}, every file's
+ * summary or failure in `files`, `ok` false when any failed.
+ */
+export function jsonRenderer(verbosity: number, out: TextSink = process.stdout, err: TextSink = process.stderr): Renderer & {
   fail(code: string, message: string, hint: string | undefined, exitCode: number): void;
 } {
   let summary: SyncSummary | undefined;
+  let totals: JobTotals | undefined;
+  const files: FileResult[] = [];
   let written = false;
   const write = (obj: unknown) => {
     if (written) return;
@@ -13,17 +20,24 @@ export function jsonRenderer(verbosity: number, out = process.stdout, err = proc
     out.write(JSON.stringify(obj) + '\n');
   };
   return {
-    event(e: SyncEvent) {
-      if (e.type === 'done') summary = e.summary;
+    event(e: RunEvent) {
+      if (e.type === 'done') {
+        summary = e.summary;
+        files.push({ ok: true, ...e.summary });
+      } else if (e.type === 'file-failed') {
+        const { type: _, ...failure } = e;
+        files.push({ ok: false, ...failure });
+      } else if (e.type === 'job-done') totals = e.totals;
     },
     log(level, line) {
       if (verbosity >= level) err.write(`pdiffcopy: ${line}\n`);
     },
     fail(code, message, hint, exitCode) {
-      write({ ok: false, error: { code, message, ...(hint ? { hint } : {}) }, exitCode });
+      write({ ok: false, error: { code, message, ...(hint ? { hint } : {}) }, exitCode, ...(totals || files.length > 1 ? { files } : {}) });
     },
     finish() {
-      if (summary) write({ ok: true, ...summary });
+      if (totals) write({ ok: totals.filesFailed === 0, files, totals });
+      else if (summary) write({ ok: true, ...summary });
     },
   };
 }

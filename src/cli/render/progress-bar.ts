@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { SyncEvent } from '../../engine/events.js';
+import type { RunEvent } from '../../job/events.js';
 import { plainRenderer } from './plain.js';
 import { ProgressModel } from './progress-model.js';
 import { progressText } from './progress-text.js';
@@ -31,10 +31,11 @@ export function progressBarRenderer(verbosity: number, now: () => number = () =>
     bar = undefined;
   };
   return {
-    event(e: SyncEvent) {
+    event(e: RunEvent) {
       model.update(e);
       if (e.type === 'start' && !bar) bar = bars.create(BAR_STEPS, 0, { text: progressText(model.snapshot()) });
-      else if (e.type === 'done') {
+      else if (e.type === 'done' || e.type === 'item' || e.type === 'file-failed' || e.type === 'job-done') {
+        // Each file of a job gets its own bar; the job's lines print between them.
         stop();
         plain.event(e);
       } else redraw();

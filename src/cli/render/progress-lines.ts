@@ -1,4 +1,4 @@
-import type { SyncEvent } from '../../engine/events.js';
+import type { RunEvent } from '../../job/events.js';
 import { plainRenderer } from './plain.js';
 import { ProgressModel } from './progress-model.js';
 import { progressText } from './progress-text.js';
@@ -26,7 +26,7 @@ export function progressLinesRenderer(
     err.write(`pdiffcopy: ${progressText(model.snapshot())}\n`);
   };
   return {
-    event(e: SyncEvent) {
+    event(e: RunEvent) {
       model.update(e);
       if (e.type === 'start') started = true;
       // Nothing to report before the sizes are known, nor after the summary line.

@@ -1,4 +1,5 @@
-import type { Phase, SyncEvent } from '../../engine/events.js';
+import type { Phase } from '../../engine/events.js';
+import type { RunEvent } from '../../job/events.js';
 
 /** What every progress renderer shows, computed from engine events and a clock. */
 export interface ProgressSnapshot {
@@ -40,7 +41,7 @@ export class ProgressModel {
   ) {}
 
   /** Returns true when the event changed what a renderer would show. */
-  update(e: SyncEvent): boolean {
+  update(e: RunEvent): boolean {
     const t = this.now();
     this.t0 ??= t;
     if (e.type === 'phase') {

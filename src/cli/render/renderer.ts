@@ -1,8 +1,8 @@
-import type { SyncEvent } from '../../engine/events.js';
+import type { RunEvent } from '../../job/events.js';
 
-/** Renders engine events; finish() is called once at the end, success or not. */
+/** Renders engine and job events; finish() is called once at the end, success or not. */
 export interface Renderer {
-  event(e: SyncEvent): void;
+  event(e: RunEvent): void;
   log(level: number, line: string): void;
   finish(): void;
 }

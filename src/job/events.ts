@@ -1,0 +1,57 @@
+/**
+ * What a job tells the world beside each file's engine events. Like the engine,
+ * the job never prints: renderers turn these into lines, bars or JSON.
+ */
+import type { SyncEvent, SyncSummary } from '../engine/events.js';
+
+/** What happened to one entry that is not a file synced by the engine. */
+export type ItemAction =
+  /** A directory made on the target. */
+  | 'mkdir'
+  /** A symlink made (or replaced) on the target. */
+  | 'symlink'
+  /** Size and mtime match (quick check), or the link already points there: nothing sent. */
+  | 'uptodate'
+  /** A special file (FIFO, socket, device) or a directory without -r: not copied. */
+  | 'skipped'
+  /** --delete: removed from the target (a directory with everything in it). */
+  | 'deleted'
+  /** Dry run: this file would be created, or compared and updated, or (--delete) deleted. */
+  | 'would-create'
+  | 'would-update'
+  | 'would-delete';
+
+export interface FileFailure {
+  source: string;
+  target: string;
+  error: { code: string; message: string; hint?: string };
+}
+
+export interface JobTotals {
+  /** Regular files seen in the sources. */
+  files: number;
+  /** Files that went through the engine (synced or, in a dry run, compared). */
+  filesSynced: number;
+  filesUpToDate: number;
+  filesFailed: number;
+  dirsCreated: number;
+  symlinksCreated: number;
+  skipped: number;
+  /** --delete: target entries removed (or, in a dry run, that would be). */
+  deleted: number;
+  bytesTotal: number;
+  bytesSent: number;
+  seconds: number;
+}
+
+export type JobEvent =
+  | { type: 'item'; action: ItemAction; path: string; reason?: string }
+  | ({ type: 'file-failed' } & FileFailure)
+  | { type: 'job-done'; totals: JobTotals };
+
+/** Everything a renderer is given: the engine's events for each file, and the job's own. */
+export type RunEvent = SyncEvent | JobEvent;
+export type JobEmit = (e: RunEvent) => void;
+
+/** One file's outcome as --json lists it. */
+export type FileResult = ({ ok: true } & SyncSummary) | ({ ok: false } & FileFailure);

@@ -1,0 +1,385 @@
+/**
+ * A job: every SOURCE into one TARGET, over one set of hosts opened once. Each
+ * regular file goes through the engine (syncFile) on those same hosts, one after
+ * another; directories and symlinks are made on the target, metadata set after.
+ * A failure of one file is reported and the job goes on; only failures that stop
+ * every file (connection, interruption, a bug) end it.
+ */
+import type { SyncSummary } from '../engine/events.js';
+import { syncFile } from '../engine/sync.js';
+import { ERROR_CATEGORY } from '../errors/codes.js';
+import { PdcError } from '../errors/pdc-error.js';
+import type { FileHost } from '../hosts/file-host.js';
+import type { DirEntry, Role, SetMetaArgs } from '../protocol/messages.js';
+import { MAX_LIST_ENTRIES } from '../protocol/ops.js';
+import type { FileFailure, JobEmit, JobTotals } from './events.js';
+import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, toDelete } from './plan.js';
+
+/** Which metadata targets get from their source (rsync's -p, -t, -o, -g). */
+export interface MetaOptions {
+  perms: boolean;
+  times: boolean;
+  owner: boolean;
+  group: boolean;
+}
+
+export interface JobOptions {
+  blockSize: number;
+  hashMethod: string;
+  wholeFile: boolean;
+  dryRun: boolean;
+  verify: boolean;
+  atomic: boolean;
+  /** Read or write a block device even when it is in use. */
+  forceDevice: boolean;
+  concurrency: number;
+  recursive: boolean;
+  meta: MetaOptions;
+  /** Never skip a file because its size and mtime match. */
+  checksum: boolean;
+  /** Remove target entries of a synced directory that the source does not have. */
+  delete?: boolean;
+}
+
+export interface Job {
+  /** Paths on the source host, as the user gave them (a trailing `/` matters with -r). */
+  sources: string[];
+  /** A path on the target host. */
+  target: string;
+  options: JobOptions;
+}
+
+export interface JobHosts {
+  source: FileHost;
+  target: FileHost;
+}
+
+export interface JobResult {
+  /** A single-file job: the engine's summary, as a run before jobs reported it. */
+  single?: SyncSummary;
+  totals: JobTotals;
+}
+
+/** Errors after which no other file can succeed either: they end the job instead of one file. */
+const FATAL = new Set<string>(['connection', 'hostkey', 'interrupted', 'terminated', 'internal', 'usage']);
+
+/**
+ * Run a job. One SOURCE that is a file (or any SOURCE without -r, alone) is a
+ * single-file job: its error ends the run, as before jobs. Otherwise TARGET is a
+ * directory and every entry is tried, its failure reported as a `file-failed` event.
+ */
+export async function runJob(job: Job, hosts: JobHosts, emit: JobEmit, signal?: AbortSignal): Promise<JobResult> {
+  const runner = new JobRunner(job, hosts, emit, signal);
+  const top = job.sources.length === 1 && job.options.recursive ? await runner.entryOf(hosts.source, job.sources[0]!, 'source') : undefined;
+  if (job.sources.length === 1 && top?.kind !== 'dir' && top?.kind !== 'symlink') return runner.single();
+  return runner.many();
+}
+
+class JobRunner {
+  private readonly started = performance.now();
+  private readonly totals: JobTotals = {
+    files: 0,
+    filesSynced: 0,
+    filesUpToDate: 0,
+    filesFailed: 0,
+    dirsCreated: 0,
+    symlinksCreated: 0,
+    skipped: 0,
+    deleted: 0,
+    bytesTotal: 0,
+    bytesSent: 0,
+    seconds: 0,
+  };
+  private readonly src: FileHost;
+  private readonly dst: FileHost;
+  private readonly o: JobOptions;
+
+  constructor(
+    private readonly job: Job,
+    hosts: JobHosts,
+    private readonly emit: JobEmit,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.src = hosts.source;
+    this.dst = hosts.target;
+    this.o = job.options;
+  }
+
+  /** One file, its errors the run's: the target is resolved as cp does (into a directory). */
+  async single(): Promise<JobResult> {
+    const source = this.job.sources[0]!;
+    const t = await this.dst.stat(this.job.target, 'target');
+    const into = t.kind === 'dir' || (!t.exists && this.job.target.endsWith('/'));
+    const target = into ? this.dst.join(this.job.target, baseName(source)) : this.job.target;
+    this.totals.files = 1;
+    const summary = await this.syncOne(source, target);
+    if (!this.o.dryRun && this.wantsMeta()) {
+      const entry = await this.entryOf(this.src, source, 'source');
+      if (entry) await this.setMeta(dirName(target), target, entry);
+    }
+    return { single: summary, totals: this.finishTotals() };
+  }
+
+  /** Several sources, or a tree: TARGET is a directory (made for one directory source). */
+  async many(): Promise<JobResult> {
+    const targetDir = this.job.target.replace(/(.)\/+$/, '$1');
+    await this.ensureTargetDir(targetDir);
+    for (const source of this.job.sources) {
+      this.abort();
+      await this.attempt(source, this.dst.display(targetDir), () => this.copyTop(source, targetDir));
+    }
+    const totals = this.finishTotals();
+    this.emit({ type: 'job-done', totals });
+    return { totals };
+  }
+
+  /** Each top-level source: a file, a tree (-r), a link (-r: recreated; else its file), or skipped. */
+  private async copyTop(source: string, targetDir: string): Promise<void> {
+    const entry = await this.entryOf(this.src, source, 'source');
+    if (!entry) throw new PdcError('SOURCE_NOT_FOUND', `source ${this.src.display(source)} does not exist`, { hint: 'check the path' });
+    const isDir = entry.kind === 'dir';
+    const target = landing(source, isDir, targetDir, (d, n) => this.dst.join(d, n));
+    if (isDir && !this.o.recursive) {
+      throw new PdcError('SOURCE_NOT_REGULAR', `source ${this.src.display(source)} is a directory`, { hint: 'pass -r to copy directories' });
+    }
+    if (isDir) return this.copyTree(source, target, targetDir, entry);
+    const existing = await this.entryOf(this.dst, target, 'target');
+    const named = { ...entry, name: baseName(target) };
+    if (entry.kind === 'symlink' && !this.o.recursive) return this.apply({ do: 'sync', exists: !!existing }, named, source, target, targetDir);
+    return this.apply(planEntry(named, existing, this.entryOptions()), named, source, target, targetDir);
+  }
+
+  /**
+   * A directory and everything below it, depth first: each directory's entries are
+   * listed on both sides (page by page) and planned; the directories' own metadata
+   * is set last, deepest first, so adding their contents does not change it again.
+   */
+  private async copyTree(source: string, target: string, root: string, top: DirEntry): Promise<void> {
+    const made: Array<{ path: string; entry: DirEntry }> = [];
+    const topExists = await this.makeDir(target, root, top, await this.entryOf(this.dst, target, 'target'));
+    made.push({ path: target, entry: top });
+    if (topExists) await this.noteTargetDir(target);
+    const stack = [{ src: source, dst: target, exists: topExists }];
+    while (stack.length > 0) {
+      this.abort();
+      const dir = stack.pop()!;
+      if (await this.isTargetDir(dir.src)) {
+        this.emit({ type: 'item', action: 'skipped', path: this.src.display(dir.src), reason: 'it is the target tree itself' });
+        continue;
+      }
+      const theirs = dir.exists ? new Map((await this.listAll(this.dst, dir.dst, 'target')).map((e) => [e.name, e])) : new Map<string, DirEntry>();
+      const below: typeof stack = [];
+      const ours = await this.listAll(this.src, dir.src, 'source');
+      if (this.o.delete) await this.deleteExtra(dir.dst, root, ours, [...theirs.values()]);
+      for (const entry of ours) {
+        const sp = this.src.join(dir.src, entry.name);
+        const tp = this.dst.join(dir.dst, entry.name);
+        const plan = planEntry(entry, theirs.get(entry.name), this.entryOptions());
+        await this.attempt(this.src.display(sp), this.dst.display(tp), async () => {
+          if (plan.do === 'dir') {
+            const exists = await this.makeDir(tp, root, entry, theirs.get(entry.name));
+            if (exists) await this.noteTargetDir(tp);
+            below.push({ src: sp, dst: tp, exists });
+            made.push({ path: tp, entry });
+          } else await this.apply(plan, entry, sp, tp, root);
+        });
+      }
+      stack.push(...below.reverse());
+    }
+    if (this.o.dryRun || !this.wantsMeta()) return;
+    for (const d of made.reverse()) await this.attempt(this.src.display(d.path), this.dst.display(d.path), () => this.setMeta(root, d.path, d.entry));
+  }
+
+  /**
+   * Source and target on one machine: the target's directories by dev/ino, so that a
+   * target inside the source is never walked as source (it would grow as it is copied).
+   */
+  private readonly targetDirs = new Set<string>();
+
+  private async noteTargetDir(path: string): Promise<void> {
+    if (this.src.machineId !== this.dst.machineId) return;
+    const st = await this.dst.stat(path, 'target');
+    if (st.kind === 'dir') this.targetDirs.add(`${st.dev}:${st.ino}`);
+  }
+
+  private async isTargetDir(path: string): Promise<boolean> {
+    if (this.targetDirs.size === 0) return false;
+    const st = await this.src.stat(path, 'source');
+    return this.targetDirs.has(`${st.dev}:${st.ino}`);
+  }
+
+  /** --delete: what this synced directory holds on the target and not in the source (before anything new is written). */
+  private async deleteExtra(dir: string, root: string, ours: DirEntry[], theirs: DirEntry[]): Promise<void> {
+    for (const extra of toDelete(new Set(ours.map((e) => e.name)), theirs)) {
+      const path = this.dst.join(dir, extra.name);
+      const shown = `${this.dst.display(path)}${extra.kind === 'dir' ? '/' : ''}`;
+      await this.attempt(shown, shown, async () => {
+        if (!this.o.dryRun) await this.dst.remove({ root, path });
+        this.totals.deleted++;
+        this.emit({ type: 'item', action: this.o.dryRun ? 'would-delete' : 'deleted', path: shown });
+      });
+    }
+  }
+
+  /** Carry out one entry's plan (not directories: copyTree walks those). */
+  private async apply(plan: EntryPlan, entry: DirEntry, source: string, target: string, root: string): Promise<void> {
+    const shown = this.dst.display(target);
+    if (entry.kind === 'file' || plan.do === 'sync') this.totals.files++;
+    switch (plan.do) {
+      case 'fail':
+        throw new PdcError(plan.code, `target ${shown}: ${plan.reason}`, { hint: 'remove or rename it on the target, then rerun' });
+      case 'skip':
+        this.totals.skipped++;
+        this.emit({ type: 'item', action: 'skipped', path: this.src.display(source), reason: plan.reason });
+        return;
+      case 'uptodate':
+        if (entry.kind === 'file') this.totals.filesUpToDate++;
+        this.emit({ type: 'item', action: 'uptodate', path: shown });
+        return;
+      case 'symlink':
+        if (!this.o.dryRun) await this.dst.symlink({ root, path: target, linkTarget: entry.linkTarget! });
+        this.totals.symlinksCreated++;
+        this.emit({ type: 'item', action: 'symlink', path: shown, reason: `-> ${entry.linkTarget}` });
+        return;
+      case 'sync':
+        if (this.o.dryRun) {
+          // A dry run lists every file; one that exists is also compared (its report follows).
+          this.emit({ type: 'item', action: plan.exists ? 'would-update' : 'would-create', path: shown });
+          if (!plan.exists) return;
+        }
+        await this.syncOne(source, target);
+        if (!this.o.dryRun && this.wantsMeta()) await this.setMeta(root, target, entry);
+        return;
+      case 'dir':
+        throw new PdcError('INTERNAL', `${shown}: a directory reached apply()`);
+    }
+  }
+
+  /** One file through the engine, on the job's hosts. */
+  private async syncOne(source: string, target: string): Promise<SyncSummary> {
+    const o = this.o;
+    const summary = await syncFile({
+      source: { host: this.src, path: source },
+      target: { host: this.dst, path: target },
+      blockSize: o.blockSize,
+      hashMethod: o.hashMethod,
+      wholeFile: o.wholeFile,
+      dryRun: o.dryRun,
+      verify: o.verify,
+      atomic: o.atomic,
+      forceDevice: o.forceDevice,
+      concurrency: o.concurrency,
+      signal: this.signal,
+      emit: this.emit,
+    });
+    this.totals.filesSynced++;
+    this.totals.bytesTotal += summary.bytesTotal;
+    this.totals.bytesSent += summary.bytesSent;
+    return summary;
+  }
+
+  /** Make a directory of the tree unless it is there; says whether it exists now (a dry run makes nothing). */
+  private async makeDir(path: string, root: string, entry: DirEntry, existing: DirEntry | undefined): Promise<boolean> {
+    if (existing) {
+      if (existing.kind !== 'dir') throw new PdcError('TARGET_NOT_REGULAR', `target ${this.dst.display(path)} is not a directory; left alone`, { hint: 'remove or rename it on the target, then rerun' });
+      return true;
+    }
+    this.totals.dirsCreated++;
+    this.emit({ type: 'item', action: this.o.dryRun ? 'would-create' : 'mkdir', path: `${this.dst.display(path)}/` });
+    if (this.o.dryRun) return false;
+    // Writable for us while its contents are made; --perms sets its own mode afterwards.
+    await this.dst.mkdir({ root, path, mode: (entry.mode | 0o700) & 0o777 });
+    return true;
+  }
+
+  /** Several sources need an existing directory; one directory source may create it. */
+  private async ensureTargetDir(targetDir: string): Promise<void> {
+    const t = await this.dst.stat(targetDir, 'target');
+    if (t.kind === 'dir') return;
+    if (this.job.sources.length > 1 || t.exists) throw notADirectory(this.dst.display(this.job.target), this.job.sources.length);
+    this.totals.dirsCreated++;
+    this.emit({ type: 'item', action: this.o.dryRun ? 'would-create' : 'mkdir', path: `${this.dst.display(targetDir)}/` });
+    if (!this.o.dryRun) await this.dst.mkdir({ root: dirName(targetDir), path: targetDir });
+  }
+
+  private async setMeta(root: string, path: string, e: DirEntry): Promise<void> {
+    const m = this.o.meta;
+    const args: SetMetaArgs = { root, path };
+    if (m.perms) args.mode = e.mode;
+    if (m.owner) args.uid = e.uid;
+    if (m.group) args.gid = e.gid;
+    if (m.times) args.mtimeMs = e.mtimeMs;
+    if (e.kind === 'symlink') return; // a link's own metadata is not carried over
+    await this.dst.setmeta(args);
+  }
+
+  private wantsMeta(): boolean {
+    const m = this.o.meta;
+    return m.perms || m.times || m.owner || m.group;
+  }
+
+  private entryOptions() {
+    return { quickCheck: this.o.meta.times && !this.o.checksum };
+  }
+
+  /** Every entry of a directory, page by page. */
+  private async listAll(host: FileHost, path: string, role: Role): Promise<DirEntry[]> {
+    const all: DirEntry[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await host.list({ path, role, max: MAX_LIST_ENTRIES, ...(after === undefined ? {} : { after }) });
+      all.push(...page.entries);
+      if (!page.more || page.entries.length === 0) return all;
+      after = page.entries[page.entries.length - 1]!.name;
+    }
+  }
+
+  /**
+   * What is at `path` (lstat), or undefined. A path naming a directory's contents
+   * (`dir/`) is looked at through the link when `dir` is one, as rsync and the kernel do.
+   */
+  async entryOf(host: FileHost, path: string, role: Role): Promise<DirEntry | undefined> {
+    if (namesContents(path)) {
+      const page = await host.list({ path: path.replace(/\/\.?$/, '') || '/', role, name: '.', max: 1 });
+      return page.entries[0];
+    }
+    const name = baseName(path);
+    if (name === '' || name === '..') {
+      const st = await host.stat(path, role);
+      if (!st.exists) return undefined;
+      // A device at the top of a tree is a special file there (a single device SOURCE is synced by single()).
+      const kind = st.kind === 'missing' || st.kind === 'block' ? 'other' : st.kind;
+      return { name, kind, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: 0, gid: 0 };
+    }
+    const page = await host.list({ path: dirName(path), role, name, max: 1 });
+    return page.entries[0];
+  }
+
+  /** Run one entry's work; a failure of that entry alone is reported, and the job goes on. */
+  private async attempt(source: string, target: string, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (e) {
+      if (!(e instanceof PdcError) || FATAL.has(ERROR_CATEGORY[e.code]) || this.signal?.aborted) throw e;
+      this.totals.filesFailed++;
+      const failure: FileFailure = { source, target, error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
+      this.emit({ type: 'file-failed', ...failure });
+    }
+  }
+
+  private abort(): void {
+    if (this.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+  }
+
+  private finishTotals(): JobTotals {
+    this.totals.seconds = Math.round(performance.now() - this.started) / 1000;
+    return { ...this.totals };
+  }
+}
+
+/** Several sources (or a directory) need a directory to land in. */
+export function notADirectory(target: string, sources: number): PdcError {
+  const why = sources > 1 ? `and there are ${sources} sources` : 'and the source is a directory';
+  return new PdcError('USAGE', `TARGET ${target} is not an existing directory, ${why}`, {
+    hint: 'name an existing directory as the last argument (create it first), or copy one file per run',
+  });
+}
