@@ -1,5 +1,6 @@
 import { PdcError } from '../errors/pdc-error.js';
 import { DEFAULT_HASH_METHOD } from '../hash/methods.js';
+import type { JobOptions, MetaOptions } from '../job/job.js';
 import { type Location, parseLocation } from '../location.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
@@ -28,35 +29,13 @@ export interface SshFlags {
 }
 
 /** Which metadata targets get from their source (rsync's -p, -t, -o, -g). */
-export interface MetaFlags {
-  perms: boolean;
-  times: boolean;
-  owner: boolean;
-  group: boolean;
-}
-
-export interface RunConfig {
+/** The copy options are the job's own (JobOptions); the rest says where, and how to talk and report. */
+export interface RunConfig extends JobOptions {
   /** Every SOURCE, in the order given (all on one host). */
   sources: Location[];
   /** The first SOURCE (the only one for a single-file run). */
   source: Location;
   target: Location;
-  /** -r: directories are copied with everything in them. */
-  recursive: boolean;
-  meta: MetaFlags;
-  /** --checksum: never skip a file because its size and mtime match. */
-  checksum: boolean;
-  /** --delete (with -r): remove target entries the source does not have. */
-  delete: boolean;
-  blockSize: number;
-  hashMethod: string;
-  wholeFile: boolean;
-  dryRun: boolean;
-  verify: boolean;
-  atomic: boolean;
-  /** --force-device: a block device in use is read or written anyway. */
-  forceDevice: boolean;
-  concurrency: number;
   /** Default 0; each -v adds one, each -q takes one. */
   verbosity: number;
   json: boolean;
@@ -153,7 +132,7 @@ function locations(args: string[]): { sources: Location[]; target: Location } {
 }
 
 /** -a is -r -t --perms, plus --owner --group when run as root (only root may give files away). */
-function metaFlags(f: RawFlags, isRoot: boolean): MetaFlags {
+function metaFlags(f: RawFlags, isRoot: boolean): MetaOptions {
   const a = !!f.archive;
   return { perms: a || !!f.perms, times: a || !!f.times, owner: (a && isRoot) || !!f.owner, group: (a && isRoot) || !!f.group };
 }

@@ -1,27 +1,39 @@
-import { type Job, type JobResult, runJob } from '../job/job.js';
+import { type Job, type JobOptions, type JobResult, runJob } from '../job/job.js';
 import type { JobEmit } from '../job/events.js';
 import { openHosts, type OpenedHosts } from './open-hosts.js';
 import type { RunConfig } from './options.js';
+
+/**
+ * Every job option, named once: a field added to JobOptions and not here does not
+ * compile, so no option given on the command line is quietly dropped on its way in.
+ */
+const JOB_OPTION_KEYS = {
+  blockSize: true,
+  hashMethod: true,
+  wholeFile: true,
+  dryRun: true,
+  verify: true,
+  atomic: true,
+  forceDevice: true,
+  concurrency: true,
+  recursive: true,
+  meta: true,
+  checksum: true,
+  delete: true,
+} satisfies Record<keyof JobOptions, true>;
+
+function jobOptions(cfg: RunConfig): JobOptions {
+  const out: Partial<Record<keyof JobOptions, unknown>> = {};
+  for (const k of Object.keys(JOB_OPTION_KEYS) as Array<keyof JobOptions>) out[k] = cfg[k];
+  return out as JobOptions;
+}
 
 /** The command line as a job: every SOURCE's path, the TARGET's, and the copy options. */
 export function jobOf(cfg: RunConfig): Job {
   return {
     sources: cfg.sources.map((s) => s.path),
     target: cfg.target.path,
-    options: {
-      blockSize: cfg.blockSize,
-      hashMethod: cfg.hashMethod,
-      wholeFile: cfg.wholeFile,
-      dryRun: cfg.dryRun,
-      verify: cfg.verify,
-      atomic: cfg.atomic,
-      forceDevice: cfg.forceDevice,
-      concurrency: cfg.concurrency,
-      recursive: cfg.recursive,
-      meta: cfg.meta,
-      checksum: cfg.checksum,
-      delete: cfg.delete,
-    },
+    options: jobOptions(cfg),
   };
 }
 
