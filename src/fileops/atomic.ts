@@ -3,6 +3,7 @@ import { constants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PdcError } from '../errors/pdc-error.js';
+import { euid, trustedOwner } from './owner.js';
 
 /**
  * --atomic: the new version is built in a temp file beside the target and renamed
@@ -40,10 +41,6 @@ export function tempPathFor(target: string): string {
 function isTempNameOf(target: string, name: string): boolean {
   const fixed = basename(tempPathFor(target));
   return name === fixed || (name.startsWith(`${fixed}.`) && /^[0-9a-f]{12}$/.test(name.slice(fixed.length + 1)));
-}
-
-function euid(): number {
-  return typeof process.geteuid === 'function' ? process.geteuid() : -1;
 }
 
 /** The rule for taking over (or removing) a leftover temp file: see the module comment. */
@@ -112,7 +109,7 @@ export async function openAtomicTarget(path: string): Promise<AtomicTarget> {
 export async function resolveOnce(path: string): Promise<string> {
   const st = await fsp.lstat(path).catch(() => undefined);
   if (!st?.isSymbolicLink()) return resolve(path);
-  if (st.uid !== 0 && st.uid !== euid()) {
+  if (!trustedOwner(st.uid)) {
     throw new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link owned by another user (uid ${st.uid}); it is not followed`, {
       hint: 'name the file it points to, if that is really the file to replace',
     });

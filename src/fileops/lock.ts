@@ -3,6 +3,7 @@ import { closeSync, constants, fstatSync, linkSync, lstatSync, mkdirSync, openSy
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { PdcError } from '../errors/pdc-error.js';
+import { euid, trustedOwner } from './owner.js';
 
 /**
  * Advisory lock that keeps two runs from writing one target at once.
@@ -146,7 +147,6 @@ function privateLockDir(candidates: string[], display: string): string {
   throw lockUnavailable(display, refused.join('; '), candidates[0] ?? '');
 }
 
-const euid = () => (process.geteuid ? process.geteuid() : 0);
 const GROUP_OTHER_WRITE = 0o022;
 const STICKY = 0o1000;
 
@@ -232,8 +232,7 @@ function unsafeAncestor(dir: string): string | undefined {
     } catch {
       return p;
     }
-    const owner = st.uid === 0 || st.uid === euid();
-    if (!owner || ((st.mode & GROUP_OTHER_WRITE) !== 0 && (st.mode & STICKY) === 0)) return p;
+    if (!trustedOwner(st.uid) || ((st.mode & GROUP_OTHER_WRITE) !== 0 && (st.mode & STICKY) === 0)) return p;
     if (dirname(p) === p) return undefined;
     p = dirname(p);
   }
