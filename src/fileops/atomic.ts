@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PdcError } from '../errors/pdc-error.js';
 import { euid, trustedOwner } from './owner.js';
+import { isAllZero } from './zero-runs.js';
 
 /**
  * --atomic: the new version is built in a temp file beside the target and renamed
@@ -198,13 +199,12 @@ async function seedOrRemove(from: FileHandle, to: FileHandle, temp: string): Pro
  */
 export async function copyThrough(from: FileHandle, to: FileHandle): Promise<void> {
   const buf = Buffer.allocUnsafe(COPY_BUFFER_BYTES);
-  const zero = Buffer.alloc(COPY_BUFFER_BYTES);
   let pos = 0;
   for (;;) {
     const { bytesRead } = await from.read(buf, 0, buf.length, pos);
     if (bytesRead === 0) break;
     const chunk = buf.subarray(0, bytesRead);
-    if (!chunk.equals(zero.subarray(0, bytesRead))) {
+    if (!isAllZero(chunk)) {
       for (let done = 0; done < bytesRead; ) done += (await to.write(chunk, done, bytesRead - done, pos + done)).bytesWritten;
     }
     pos += bytesRead;
