@@ -13,9 +13,9 @@
  */
 import { chmodSync, chownSync, linkSync, lstatSync, symlinkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, killAllClis, runCli, sleep } from '../support/cli-child.js';
-import { expectSameBytes, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+import { describe, expect, it } from 'vitest';
+import { type CliResult, runCli, sleep } from '../support/cli-child.js';
+import { expectSameBytes, sha256File, writeSeededFile } from '../support/files.js';
 import {
   type Arena,
   expectUnchanged,
@@ -26,11 +26,13 @@ import {
   PLANT_FILE,
   PLANT_SYMLINK,
   plantAsHostile,
+  ROOT_RUN_MODES,
+  rootRuns,
   runAsHostile,
   snapshot,
   SYMLINK_RACER,
+  type RootRunMode as Mode,
 } from '../support/hostile-user.js';
-import { startSshd, type TestSshd } from '../support/sshd.js';
 
 const SIZE = 3 * 1024 * 1024 + 777;
 /**
@@ -42,41 +44,9 @@ const RACE_ATTEMPTS: Record<string, number> = { local: 10, 'ssh push': 6 };
 
 if (hostileSkipReason) console.log(`hostile-user tests SKIPPED: ${hostileSkipReason}`);
 
-let sshd: TestSshd;
-let home: string;
-let src: string;
-let cleanupHome: () => void;
-
-beforeAll(async () => {
-  if (hostileSkipReason) return;
-  sshd = await startSshd();
-  const t = tempDir('pdc-hostile-home-');
-  cleanupHome = t.cleanup;
-  home = join(t.dir, 'home');
-  mkdirSync(home);
-  src = join(t.dir, 'source.bin');
-  writeSeededFile(src, SIZE, 91);
-}, 60_000);
-
-afterAll(async () => {
-  killAllClis();
-  await sshd?.stop();
-  cleanupHome?.();
-});
-
-type Mode = 'local' | 'ssh push' | 'ssh pull';
-const MODES: Mode[] = ['local', 'ssh push', 'ssh pull'];
-
+const root = rootRuns({ prefix: 'pdc-hostile-home-', size: SIZE, seed: 91, flags: ['--atomic', '-v', '--no-progress'] });
 /** A root run of the real CLI copying `from` to `to` with --atomic over the given transport. */
-function atomicRun(mode: Mode, from: string, to: string, extra: string[] = []): Promise<CliResult> {
-  const args =
-    mode === 'local'
-      ? [from, to]
-      : mode === 'ssh push'
-        ? ['-F', sshd.sshConfig, from, `${sshd.alias}:${to}`]
-        : ['-F', sshd.sshConfig, `${sshd.alias}:${from}`, to];
-  return runCli(['--atomic', '-v', '--no-progress', ...extra, ...args], { home, timeoutMs: 60_000 });
-}
+const atomicRun = (mode: Mode, from: string, to: string, extra: string[] = []) => root.run(mode, from, to, extra);
 
 /** An old target owned by root in the shared directory, different from the source in every block. */
 function oldTarget(a: Arena, name: string): { dst: string; temp: string; oldSha: string } {
@@ -87,21 +57,21 @@ function oldTarget(a: Arena, name: string): { dst: string; temp: string; oldSha:
 
 const ctx = (r: CliResult) => `exit ${r.code}\nstderr: ${r.stderr}`;
 
-describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside another user (%s)', (mode) => {
+describe.skipIf(!!hostileSkipReason).each(ROOT_RUN_MODES)('--atomic as root beside another user (%s)', (mode) => {
   it('a symlink planted at the temp name (to a root-only file) is left alone; the run still succeeds', async () => {
     const a = makeArena('owned');
     try {
       const { dst, temp } = oldTarget(a, 'target.bin');
       await plantAsHostile(PLANT_SYMLINK, [temp, a.victim]);
       const victim = snapshot(a.victim);
-      const r = await atomicRun(mode, src, dst);
+      const r = await atomicRun(mode, root.src, dst);
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       expect(lstatSync(dst).isFile(), 'the target is a regular file, not the planted link').toBe(true);
       expectUnchanged(a.victim, victim, 'victim');
       expect(readlinkSync(temp), 'the plant is left as it was').toBe(a.victim);
       expect(lstatSync(temp).uid).toBe(HOSTILE!.uid);
-      expect(r.stderr).toContain(`left ${mode === 'ssh push' ? `${sshd.alias}:` : ''}${temp} alone`);
+      expect(r.stderr).toContain(`left ${mode === 'ssh push' ? `${root.alias}:` : ''}${temp} alone`);
     } finally {
       a.cleanup();
     }
@@ -116,10 +86,10 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside anothe
       holder.stop = h.stop;
       await h.ready;
       const plantIno = lstatSync(temp).ino;
-      const r = await atomicRun(mode, src, dst);
+      const r = await atomicRun(mode, root.src, dst);
       expect(r.code, ctx(r)).toBe(0);
       await sleep(100); // the holder writes through its descriptor every 5 ms
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       expect(lstatSync(dst).ino, 'the target is not the planted file').not.toBe(plantIno);
       const plant = lstatSync(temp);
       expect([plant.ino, plant.uid, plant.mode & 0o777], 'the plant keeps its name, owner and mode').toEqual([plantIno, HOSTILE!.uid, 0o666]);
@@ -136,9 +106,9 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside anothe
       const { dst, temp } = oldTarget(a, 'target.bin');
       await plantAsHostile(PLANT_FILE, [temp]);
       const plant = snapshot(temp);
-      const r = await atomicRun(mode, src, dst);
+      const r = await atomicRun(mode, root.src, dst);
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       expectUnchanged(temp, plant, 'the other user\'s leftover');
     } finally {
       a.cleanup();
@@ -153,9 +123,9 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside anothe
       const { dst, temp } = oldTarget(a, 'target.bin');
       linkSync(a.victim, temp);
       const victim = snapshot(a.victim);
-      const r = await atomicRun(mode, src, dst);
+      const r = await atomicRun(mode, root.src, dst);
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       expectUnchanged(a.victim, victim, 'victim');
       expect(lstatSync(temp).ino).toBe(victim.ino);
     } finally {
@@ -164,17 +134,17 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('--atomic as root beside anothe
   }, 60_000);
 });
 
-describe.skipIf(!!hostileSkipReason).each(MODES)('a symlink as the --atomic target (%s)', (mode) => {
+describe.skipIf(!!hostileSkipReason).each(ROOT_RUN_MODES)('a symlink as the --atomic target (%s)', (mode) => {
   it('one of ours is followed once: the file it points to is replaced, the link stays', async () => {
     const a = makeArena('sticky');
     try {
       const { dst: real } = oldTarget(a, 'real.bin');
       const link = join(a.shared, 'link.bin');
       symlinkSync(real, link);
-      const r = await atomicRun(mode, src, link);
+      const r = await atomicRun(mode, root.src, link);
       expect(r.code, ctx(r)).toBe(0);
       expect(readlinkSync(link)).toBe(real);
-      expectSameBytes(real, src);
+      expectSameBytes(real, root.src);
       expect(readdirSync(a.shared).sort()).toEqual(['link.bin', 'real.bin']);
     } finally {
       a.cleanup();
@@ -187,7 +157,7 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('a symlink as the --atomic targ
       const link = join(a.shared, 'target.bin');
       await plantAsHostile(PLANT_SYMLINK, [link, a.victim]);
       const victim = snapshot(a.victim);
-      const r = await atomicRun(mode, src, link);
+      const r = await atomicRun(mode, root.src, link);
       expect(r.code, ctx(r)).toBe(4);
       expect(r.stderr).toMatch(/symbolic link owned by another user/);
       expectUnchanged(a.victim, victim, 'victim');
@@ -199,16 +169,16 @@ describe.skipIf(!!hostileSkipReason).each(MODES)('a symlink as the --atomic targ
   }, 60_000);
 });
 
-describe.skipIf(!!hostileSkipReason).each(MODES)('owner and mode carry over (%s)', (mode) => {
+describe.skipIf(!!hostileSkipReason).each(ROOT_RUN_MODES)('owner and mode carry over (%s)', (mode) => {
   it("the other user's target keeps its owner and mode, set-id bits included (owner set before mode)", async () => {
     const a = makeArena('sticky');
     try {
       const { dst } = oldTarget(a, 'target.bin');
       chownSync(dst, HOSTILE!.uid, HOSTILE!.gid);
       chmodSync(dst, 0o2750);
-      const r = await atomicRun(mode, src, dst);
+      const r = await atomicRun(mode, root.src, dst);
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       const st = lstatSync(dst);
       expect([st.uid, st.gid, (st.mode & 0o7777).toString(8)]).toEqual([HOSTILE!.uid, HOSTILE!.gid, '2750']);
     } finally {
@@ -231,7 +201,7 @@ describe.skipIf(!!hostileSkipReason).each(['local', 'ssh push'] as Mode[])('a re
         let r: CliResult;
         try {
           await racer.ready;
-          r = await atomicRun(mode, src, dst);
+          r = await atomicRun(mode, root.src, dst);
         } finally {
           await racer.stop();
         }
@@ -243,7 +213,7 @@ describe.skipIf(!!hostileSkipReason).each(['local', 'ssh push'] as Mode[])('a re
           chmodSync(a.victim, 0o600);
         }
         if (!lstatSync(dst).isFile()) wrong.push('target replaced by a link');
-        else if (sha256File(dst) !== sha256File(src)) wrong.push('target is not the source');
+        else if (sha256File(dst) !== sha256File(root.src)) wrong.push('target is not the source');
         if (r.code !== 0) wrong.push(`exit ${r.code}: ${r.stderr.split('\n').find((l) => l.includes('error')) ?? ''}`);
         if (wrong.length) lost.push(`attempt ${i}: ${wrong.join('; ')}`);
       }
@@ -284,7 +254,7 @@ describe.skipIf(!!hostileSkipReason)('the temp name swapped under a run (directo
     );
     try {
       await swapper.ready;
-      const r = await runCli(['--atomic', '--no-progress', '-c', '1', big, dst], { home, timeoutMs: 60_000 });
+      const r = await runCli(['--atomic', '--no-progress', '-c', '1', big, dst], { home: root.home, timeoutMs: 60_000 });
       expect(r.code, ctx(r)).toBe(4);
       expect(r.stderr).toMatch(/no longer the file this run wrote|replaced/);
       expect(sha256File(dst), 'old target byte-identical').toBe(old);
@@ -306,9 +276,9 @@ describe.skipIf(!!hostileSkipReason)('leftovers are named and only ours are remo
       const theirs = join(a.shared, '.target.bin.pdiffcopy-tmp.0123456789ab');
       await plantAsHostile(PLANT_FILE, [theirs]);
       const plant = snapshot(theirs);
-      const r = await runCli(['-v', '--no-progress', src, dst], { home, timeoutMs: 60_000 });
+      const r = await runCli(['-v', '--no-progress', root.src, dst], { home: root.home, timeoutMs: 60_000 });
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(dst, src);
+      expectSameBytes(dst, root.src);
       expect(readdirSync(a.shared).sort()).toEqual(['.target.bin.pdiffcopy-tmp.0123456789ab', 'target.bin']);
       expectUnchanged(theirs, plant, 'the other user\'s file');
       expect(r.stderr).toContain(`removed ${ourStale} (1048576 bytes)`);

@@ -7,58 +7,42 @@
  * is opened without following links and a new target is created exclusively, so what
  * root writes is the target and nothing else.
  */
-import { mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, killAllClis, runCli } from '../support/cli-child.js';
-import { expectSameBytes, tempDir, writeSeededFile } from '../support/files.js';
-import { expectUnchanged, hostileSkipReason, makeArena, PLANT_SYMLINK, plantAsHostile, runAsHostile, snapshot, SYMLINK_RACER } from '../support/hostile-user.js';
-import { startSshd, type TestSshd } from '../support/sshd.js';
+import { describe, expect, it } from 'vitest';
+import type { CliResult } from '../support/cli-child.js';
+import { expectSameBytes, writeSeededFile } from '../support/files.js';
+import {
+  expectUnchanged,
+  hostileSkipReason,
+  makeArena,
+  PLANT_SYMLINK,
+  plantAsHostile,
+  ROOT_RUN_MODES,
+  rootRuns,
+  runAsHostile,
+  snapshot,
+  SYMLINK_RACER,
+  type RootRunMode as Mode,
+} from '../support/hostile-user.js';
 
 const SIZE = 2 * 1024 * 1024 + 555;
 /** Runs against the real racer per transport (each one a fresh target name). */
 const RACE_ATTEMPTS = 6;
 
-let sshd: TestSshd;
-let home: string;
-let src: string;
-let cleanupHome: () => void;
-
-beforeAll(async () => {
-  if (hostileSkipReason) return;
-  sshd = await startSshd();
-  const t = tempDir('pdc-inplace-hostile-');
-  cleanupHome = t.cleanup;
-  home = join(t.dir, 'home');
-  mkdirSync(home);
-  src = join(t.dir, 'source.bin');
-  writeSeededFile(src, SIZE, 17);
-}, 60_000);
-
-afterAll(async () => {
-  killAllClis();
-  await sshd?.stop();
-  cleanupHome?.();
-});
-
-type Mode = 'local' | 'ssh push' | 'ssh pull';
-
-function inPlaceRun(mode: Mode, from: string, to: string): Promise<CliResult> {
-  const args =
-    mode === 'local' ? [from, to] : mode === 'ssh push' ? ['-F', sshd.sshConfig, from, `${sshd.alias}:${to}`] : ['-F', sshd.sshConfig, `${sshd.alias}:${from}`, to];
-  return runCli(['--no-progress', ...args], { home, timeoutMs: 60_000 });
-}
+const root = rootRuns({ prefix: 'pdc-inplace-hostile-', size: SIZE, seed: 17, flags: ['--no-progress'] });
+const inPlaceRun = (mode: Mode, from: string, to: string) => root.run(mode, from, to);
 
 const ctx = (r: CliResult) => `exit ${r.code}\nstderr: ${r.stderr}`;
 
-describe.skipIf(!!hostileSkipReason).each<Mode>(['local', 'ssh push', 'ssh pull'])('in place, as root beside another user (%s)', (mode) => {
+describe.skipIf(!!hostileSkipReason).each<Mode>(ROOT_RUN_MODES)('in place, as root beside another user (%s)', (mode) => {
   it("another user's symlink at the target's name is refused: the file it points to stays as it was", async () => {
     const a = makeArena('sticky');
     try {
       const link = join(a.shared, 'target.bin');
       await plantAsHostile(PLANT_SYMLINK, [link, a.victim]);
       const victim = snapshot(a.victim);
-      const r = await inPlaceRun(mode, src, link);
+      const r = await inPlaceRun(mode, root.src, link);
       expect(r.code, ctx(r)).toBe(4);
       expect(r.stderr).toMatch(/symbolic link owned by another user/);
       expectUnchanged(a.victim, victim, 'victim');
@@ -75,9 +59,9 @@ describe.skipIf(!!hostileSkipReason).each<Mode>(['local', 'ssh push', 'ssh pull'
       writeSeededFile(real, SIZE, 5);
       const link = join(a.shared, 'ours.bin');
       symlinkSync(real, link);
-      const r = await inPlaceRun(mode, src, link);
+      const r = await inPlaceRun(mode, root.src, link);
       expect(r.code, ctx(r)).toBe(0);
-      expectSameBytes(real, src);
+      expectSameBytes(real, root.src);
       expect(readlinkSync(link)).toBe(real);
     } finally {
       a.cleanup();
@@ -93,10 +77,10 @@ describe.skipIf(!!hostileSkipReason).each<Mode>(['local', 'ssh push', 'ssh pull'
         const name = join(a.shared, `raced-${i}.bin`);
         const racer = runAsHostile(SYMLINK_RACER, [name, a.victim], 30_000);
         await racer.ready;
-        const r = await inPlaceRun(mode, src, name);
+        const r = await inPlaceRun(mode, root.src, name);
         await racer.stop();
         expectUnchanged(a.victim, victim, `victim after attempt ${i}`);
-        if (r.code === 0) expect(readFileSync(name).equals(readFileSync(src)), `target of attempt ${i} is the source`).toBe(true);
+        if (r.code === 0) expect(readFileSync(name).equals(readFileSync(root.src)), `target of attempt ${i} is the source`).toBe(true);
         else expect(r.code, ctx(r)).toBe(4);
         outcomes.push(String(r.code));
         rmSync(name, { force: true });

@@ -10,8 +10,10 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
-import { seededBytes } from './files.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { type CliResult, killAllClis, runCli } from './cli-child.js';
+import { seededBytes, tempDir, writeSeededFile } from './files.js';
+import { startSshd, type TestSshd } from './sshd.js';
 
 /** The other user: `nobody` from /etc/passwd (uid 65534 on Debian). */
 function lookupNobody(): { uid: number; gid: number } | undefined {
@@ -173,4 +175,61 @@ export async function plantAsHostile(script: string, args: string[]): Promise<vo
   const p = runAsHostile(script, args);
   await p.ready;
   await new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('close', () => r())));
+}
+
+/** How a root run reaches the target: the local transport, a real sshd push, or a pull. */
+export type RootRunMode = 'local' | 'ssh push' | 'ssh pull';
+export const ROOT_RUN_MODES: RootRunMode[] = ['local', 'ssh push', 'ssh pull'];
+
+export interface RootRuns {
+  /** The seeded source file every run copies (valid inside tests). */
+  readonly src: string;
+  /** A private HOME for the CLI (its known_hosts and lock directory). */
+  readonly home: string;
+  /** The sshd's host alias (the prefix of remote names in messages). */
+  readonly alias: string;
+  /** A root run of the real CLI copying `from` to `to` over `mode`, with the fixture's flags and `extra`. */
+  run(mode: RootRunMode, from: string, to: string, extra?: string[]): Promise<CliResult>;
+}
+
+/**
+ * Root's side of the hostile-user tests: a real sshd, a private HOME and a seeded source,
+ * set up before the file's tests and torn down after them (nothing when they are skipped).
+ */
+export function rootRuns(o: { prefix: string; size: number; seed: number; flags: string[] }): RootRuns {
+  let sshd: TestSshd | undefined;
+  let cleanup: (() => void) | undefined;
+  let home = '';
+  let src = '';
+  beforeAll(async () => {
+    if (hostileSkipReason) return;
+    sshd = await startSshd();
+    const t = tempDir(o.prefix);
+    cleanup = t.cleanup;
+    home = join(t.dir, 'home');
+    mkdirSync(home);
+    src = join(t.dir, 'source.bin');
+    writeSeededFile(src, o.size, o.seed);
+  }, 60_000);
+  afterAll(async () => {
+    killAllClis();
+    await sshd?.stop();
+    cleanup?.();
+  });
+  return {
+    get src() {
+      return src;
+    },
+    get home() {
+      return home;
+    },
+    get alias() {
+      return sshd!.alias;
+    },
+    run(mode, from, to, extra = []) {
+      const s = sshd!;
+      const ends = mode === 'local' ? [from, to] : mode === 'ssh push' ? ['-F', s.sshConfig, from, `${s.alias}:${to}`] : ['-F', s.sshConfig, `${s.alias}:${from}`, to];
+      return runCli([...o.flags, ...extra, ...ends], { home, timeoutMs: 60_000 });
+    },
+  };
 }
