@@ -14,6 +14,7 @@ import {
   geometry,
   hashChunks,
   hashRequestBlocks,
+  holeBlocks,
   runPieces,
   similarity,
   zeroUnit,
@@ -133,12 +134,15 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
   const holesFrom = targetDevice ? Infinity : targetSize;
   const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
+  // Blocks left wholly as holes: never written, so not re-read to verify.
+  const unwritten = new Uint8Array(g.blocks);
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
+      const m = await sendRun(src, dst, run, g, holesFrom, srcName, sent);
       addMoved(moved, m);
+      for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
       progress();
     });
@@ -186,7 +190,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   const verified = o.dryRun
     ? 'none'
-    : await finishTarget(o, { g, changed, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
+    : await finishTarget(o, { g, changed, unwritten, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -220,6 +224,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 interface Finish {
   g: Geometry;
   changed: number[];
+  /** 1 for each block left wholly as a hole (not written, so not verified). */
+  unwritten: Uint8Array;
   sourceHashes: Buffer;
   digestLen: number;
   srcName: string;
@@ -245,7 +251,8 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
   if (f.targetSize !== g.size && !f.targetDevice) await dst.truncate(g.size);
   await dst.fsync();
   emit({ type: 'phase', phase: 'verifying' });
-  await verifyWrittenBlocks(o, g, f.changed, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  const written = f.changed.filter((b) => !f.unwritten[b]);
+  await verifyWrittenBlocks(o, g, written, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
   let verified: SyncSummary['verified'] = 'blocks';
   if (o.verify) {
     emit({ type: 'phase', phase: 'digesting' });
@@ -458,11 +465,12 @@ async function sendRun(
   src: FileHost,
   dst: FileHost,
   run: Run,
-  blockSize: number,
+  g: Geometry,
   holesFrom: number,
   srcName: string,
   sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
-): Promise<Moved> {
+): Promise<Moved & { holeBlocks: number[] }> {
+  const { blockSize } = g;
   const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
   try {
     const zeros = chunk.zeros ?? [];
@@ -483,7 +491,7 @@ async function sendRun(
         return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
       }),
     );
-    return moved;
+    return { ...moved, holeBlocks: holeBlocks(pieces, g) };
   } finally {
     chunk.release();
   }

@@ -352,6 +352,30 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
     });
 
+    it('a new or grown target: only its written blocks are read back to verify, not the holes', async () => {
+      // [label, target's old size (0: new), blocks written: data, and zeros inside the old extent]
+      const cases: Array<[string, number, number]> = [
+        ['new', 0, DATA_BYTES / BS],
+        ['grown', 512 * K, (512 * K + 64 * K) / BS], // all of the old 512 KiB, and the data at 640 KiB
+      ];
+      for (const [label, oldSize, written] of cases) {
+        const { src, dst } = fresh(`sparse-verify-${label}`);
+        sparseSource(src);
+        if (oldSize) writeSeededFile(dst, oldSize, 35);
+        let blocksReadBack = 0;
+        let writesDone = false;
+        const countVerifyReads = (h: FileHost) =>
+          hostWith(h, {
+            fsync: () => ((writesDone = true), h.fsync()), // the target's hashes after its fsync are the verification
+            hash: (range, method) => ((blocksReadBack += writesDone ? range.count : 0), h.hash(range, method)),
+          });
+        const { summary } = await sync(src, dst, {}, countVerifyReads);
+        expectSameBytes(dst, src);
+        expect(summary.blocksChanged).toBe(Math.ceil(SPARSE / BS));
+        expect(blocksReadBack).toBe(written);
+      }
+    });
+
     it('whole-file mode: zero blocks are zero runs too, and verify against their hash', async () => {
       const { src, dst } = fresh('sparse-whole');
       sparseSource(src);
