@@ -108,7 +108,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   let bytesToSend = 0;
   const bytesToCompare = sendAll ? 0 : g.size;
   const progress = () =>
-    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
+    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, bytesZero: moved.zero + moved.hole, blocksChanged: changed.length, bytesTotal: g.size });
 
   // Each side hashes ahead at its own pace with a couple of requests queued per agent or
   // worker, so none of them idles through a round trip; a chunk is compared once both

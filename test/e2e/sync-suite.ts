@@ -341,8 +341,11 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
     it('a new target keeps the source holes; zeros cross the wire as zero runs', async () => {
       const { src, dst } = fresh('sparse-new');
       sparseSource(src);
-      const { summary } = await sync(src, dst);
+      const { summary, events } = await sync(src, dst);
       expectSameBytes(dst, src);
+      // Progress ends with everything to send handled: the data sent and the zeros as zero runs.
+      const last = events.filter((e) => e.type === 'progress').at(-1);
+      expect(last).toMatchObject({ bytesToSend: SPARSE, bytesSent: DATA_BYTES, bytesZero: SPARSE - DATA_BYTES });
       // Only the data blocks crossed as bytes (the explicitly written zeros too became a hole).
       expect(summary.bytesSent).toBe(DATA_BYTES);
       expect(summary.bytesSent).toBeLessThanOrEqual(allocatedBytes(src) * 1.01);
