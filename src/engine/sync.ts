@@ -44,6 +44,8 @@ export interface SyncOptions {
   atomic?: boolean;
   /** Read or write a block device even when it is in use (mounted or held exclusively). */
   forceDevice?: boolean;
+  /** Zero runs inside an existing target become holes where the target's host can punch them. */
+  sparse?: boolean;
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -140,7 +142,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     transferLimit(async () => {
       abort();
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await sendRun(src, dst, run, g, holesFrom, srcName, sent);
+      const m = await sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent);
       addMoved(moved, m);
       for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
@@ -458,15 +460,16 @@ function addMoved(to: Moved, m: Moved): void {
 
 /**
  * Move one run: read it on the source with its all-zero blocks reported as zero runs,
- * send the data between them, write zero runs inside the target's old extent as zeros,
- * and leave those from `holesFrom` on unwritten (holes).
+ * send the data between them, write zero runs inside the target's old extent as zeros
+ * (or punch them as holes with `punch`, where the target can), and leave those from
+ * `holesFrom` on unwritten (holes).
  */
 async function sendRun(
   src: FileHost,
   dst: FileHost,
   run: Run,
   g: Geometry,
-  holesFrom: number,
+  place: { holesFrom: number; punch: boolean },
   srcName: string,
   sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
 ): Promise<Moved & { holeBlocks: number[] }> {
@@ -483,11 +486,11 @@ async function sendRun(
     if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
     const moved: Moved = { data: chunk.length, zero: 0, hole: 0, zeroBlocks: 0 };
     for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
-    const pieces = runPieces(run.offset, run.length, zeros, holesFrom);
+    const pieces = runPieces(run.offset, run.length, zeros, place.holesFrom);
     await Promise.all(
       pieces.map((p) => {
         if (p.kind === 'hole') return (moved.hole += p.length), undefined;
-        if (p.kind === 'zero') return (moved.zero += p.length), dst.zero(p.offset, p.length);
+        if (p.kind === 'zero') return dst.zero(p.offset, p.length, place.punch).then((punched) => void (punched ? (moved.hole += p.length) : (moved.zero += p.length)));
         return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
       }),
     );

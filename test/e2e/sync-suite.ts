@@ -414,6 +414,27 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(allocatedBytes(dst)).toBeLessThanOrEqual(SPARSE + 8 * K);
     });
 
+    it('--sparse: zeros inside an existing target become holes (fallocate on the target host)', async () => {
+      const { src, dst } = fresh('sparse-punch');
+      sparseSource(src);
+      writeSeededFile(dst, SPARSE, 36); // as large, allocated, data everywhere
+      const { summary } = await sync(src, dst, { sparse: true });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(summary.bytesHoles).toBe(SPARSE - DATA_BYTES);
+      // The data and the 17-byte tail's block (a partial block is zeroed, not freed).
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+      // Without --sparse the same zeros are written (allocated), as before.
+      const again = fresh('sparse-no-punch');
+      sparseSource(again.src);
+      writeSeededFile(again.dst, SPARSE, 36);
+      const plain = await sync(again.src, again.dst);
+      expectSameBytes(again.dst, again.src);
+      expect(plain.summary.bytesHoles).toBe(0);
+      expect(allocatedBytes(again.dst)).toBeGreaterThanOrEqual(SPARSE - 4 * K);
+    });
+
     it('tiny blocks: zeros are found in whole blocks of a page or more, and verify', async () => {
       for (const wholeFile of [false, true]) {
         const { src, dst } = fresh(`sparse-tiny-${wholeFile}`);
@@ -460,7 +481,8 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
           const src = join(d, 'source.bin');
           writeSparseFile(src, 3 * MiB + 4096, [[MiB, 256 * K]], 42);
           const tail = readFileSync(image).subarray(3 * MiB + 4096);
-          const { summary } = await sync(src, dev);
+          // --sparse changes nothing on a device: it has no holes to punch.
+          const { summary } = await sync(src, dev, { sparse: true });
           expectSamePrefix(dev, src, 3 * MiB + 4096);
           expect(readFileSync(image).subarray(3 * MiB + 4096).equals(tail)).toBe(true);
           expect(statSync(image).size).toBe(4 * MiB);
