@@ -50,10 +50,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       await files.write(a.offset, payload ?? []);
       return {};
     },
-    zero: async (a) => {
-      await files.zero(a.offset, a.length);
-      return {};
-    },
+    zero: async (a) => ((await files.zero(a.offset, a.length, a.punch)) ? { punched: true } : {}),
     truncate: async (a) => {
       await files.truncate(a.size);
       return {};

@@ -14,6 +14,7 @@ import { ensureSystemTools, setupEnv } from './lib/env.mjs';
 import { changedMask, ensureSource, formatSize, parseSize, resetTarget, sha256File } from './lib/files.mjs';
 import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh } from './lib/proc.mjs';
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
+import { runSparseBench, SPARSE_TOOLS } from './lib/sparse.mjs';
 import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,6 +31,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --sizes LIST         size sweep (e.g. 256M,1G,4G) at one delta; default tools push,rsync-inplace
   --sweep-delta PCT    delta for --sizes (default 10)
   --quick              smoke preset: 256M, 1 run, deltas 0,100
+  --sparse             sparse image and loop-device rows instead (bench/lib/sparse.mjs)
+  --sparse-size SIZE   the sparse image's size (default 4G)
+  --sparse-data SIZE   its data, in 16 extents (default 256M)
+  --sparse-tools LIST  any of ${Object.keys(SPARSE_TOOLS).join(',')} (default all)
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -54,6 +59,10 @@ function parseCli() {
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
       shape: { type: 'string' },
+      sparse: { type: 'boolean', default: false },
+      'sparse-size': { type: 'string', default: '4G' },
+      'sparse-data': { type: 'string', default: '256M' },
+      'sparse-tools': { type: 'string' },
       loopback: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '600' },
       dir: { type: 'string', default: os.tmpdir() },
@@ -83,6 +92,10 @@ function parseCli() {
     sweep,
     sweepDelta: Number(values['sweep-delta']),
     shape: values.shape,
+    sparse: values.sparse,
+    sparseSize: parseSize(values['sparse-size']),
+    sparseData: parseSize(values['sparse-data']),
+    sparseTools: values['sparse-tools'] ? list(values['sparse-tools']) : undefined,
     loopback: values.loopback,
     timeoutMs: Number(values.timeout) * 1000,
     dir: values.dir,
@@ -204,7 +217,9 @@ async function main() {
   }
 
   const sections = [];
-  if (opts.sweep) {
+  if (opts.sparse) {
+    sections.push(await runSparseBench({ env, work, opts, log, childEnv, repo: REPO }));
+  } else if (opts.sweep) {
     // Size sweep at one delta.
     const cells = new Map(); // `${size}/${tool}` -> runs
     const skip = new Set();

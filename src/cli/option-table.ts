@@ -118,6 +118,13 @@ const DECLARED = [
   },
   { long: 'checksum', kind: 'flag', description: 'never skip a file by size and time: compare the blocks of every file (rsync -c; here -c is --concurrency)', group: 'copy' },
   {
+    long: 'sparse',
+    kind: 'flag',
+    description:
+      'also turn zeros inside an existing target into holes (with util-linux fallocate on the target host; zeros are written where it is missing or the file system cannot). New or grown targets keep holes without it',
+    group: 'copy',
+  },
+  {
     long: 'force-device',
     kind: 'flag',
     description: 'read or write a block device even when it is in use (mounted or held exclusively): it may be inconsistent or corrupt what uses it',

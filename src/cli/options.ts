@@ -196,6 +196,7 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
     verify: !!f.verify,
     atomic: !!f.atomic,
     forceDevice: !!f.forceDevice,
+    sparse: !!f.sparse,
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
     json: !!f.json,

@@ -15,6 +15,7 @@ const JOB_OPTION_KEYS = {
   verify: true,
   atomic: true,
   forceDevice: true,
+  sparse: true,
   concurrency: true,
   recursive: true,
   meta: true,

@@ -58,6 +58,8 @@ export type SyncEvent =
       /** Bytes sent so far, of bytesToSend (which grows as comparing finds differences). */
       bytesSent: number;
       bytesToSend: number;
+      /** Bytes of bytesToSend handled as zero runs so far (no bytes on the wire, but done). */
+      bytesZero: number;
       blocksChanged: number;
       bytesTotal: number;
     }

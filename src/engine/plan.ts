@@ -194,3 +194,19 @@ export function runPieces(offset: number, length: number, zeros: readonly ZeroRu
   data(length);
   return out;
 }
+
+/**
+ * The blocks that lie wholly inside hole pieces (a block ending at the file's end
+ * counts as whole): nothing was written there, so the target reads them back as zeros
+ * without being re-read to verify (for a sparse image, most of the file).
+ */
+export function holeBlocks(pieces: readonly RunPiece[], g: Geometry): number[] {
+  const out: number[] = [];
+  for (const p of pieces) {
+    if (p.kind !== 'hole') continue;
+    const end = p.offset + p.length;
+    const last = end >= g.size ? g.blocks : Math.floor(end / g.blockSize);
+    for (let b = Math.ceil(p.offset / g.blockSize); b < last; b++) out.push(b);
+  }
+  return out;
+}

@@ -14,6 +14,7 @@ import {
   geometry,
   hashChunks,
   hashRequestBlocks,
+  holeBlocks,
   runPieces,
   similarity,
   zeroUnit,
@@ -43,6 +44,8 @@ export interface SyncOptions {
   atomic?: boolean;
   /** Read or write a block device even when it is in use (mounted or held exclusively). */
   forceDevice?: boolean;
+  /** Zero runs inside an existing target become holes where the target's host can punch them. */
+  sparse?: boolean;
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -107,7 +110,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   let bytesToSend = 0;
   const bytesToCompare = sendAll ? 0 : g.size;
   const progress = () =>
-    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, blocksChanged: changed.length, bytesTotal: g.size });
+    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, bytesZero: moved.zero + moved.hole, blocksChanged: changed.length, bytesTotal: g.size });
 
   // Each side hashes ahead at its own pace with a couple of requests queued per agent or
   // worker, so none of them idles through a round trip; a chunk is compared once both
@@ -133,12 +136,15 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
   const holesFrom = targetDevice ? Infinity : targetSize;
   const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
+  // Blocks left wholly as holes: never written, so not re-read to verify.
+  const unwritten = new Uint8Array(g.blocks);
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
+      const m = await sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent);
       addMoved(moved, m);
+      for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
       progress();
     });
@@ -186,7 +192,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   const verified = o.dryRun
     ? 'none'
-    : await finishTarget(o, { g, changed, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
+    : await finishTarget(o, { g, changed, unwritten, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -220,6 +226,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 interface Finish {
   g: Geometry;
   changed: number[];
+  /** 1 for each block left wholly as a hole (not written, so not verified). */
+  unwritten: Uint8Array;
   sourceHashes: Buffer;
   digestLen: number;
   srcName: string;
@@ -245,7 +253,8 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
   if (f.targetSize !== g.size && !f.targetDevice) await dst.truncate(g.size);
   await dst.fsync();
   emit({ type: 'phase', phase: 'verifying' });
-  await verifyWrittenBlocks(o, g, f.changed, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  const written = f.changed.filter((b) => !f.unwritten[b]);
+  await verifyWrittenBlocks(o, g, written, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
   let verified: SyncSummary['verified'] = 'blocks';
   if (o.verify) {
     emit({ type: 'phase', phase: 'digesting' });
@@ -451,18 +460,20 @@ function addMoved(to: Moved, m: Moved): void {
 
 /**
  * Move one run: read it on the source with its all-zero blocks reported as zero runs,
- * send the data between them, write zero runs inside the target's old extent as zeros,
- * and leave those from `holesFrom` on unwritten (holes).
+ * send the data between them, write zero runs inside the target's old extent as zeros
+ * (or punch them as holes with `punch`, where the target can), and leave those from
+ * `holesFrom` on unwritten (holes).
  */
 async function sendRun(
   src: FileHost,
   dst: FileHost,
   run: Run,
-  blockSize: number,
-  holesFrom: number,
+  g: Geometry,
+  place: { holesFrom: number; punch: boolean },
   srcName: string,
   sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
-): Promise<Moved> {
+): Promise<Moved & { holeBlocks: number[] }> {
+  const { blockSize } = g;
   const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
   try {
     const zeros = chunk.zeros ?? [];
@@ -475,15 +486,15 @@ async function sendRun(
     if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
     const moved: Moved = { data: chunk.length, zero: 0, hole: 0, zeroBlocks: 0 };
     for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
-    const pieces = runPieces(run.offset, run.length, zeros, holesFrom);
+    const pieces = runPieces(run.offset, run.length, zeros, place.holesFrom);
     await Promise.all(
       pieces.map((p) => {
         if (p.kind === 'hole') return (moved.hole += p.length), undefined;
-        if (p.kind === 'zero') return (moved.zero += p.length), dst.zero(p.offset, p.length);
+        if (p.kind === 'zero') return dst.zero(p.offset, p.length, place.punch).then((punched) => void (punched ? (moved.hole += p.length) : (moved.zero += p.length)));
         return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
       }),
     );
-    return moved;
+    return { ...moved, holeBlocks: holeBlocks(pieces, g) };
   } finally {
     chunk.release();
   }

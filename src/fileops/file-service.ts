@@ -17,6 +17,7 @@ import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
 import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
+import { FALLOCATE_PATHS, findFallocate, punchHole } from './punch-hole.js';
 
 /** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
 const PROC_FD_DIR = '/proc/self/fd';
@@ -56,6 +57,11 @@ export class FileService {
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
   private device = false;
+  /** fallocate(1) for --sparse: null until looked for, undefined when missing or failing. */
+  private fallocate: string | undefined | null = null;
+
+  /** fallocatePaths: where fallocate(1) is looked for (tests name a missing one). */
+  constructor(private readonly fallocatePaths: readonly string[] = FALLOCATE_PATHS) {}
 
   async stat(givenPath: string, role: Role): Promise<StatResult> {
     let symlink = false;
@@ -264,9 +270,24 @@ export class FileService {
     }
   }
 
-  /** Write `length` zero bytes at offset (a zero run inside the target's old extent). */
-  async zero(offset: number, length: number): Promise<void> {
+  /**
+   * Zeros at offset (a zero run inside the target's old extent): with punch (--sparse)
+   * a hole where this host can make one (true), otherwise `length` zero bytes written.
+   * A device gets zeros: it has no holes.
+   */
+  async zero(offset: number, length: number, punch = false): Promise<boolean> {
+    if (punch && !this.device && (await this.punch(offset, length))) return true;
     await this.write(offset, zeroBuffers(length));
+    return false;
+  }
+
+  /** Make a hole; after one failure (no program, a file system that cannot) zeros are written instead. */
+  private async punch(offset: number, length: number): Promise<boolean> {
+    if (this.fallocate === null) this.fallocate = findFallocate(this.fallocatePaths);
+    if (!this.fallocate) return false;
+    const done = await punchHole(this.fallocate, this.handle().fd, offset, length);
+    if (!done) this.fallocate = undefined;
+    return done;
   }
 
   async truncate(size: number): Promise<void> {

@@ -158,8 +158,8 @@ export class AgentHost implements FileHost {
     return chunkOf(r.p ?? [], undefined, unflattenRuns(r.zeros));
   }
 
-  async zero(offset: number, length: number): Promise<void> {
-    await this.call('zero', { offset, length });
+  async zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
+    return !!(await this.call('zero', punch ? { offset, length, punch } : { offset, length })).punched;
   }
 
   async write(offset: number, buffers: readonly Buffer[]): Promise<void> {

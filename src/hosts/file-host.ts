@@ -49,8 +49,8 @@ export interface FileHost {
    */
   read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
   write(offset: number, buffers: readonly Buffer[]): Promise<void>;
-  /** Write `length` zero bytes at offset. */
-  zero(offset: number, length: number): Promise<void>;
+  /** Write `length` zero bytes at offset; with punch, make them a hole where the host can (true when it did). */
+  zero(offset: number, length: number, punch?: boolean): Promise<boolean>;
   truncate(size: number): Promise<void>;
   fsync(): Promise<void>;
   digest(method: string, limit: number): Promise<Buffer>;

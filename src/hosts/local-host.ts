@@ -58,8 +58,8 @@ export class LocalHost implements FileHost {
     return this.files.read(offset, length, zeroUnit);
   }
 
-  zero(offset: number, length: number): Promise<void> {
-    return this.files.zero(offset, length);
+  zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
+    return this.files.zero(offset, length, punch);
   }
 
   write(offset: number, buffers: readonly Buffer[]): Promise<void> {

@@ -32,6 +32,8 @@ export interface JobOptions {
   atomic: boolean;
   /** Read or write a block device even when it is in use. */
   forceDevice: boolean;
+  /** Punch zero runs inside an existing target as holes. */
+  sparse: boolean;
   concurrency: number;
   recursive: boolean;
   meta: MetaOptions;
@@ -268,6 +270,7 @@ class JobRunner {
       verify: o.verify,
       atomic: o.atomic,
       forceDevice: o.forceDevice,
+      sparse: o.sparse,
       concurrency: o.concurrency,
       signal: this.signal,
       emit: this.emit,

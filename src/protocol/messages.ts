@@ -130,6 +130,13 @@ export interface ReadResult {
 export interface ZeroArgs {
   offset: number;
   length: number;
+  /** --sparse: make it a hole where the host can, and write zeros only where it cannot. */
+  punch?: boolean;
+}
+
+export interface ZeroResult {
+  /** The range was made a hole (not written). */
+  punched?: boolean;
 }
 
 /** The bytes to write travel as the request's payload. */
@@ -243,7 +250,7 @@ export interface Ops {
   hash: { args: HashArgs; result: HashResult };
   read: { args: ReadArgs; result: ReadResult };
   write: { args: WriteArgs; result: Empty };
-  zero: { args: ZeroArgs; result: Empty };
+  zero: { args: ZeroArgs; result: ZeroResult };
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };

@@ -226,7 +226,7 @@ export const OPS: OpTable = {
     payload: 'response',
   },
   write: { args: { offset: uint() }, result: empty, payload: 'request' },
-  zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES) }, result: empty, payload: 'none' },
+  zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES), punch: flag }, result: { punched: flag }, payload: 'none' },
   truncate: { args: { size: uint() }, result: empty, payload: 'none' },
   fsync: { args: empty, result: empty, payload: 'none' },
   digest: { args: { method, limit: uint() }, result: { digest: bytes(1024) }, payload: 'none' },

@@ -39,6 +39,20 @@ describe('pdiffcopy CLI: sparse files and devices', () => {
     expect(plain.stderr).toMatch(/sent 1\.00 MiB \+ 2\.00 MiB of zeros as zero runs \(2 block\(s\)\)/);
   });
 
+  it('--sparse turns zeros inside an existing target into holes; --atomic keeps them as holes too', async () => {
+    const src = join(dir, 'punch-src.img');
+    writeSparseFile(src, 16 * MiB, [[4 * MiB, MiB]], 9);
+    for (const extra of [[], ['--atomic']]) {
+      const dst = join(dir, `punch-dst${extra.length}.img`);
+      writeSeededFile(dst, 16 * MiB, 10); // allocated data everywhere
+      const r = await runCli(['--sparse', '--json', ...extra, src, dst], { home });
+      expect(r.code).toBe(0);
+      expectSameBytes(dst, src);
+      expect(jsonOf(r)).toMatchObject({ bytesSent: MiB, bytesZero: 15 * MiB, bytesHoles: 15 * MiB });
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(MiB + 64 * 1024);
+    }
+  });
+
   it('a character device or a FIFO stays refused', async () => {
     const r = await runCli(['/dev/null', join(dir, 'null-copy')], { home });
     expectCleanError(r, 3, /not a regular file or block device/);

@@ -341,8 +341,11 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
     it('a new target keeps the source holes; zeros cross the wire as zero runs', async () => {
       const { src, dst } = fresh('sparse-new');
       sparseSource(src);
-      const { summary } = await sync(src, dst);
+      const { summary, events } = await sync(src, dst);
       expectSameBytes(dst, src);
+      // Progress ends with everything to send handled: the data sent and the zeros as zero runs.
+      const last = events.filter((e) => e.type === 'progress').at(-1);
+      expect(last).toMatchObject({ bytesToSend: SPARSE, bytesSent: DATA_BYTES, bytesZero: SPARSE - DATA_BYTES });
       // Only the data blocks crossed as bytes (the explicitly written zeros too became a hole).
       expect(summary.bytesSent).toBe(DATA_BYTES);
       expect(summary.bytesSent).toBeLessThanOrEqual(allocatedBytes(src) * 1.01);
@@ -350,6 +353,30 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(summary.bytesHoles).toBe(SPARSE - DATA_BYTES);
       expect(summary.blocksZero).toBe(Math.ceil(SPARSE / BS) - DATA_BYTES / BS);
       expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+    });
+
+    it('a new or grown target: only its written blocks are read back to verify, not the holes', async () => {
+      // [label, target's old size (0: new), blocks written: data, and zeros inside the old extent]
+      const cases: Array<[string, number, number]> = [
+        ['new', 0, DATA_BYTES / BS],
+        ['grown', 512 * K, (512 * K + 64 * K) / BS], // all of the old 512 KiB, and the data at 640 KiB
+      ];
+      for (const [label, oldSize, written] of cases) {
+        const { src, dst } = fresh(`sparse-verify-${label}`);
+        sparseSource(src);
+        if (oldSize) writeSeededFile(dst, oldSize, 35);
+        let blocksReadBack = 0;
+        let writesDone = false;
+        const countVerifyReads = (h: FileHost) =>
+          hostWith(h, {
+            fsync: () => ((writesDone = true), h.fsync()), // the target's hashes after its fsync are the verification
+            hash: (range, method) => ((blocksReadBack += writesDone ? range.count : 0), h.hash(range, method)),
+          });
+        const { summary } = await sync(src, dst, {}, countVerifyReads);
+        expectSameBytes(dst, src);
+        expect(summary.blocksChanged).toBe(Math.ceil(SPARSE / BS));
+        expect(blocksReadBack).toBe(written);
+      }
     });
 
     it('whole-file mode: zero blocks are zero runs too, and verify against their hash', async () => {
@@ -385,6 +412,27 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(summary.bytesHoles).toBe(0);
       expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
       expect(allocatedBytes(dst)).toBeLessThanOrEqual(SPARSE + 8 * K);
+    });
+
+    it('--sparse: zeros inside an existing target become holes (fallocate on the target host)', async () => {
+      const { src, dst } = fresh('sparse-punch');
+      sparseSource(src);
+      writeSeededFile(dst, SPARSE, 36); // as large, allocated, data everywhere
+      const { summary } = await sync(src, dst, { sparse: true });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(DATA_BYTES);
+      expect(summary.bytesZero).toBe(SPARSE - DATA_BYTES);
+      expect(summary.bytesHoles).toBe(SPARSE - DATA_BYTES);
+      // The data and the 17-byte tail's block (a partial block is zeroed, not freed).
+      expect(allocatedBytes(dst)).toBeLessThanOrEqual(DATA_BYTES + 8 * K);
+      // Without --sparse the same zeros are written (allocated), as before.
+      const again = fresh('sparse-no-punch');
+      sparseSource(again.src);
+      writeSeededFile(again.dst, SPARSE, 36);
+      const plain = await sync(again.src, again.dst);
+      expectSameBytes(again.dst, again.src);
+      expect(plain.summary.bytesHoles).toBe(0);
+      expect(allocatedBytes(again.dst)).toBeGreaterThanOrEqual(SPARSE - 4 * K);
     });
 
     it('tiny blocks: zeros are found in whole blocks of a page or more, and verify', async () => {
@@ -433,7 +481,8 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
           const src = join(d, 'source.bin');
           writeSparseFile(src, 3 * MiB + 4096, [[MiB, 256 * K]], 42);
           const tail = readFileSync(image).subarray(3 * MiB + 4096);
-          const { summary } = await sync(src, dev);
+          // --sparse changes nothing on a device: it has no holes to punch.
+          const { summary } = await sync(src, dev, { sparse: true });
           expectSamePrefix(dev, src, 3 * MiB + 4096);
           expect(readFileSync(image).subarray(3 * MiB + 4096).equals(tail)).toBe(true);
           expect(statSync(image).size).toBe(4 * MiB);

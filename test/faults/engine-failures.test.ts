@@ -58,7 +58,7 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     hash: (range) => block(sleep(opts.hashMs).then(() => Buffer.alloc(range.count * 8, 0))),
     read: async (_offset, length) => chunkOf([buf.subarray(0, length)]),
     write: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()),
-    zero: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()),
+    zero: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()).then(() => false),
     truncate: async () => undefined,
     fsync: async () => undefined,
     digest: async () => Buffer.alloc(32),

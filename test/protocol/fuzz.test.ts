@@ -192,7 +192,7 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
     })
     .map((a) => () => a),
   // Zero runs that pass validation stay small, like writes.
-  zero: fc.record({ offset: field(small), length: field(fc.oneof(small, fc.constantFrom(MAX_IO_BYTES + 1, 2 ** 40))) }).map((a) => () => a),
+  zero: fc.record({ offset: field(small), length: field(fc.oneof(small, fc.constantFrom(MAX_IO_BYTES + 1, 2 ** 40))), punch: field(fc.boolean()) }).map((a) => () => a),
   // Writes and truncates that pass validation stay small: a sparse TiB file would make later digests slow.
   write: fc.record({ offset: field(small) }).map((a) => () => a),
   truncate: fc.record({ size: field(small) }).map((a) => () => a),

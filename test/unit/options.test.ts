@@ -46,6 +46,7 @@ describe('resolveConfig defaults', () => {
       verify: false,
       atomic: false,
       forceDevice: false,
+      sparse: false,
       concurrency: DEFAULT_CONCURRENCY,
       verbosity: 0,
       json: false,

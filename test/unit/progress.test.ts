@@ -8,6 +8,7 @@ import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { jsonProgressRenderer } from '../../src/cli/render/json-progress.js';
 import { formatDuration, ProgressModel } from '../../src/cli/render/progress-model.js';
 import { progressLinesRenderer } from '../../src/cli/render/progress-lines.js';
+import { progressText } from '../../src/cli/render/progress-text.js';
 import type { Renderer } from '../../src/cli/render/renderer.js';
 
 const MiB = 1 << 20;
@@ -28,12 +29,13 @@ const start: SyncEvent = {
   hashMethod: 'xxh64',
   mode: 'delta',
 };
-const progress = (hashed: number, sent: number, toSend = 0): SyncEvent => ({
+const progress = (hashed: number, sent: number, toSend = 0, zero = 0): SyncEvent => ({
   type: 'progress',
   bytesHashed: hashed,
   bytesToCompare: 100 * MiB,
   bytesSent: sent,
   bytesToSend: toSend,
+  bytesZero: zero,
   blocksChanged: 0,
   bytesTotal: 100 * MiB,
 });
@@ -64,6 +66,19 @@ describe('ProgressModel', () => {
     expect(snap.fraction).toBeCloseTo(0.5);
     expect(snap.etaS).toBeCloseTo(50 / 4, 1);
     expect(snap.elapsedS).toBe(20);
+  });
+
+  it('counts zero runs as done: a sparse copy ends at 100%, with the zeros named apart from the bytes sent', () => {
+    const c = clock();
+    const m = new ProgressModel(c.now, 5000);
+    m.update(start);
+    c.advance(1000);
+    m.update(progress(100 * MiB, 10 * MiB, 60 * MiB, 50 * MiB));
+    const snap = m.snapshot();
+    expect(snap.done).toBe(160 * MiB);
+    expect(snap.fraction).toBe(1);
+    expect(snap.etaS).toBe(0);
+    expect(progressText(snap)).toContain('sent 10.00 MiB + 50.00 MiB zero runs/60.00 MiB');
   });
 
   it('lets the rate decay while nothing moves, and has no ETA before any rate', () => {

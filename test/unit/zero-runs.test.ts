@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPieces, zeroUnit } from '../../src/engine/plan.js';
+import { holeBlocks, runPieces, zeroUnit } from '../../src/engine/plan.js';
 import { dataOutside, findZeroRuns, flattenRuns, isAllZero, MAX_ZERO_RUNS, unflattenRuns, zeroBuffers } from '../../src/fileops/zero-runs.js';
 
 /** A buffer from a pattern: '0' is a unit of zeros, 'x' a unit of data (0xab bytes, the last one non-zero). */
@@ -107,5 +107,21 @@ describe('zeroUnit', () => {
   ])('block size %d -> %d (whole blocks, a page at least)', (bs, unit) => {
     expect(zeroUnit(bs)).toBe(unit);
     expect(zeroUnit(bs) % bs).toBe(0);
+  });
+});
+
+describe('holeBlocks', () => {
+  const hole = (offset: number, length: number) => ({ kind: 'hole' as const, offset, length });
+  const g = (size: number) => ({ size, blockSize: 10, blocks: Math.ceil(size / 10) });
+  it.each([
+    ['no holes', [{ kind: 'data' as const, offset: 0, length: 30, at: 0 }], 30, []],
+    ['zeros written are not holes', [{ kind: 'zero' as const, offset: 0, length: 30 }], 30, []],
+    ['whole blocks', [hole(10, 20)], 40, [1, 2]],
+    ['a partly covered block is not a hole block', [hole(5, 20)], 40, [1]],
+    ['the short last block ends at the file end', [hole(20, 5)], 25, [2]],
+    ['a hole ending mid-file in a short piece', [hole(20, 5)], 40, []],
+    ['two pieces', [hole(0, 10), hole(30, 10)], 40, [0, 3]],
+  ])('%s', (_label, pieces, size, blocks) => {
+    expect(holeBlocks(pieces, g(size))).toEqual(blocks);
   });
 });

@@ -6,7 +6,7 @@ export interface ProgressSnapshot {
   phase: Phase;
   /** Seconds since the first event. */
   elapsedS: number;
-  /** Work done and to do: bytes compared plus bytes sent (the send total grows as differences are found). */
+  /** Work done and to do: bytes compared plus bytes sent or handled as zero runs (the send total grows as differences are found). */
   done: number;
   total: number;
   /** 0..1 (0 while nothing is known). */
@@ -15,6 +15,8 @@ export interface ProgressSnapshot {
   bytesToCompare: number;
   bytesSent: number;
   bytesToSend: number;
+  /** Zero runs handled (part of bytesToSend, never of bytesSent). */
+  bytesZero: number;
   /** Work per second over the recent window (not the average since the start). */
   rate: number;
   /** Seconds left at the recent rate; undefined while the rate is unknown. */
@@ -31,7 +33,7 @@ export const RATE_WINDOW_MS = 5000;
 export class ProgressModel {
   private t0: number | undefined;
   private phase: Phase = 'connecting';
-  private p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0 };
+  private p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0, bytesZero: 0 };
   /** (time, done) samples inside the rate window, oldest first. */
   private samples: Array<[number, number]> = [];
 
@@ -49,12 +51,12 @@ export class ProgressModel {
       return true;
     }
     if (e.type === 'start') {
-      this.p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0 };
+      this.p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0, bytesZero: 0 };
       this.samples = [[t, 0]];
       return true;
     }
     if (e.type !== 'progress') return false;
-    this.p = { bytesHashed: e.bytesHashed, bytesToCompare: e.bytesToCompare, bytesSent: e.bytesSent, bytesToSend: e.bytesToSend };
+    this.p = { bytesHashed: e.bytesHashed, bytesToCompare: e.bytesToCompare, bytesSent: e.bytesSent, bytesToSend: e.bytesToSend, bytesZero: e.bytesZero };
     this.samples.push([t, this.done()]);
     // Keep one sample at or before the window's start, so the window is always spanned.
     while (this.samples.length > 2 && this.samples[1]![0] <= t - this.windowMs) this.samples.shift();
@@ -80,7 +82,7 @@ export class ProgressModel {
   }
 
   private done(): number {
-    return this.p.bytesHashed + this.p.bytesSent;
+    return this.p.bytesHashed + this.p.bytesSent + this.p.bytesZero;
   }
 
   private rate(t: number, done: number): number {

@@ -6,7 +6,8 @@ export function progressText(s: ProgressSnapshot): string {
   const pct = `${(s.fraction * 100).toFixed(1)}%`;
   const parts = [`${s.phase}`, pct];
   if (s.bytesToCompare > 0) parts.push(`compared ${formatBytes(s.bytesHashed)}/${formatBytes(s.bytesToCompare)}`);
-  parts.push(`sent ${formatBytes(s.bytesSent)}/${formatBytes(s.bytesToSend)}`);
+  const zeros = s.bytesZero > 0 ? ` + ${formatBytes(s.bytesZero)} zero runs` : '';
+  parts.push(`sent ${formatBytes(s.bytesSent)}${zeros}/${formatBytes(s.bytesToSend)}`);
   parts.push(`${formatBytes(Math.round(s.rate))}/s`);
   parts.push(`elapsed ${formatDuration(s.elapsedS)}`);
   parts.push(`ETA ${formatDuration(s.etaS)}`);
