@@ -4,6 +4,7 @@ import { FileService } from '../src/fileops/file-service.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
+import { localCodecs, pack, unpack } from '../src/protocol/compress.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
 import { isOpName, readArgs } from '../src/protocol/ops.js';
@@ -35,6 +36,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         hashes: localHashMethods(),
         pid: process.pid,
         host: hostname(),
+        codecs: localCodecs(),
       };
       return result;
     },
@@ -44,10 +46,17 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     hash: async (a) => new WithPayload({}, await files.hash(a, a.method)),
     read: async (a) => {
       const chunk = await files.read(a.offset, a.length, a.zeroUnit);
-      return new WithPayload(chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {}, chunk.buffers, chunk.release);
+      const zeros = chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {};
+      // -z: packed here, where the data is read. Units that stay raw are views of the pooled
+      // chunk, so it goes back to the pool only once the answer is sent.
+      const packed = a.pack && chunk.length > 0 ? await pack(chunk.buffers, a.pack).catch((e) => (chunk.release(), Promise.reject(e))) : undefined;
+      if (!packed) return new WithPayload(zeros, chunk.buffers, chunk.release);
+      return new WithPayload({ ...zeros, packed: packed.packed }, packed.payload, chunk.release);
     },
     write: async (a, payload) => {
-      await files.write(a.offset, payload ?? []);
+      // -z: unpacked here, where it is written; nothing is written unless all of it unpacked.
+      const data = a.packed ? [await unpack(a.packed, payload ?? [], 'the client')] : payload ?? [];
+      await files.write(a.offset, data);
       return {};
     },
     zero: async (a) => {
