@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
-import { FileService } from '../src/fileops/file-service.js';
+import { BufferPool } from '../src/fileops/buffer-pool.js';
+import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
@@ -21,6 +22,8 @@ type Handlers = { [K in OpName]: (args: Ops[K]['args'], payload: Buffer[] | unde
  */
 export function createDispatcher(files = new FileService()): RpcHandler {
   let greeted = false;
+  /** -z: buffers packed writes are unpacked into, reused (fresh multi-MiB buffers cost page faults). */
+  const unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
   const handlers: Handlers = {
     hello: (a) => {
       if (a.protocol !== PROTOCOL_VERSION) {
@@ -54,9 +57,17 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       return new WithPayload({ ...zeros, packed: packed.packed }, packed.payload, chunk.release);
     },
     write: async (a, payload) => {
+      if (!a.packed) {
+        await files.write(a.offset, payload ?? []);
+        return {};
+      }
       // -z: unpacked here, where it is written; nothing is written unless all of it unpacked.
-      const data = a.packed ? [await unpack(a.packed, payload ?? [], 'the client')] : payload ?? [];
-      await files.write(a.offset, data);
+      const buf = unpacked.acquire(a.packed.length);
+      try {
+        await files.write(a.offset, [await unpack(a.packed, payload ?? [], 'the client', buf)]);
+      } finally {
+        unpacked.release(buf);
+      }
       return {};
     },
     zero: async (a) => {

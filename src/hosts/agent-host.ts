@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import { pathTooLong } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
-import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
+import { BufferPool, type Chunk, chunkOf } from '../fileops/buffer-pool.js';
+import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { type PackRequest, pack, unpack } from '../protocol/compress.js';
@@ -63,6 +64,8 @@ export class AgentHost implements FileHost {
   private rr = 0;
   /** -z as negotiated with the first agent: what this side packs with, and what it asks agents to pack with. */
   private pack: PackRequest | undefined;
+  /** -z: buffers that read answers are unpacked into, handed back when the chunk is released. */
+  private readonly unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
   /** Aborts waits (--bwlimit) when the host closes. */
   private readonly closing = new AbortController();
 
@@ -170,9 +173,18 @@ export class AgentHost implements FileHost {
     const p = r.p ?? [];
     const wireBytes = p.reduce((n, b) => n + b.length, 0);
     bw?.giveBack(length - wireBytes);
-    // -z: unpacked here, where it is written. Otherwise the stream's own chunks, as received: nothing to copy or release.
-    const data = r.packed ? [await unpack(r.packed, p, this.name)] : p;
-    return { ...chunkOf(data, undefined, unflattenRuns(r.zeros)), wireBytes };
+    const zeros = unflattenRuns(r.zeros);
+    // Not packed: the stream's own chunks, as received: nothing to copy or release.
+    if (!r.packed) return { ...chunkOf(p, undefined, zeros), wireBytes };
+    // -z: unpacked here, where it is written, into a pooled buffer.
+    const buf = this.unpacked.acquire(r.packed.length);
+    try {
+      const data = await unpack(r.packed, p, this.name, buf);
+      return { ...chunkOf([data], () => this.unpacked.release(buf), zeros), wireBytes };
+    } catch (e) {
+      this.unpacked.release(buf);
+      throw e;
+    }
   }
 
   async zero(offset: number, length: number): Promise<void> {

@@ -148,15 +148,17 @@ function inflateInto(src: Buffer, out: Buffer, from: string, unit: number): Prom
 /**
  * The raw bytes of a packed payload: `p` was checked (packedProblem) before this is
  * called, so the output's size is declared and capped; the payload must hold exactly
- * the declared sizes. `from` names the peer in errors.
+ * the declared sizes. `from` names the peer in errors. `into`, when given, is where
+ * they go (a pooled buffer of at least p.length bytes: a fresh multi-MiB allocation
+ * costs page faults at about network speed on these VMs).
  */
-export async function unpack(p: Packed, payload: readonly Buffer[], from: string): Promise<Buffer> {
+export async function unpack(p: Packed, payload: readonly Buffer[], from: string, into?: Buffer): Promise<Buffer> {
   const problem = packedProblem(p);
   if (problem) throw corruptPayload(from, problem);
   const wire = payload.length === 1 ? payload[0]! : Buffer.concat(payload as Buffer[]);
   const declared = p.sizes.reduce((a, b) => a + b, 0);
   if (wire.length !== declared) throw corruptPayload(from, `${wire.length} bytes arrived, ${declared} declared`);
-  const out = Buffer.allocUnsafe(p.length);
+  const out = into && into.length >= p.length ? into.subarray(0, p.length) : Buffer.allocUnsafe(p.length);
   const jobs: Promise<void>[] = [];
   for (let i = 0, at = 0; i < p.sizes.length; at += p.sizes[i]!, i++) {
     const src = wire.subarray(at, at + p.sizes[i]!);
