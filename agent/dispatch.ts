@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
-import { FileService } from '../src/fileops/file-service.js';
+import { BufferPool } from '../src/fileops/buffer-pool.js';
+import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { localHashMethods } from '../src/hash/methods.js';
+import { localCodecs, pack, unpack } from '../src/protocol/compress.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
 import type { HelloResult, OpName, Ops } from '../src/protocol/messages.js';
 import { isOpName, readArgs } from '../src/protocol/ops.js';
@@ -20,6 +22,8 @@ type Handlers = { [K in OpName]: (args: Ops[K]['args'], payload: Buffer[] | unde
  */
 export function createDispatcher(files = new FileService()): RpcHandler {
   let greeted = false;
+  /** -z: buffers packed writes are unpacked into, reused (fresh multi-MiB buffers cost page faults). */
+  const unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
   const handlers: Handlers = {
     hello: (a) => {
       if (a.protocol !== PROTOCOL_VERSION) {
@@ -35,6 +39,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         hashes: localHashMethods(),
         pid: process.pid,
         host: hostname(),
+        codecs: localCodecs(),
       };
       return result;
     },
@@ -44,10 +49,25 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     hash: async (a) => new WithPayload({}, await files.hash(a, a.method)),
     read: async (a) => {
       const chunk = await files.read(a.offset, a.length, a.zeroUnit);
-      return new WithPayload(chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {}, chunk.buffers, chunk.release);
+      const zeros = chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {};
+      // -z: packed here, where the data is read. Units that stay raw are views of the pooled
+      // chunk, so it goes back to the pool only once the answer is sent.
+      const packed = a.pack && chunk.length > 0 ? await pack(chunk.buffers, a.pack).catch((e) => (chunk.release(), Promise.reject(e))) : undefined;
+      if (!packed) return new WithPayload(zeros, chunk.buffers, chunk.release);
+      return new WithPayload({ ...zeros, packed: packed.packed }, packed.payload, chunk.release);
     },
     write: async (a, payload) => {
-      await files.write(a.offset, payload ?? []);
+      if (!a.packed) {
+        await files.write(a.offset, payload ?? []);
+        return {};
+      }
+      // -z: unpacked here, where it is written; nothing is written unless all of it unpacked.
+      const buf = unpacked.acquire(a.packed.length);
+      try {
+        await files.write(a.offset, [await unpack(a.packed, payload ?? [], 'the client', buf)]);
+      } finally {
+        unpacked.release(buf);
+      }
       return {};
     },
     zero: async (a) => ((await files.zero(a.offset, a.length, a.punch)) ? { punched: true } : {}),

@@ -16,6 +16,8 @@ import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { runSparseBench, SPARSE_TOOLS } from './lib/sparse.mjs';
 import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
+import { dbChangedBlock, ensureDbSource } from './lib/data-db.mjs';
+import { bwlimitSection } from './lib/bwlimit.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -41,6 +43,9 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --dir DIR            parent of the temp work dir (default ${os.tmpdir()})
   --data-dir DIR       keep/reuse generated source files here (default: temp, deleted)
   --seed N             seed for data and changed-block positions (default 1)
+  --data KIND          random (default: incompressible) or db (database-like 16 KiB pages, gzip -1 about 2:1; for -z)
+  --bwlimit RATE       after the table, push at 100% change with --bwlimit RATE (e.g. 50M) and report
+                       the rate over every 10 s window (--bwlimit-runs N, default 3)
   --out FILE           also write the markdown result to FILE
   --raw FILE           write every individual run as JSON to FILE
   -h, --help
@@ -68,6 +73,9 @@ function parseCli() {
       dir: { type: 'string', default: os.tmpdir() },
       'data-dir': { type: 'string' },
       seed: { type: 'string', default: '1' },
+      data: { type: 'string', default: 'random' },
+      bwlimit: { type: 'string' },
+      'bwlimit-runs': { type: 'string', default: '3' },
       out: { type: 'string' },
       raw: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -101,11 +109,15 @@ function parseCli() {
     dir: values.dir,
     dataDir: values['data-dir'],
     seed: Number(values.seed),
+    data: values.data,
+    bwlimit: values.bwlimit,
+    bwlimitRuns: Number(values['bwlimit-runs']),
     out: values.out,
     raw: values.raw,
   };
   for (const d of [...opts.deltas, opts.sweepDelta]) if (!(d >= 0 && d <= 100)) throw new Error(`bad delta ${d}`);
   if (!(opts.runs >= 1)) throw new Error('bad --runs');
+  if (opts.data !== 'random' && opts.data !== 'db') throw new Error('bad --data (random or db)');
   if (!(opts.timeoutMs > 0)) throw new Error('bad --timeout');
   return opts;
 }
@@ -175,7 +187,7 @@ async function main() {
       pdcArgs: opts.pdcArgs,
     });
     // Untimed: target to its delta state (in place, fsynced, warm), flush everything dirty.
-    resetTarget(cmd.target, src, size, mask, opts.seed);
+    resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChangedBlock] : []));
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
     fs.rmSync(rssFile, { force: true });
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;
@@ -226,8 +238,8 @@ async function main() {
     let prev = null;
     for (const size of opts.sweep) {
       if (prev && !opts.dataDir) fs.rmSync(prev, { force: true });
-      const src = path.join(dataDir, `src-${size}.bin`);
-      const srcSha = ensureSource(src, size, opts.seed, log);
+      const src = path.join(dataDir, opts.data === 'db' ? `src-db-${size}.bin` : `src-${size}.bin`);
+      const srcSha = (opts.data === 'db' ? ensureDbSource : ensureSource)(src, size, opts.seed, log);
       prev = src;
       const { mask, count, nBlocks } = changedMask(size, opts.sweepDelta, opts.seed);
       log(`size ${formatSize(size)}: ${count}/${nBlocks} blocks of 1 MiB changed (${opts.sweepDelta}%)`);
@@ -258,8 +270,8 @@ async function main() {
     );
   } else {
     const size = opts.size;
-    const src = path.join(dataDir, `src-${size}.bin`);
-    const srcSha = ensureSource(src, size, opts.seed, log);
+    const src = path.join(dataDir, opts.data === 'db' ? `src-db-${size}.bin` : `src-${size}.bin`);
+    const srcSha = (opts.data === 'db' ? ensureDbSource : ensureSource)(src, size, opts.seed, log);
     const masks = new Map(opts.deltas.map((d) => [d, changedMask(size, d, opts.seed)]));
     for (const [d, m] of masks) log(`delta ${d}%: ${m.count}/${m.nBlocks} blocks of 1 MiB changed, scattered (seed ${opts.seed})`);
     const cells = new Map();
@@ -281,7 +293,7 @@ async function main() {
     const mibChanged = (d) => `${masks.get(d).count} MiB`;
     sections.push(
       renderTables({
-        title: `${formatSize(size)} file, changed 1 MiB blocks scattered at random (median of ${opts.runs})`,
+        title: `${formatSize(size)} file${opts.data === 'db' ? ' of database-like pages' : ''}, changed 1 MiB blocks scattered at random (median of ${opts.runs})`,
         firstCol: 'delta',
         rowKeys: opts.deltas,
         rowLabel: (d) => `${d}%`,
@@ -291,6 +303,15 @@ async function main() {
       }),
       renderPdcDetails({ firstCol: 'delta', rowKeys: opts.deltas, rowLabel: (d) => `${d}%`, tools: opts.tools, cells: get }),
     );
+    if (opts.bwlimit) {
+      const full = changedMask(size, 100, opts.seed).mask;
+      sections.push(
+        await bwlimitSection(opts.bwlimit, opts.bwlimitRuns, {
+          env, src, srcSha, size, mask: full, remoteTarget, localTarget, pdcCmd: opts.pdcCmd, pdcArgs: opts.pdcArgs,
+          childEnv, cwd: REPO, seed: opts.seed, timeoutMs: opts.timeoutMs, log,
+        }),
+      );
+    }
   }
 
   const elapsed = (Date.now() - T0) / 1000;

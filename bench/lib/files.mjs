@@ -119,7 +119,7 @@ function changedBlock(i, len, seed, out) {
  * truncates/extends to size, fdatasyncs, and sets mtime to now. Not part of any timing.
  * Also leaves both files in the page cache (warm). Returns the number of blocks written.
  */
-export function resetTarget(target, src, size, mask, seed) {
+export function resetTarget(target, src, size, mask, seed, changed = changedBlock) {
   let exists = false;
   try {
     exists = fs.lstatSync(target).isFile();
@@ -137,7 +137,7 @@ export function resetTarget(target, src, size, mask, seed) {
     if (fs.fstatSync(fdT).size !== size) fs.ftruncateSync(fdT, size);
     for (let i = 0, off = 0; off < size; i++, off += DELTA_BLOCK) {
       const len = Math.min(DELTA_BLOCK, size - off);
-      const want = mask[i] ? changedBlock(i, len, seed, bufC) : readFull(fdS, bufS, len, off);
+      const want = mask[i] ? changed(i, len, seed, bufC, DELTA_BLOCK) : readFull(fdS, bufS, len, off);
       const got = readFull(fdT, bufT, len, off);
       if (!got.subarray(0, len).equals(want.subarray(0, len))) {
         let w = 0;

@@ -9,6 +9,9 @@ export const TOOLS = {
   // The same through the system ssh (-e/--rsh): one OpenSSH connection per agent instead of ssh2.
   'push-rsh': { label: 'pdiffcopy push -e ssh', pdc: true, direction: 'push' },
   'pull-rsh': { label: 'pdiffcopy pull -e ssh', pdc: true, direction: 'pull' },
+  // -z: compressed block data (compare with push/pull in the same run).
+  'push-z': { label: 'pdiffcopy push -z', pdc: true, direction: 'push' },
+  'pull-z': { label: 'pdiffcopy pull -z', pdc: true, direction: 'pull' },
   'rsync-inplace': { label: 'rsync --inplace', direction: 'push' },
   rsync: { label: 'rsync (default)', direction: 'push' },
   scp: { label: 'scp', direction: 'push' },
@@ -49,6 +52,10 @@ export function buildCommand(tool, ctx) {
       return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };
     case 'pull':
       return { argv: [...ctx.pdcCmd, '-F', sshConfig, ...ctx.pdcArgs, '--json', remote(src), localTarget], target: localTarget };
+    case 'push-z':
+      return { argv: [...ctx.pdcCmd, '-F', sshConfig, '-z', ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };
+    case 'pull-z':
+      return { argv: [...ctx.pdcCmd, '-F', sshConfig, '-z', ...ctx.pdcArgs, '--json', remote(src), localTarget], target: localTarget };
     // The same ssh command as rsync's -e, cipher included, so the two compare like for like.
     case 'push-rsh':
       return { argv: [...ctx.pdcCmd, '-e', sshCmd, ...ctx.pdcArgs, '--json', src, remote(remoteTarget)], target: remoteTarget };

@@ -1,9 +1,11 @@
 import { cpus } from 'node:os';
 import { PdcError } from '../errors/pdc-error.js';
 import { AgentHost, type AgentHostOptions } from '../hosts/agent-host.js';
+import { Bandwidth } from '../hosts/bandwidth.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { LocalHost } from '../hosts/local-host.js';
 import { createLocalTransport } from '../transport/local.js';
+import { packUnit } from '../protocol/compress.js';
 import type { Transport } from '../transport/types.js';
 import type { RunConfig } from './options.js';
 
@@ -15,6 +17,8 @@ export interface OpenedHosts {
 
 /** Agent start-up may include an SSH login and sending the agent: generous, but bounded. */
 const AGENT_START_TIMEOUT_MS = 30_000;
+/** -z: the largest unit a run's blocks are packed in (a bigger block is packed piece by piece). */
+const MAX_PACK_UNIT = 1024 * 1024;
 /** Local-to-local: agents beyond two only compete for the same cores. */
 const MAX_LOCAL_AGENTS = 2;
 
@@ -45,10 +49,13 @@ export async function openHosts(cfg: RunConfig, log: (line: string) => void, loc
 }
 
 async function startAgents(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<AgentHost> {
-  const common: Pick<AgentHostOptions, 'idleTimeoutMs' | 'startTimeoutMs' | 'log'> = {
+  // Block data crosses between this process and the agents, so -z and --bwlimit apply there.
+  const common: Pick<AgentHostOptions, 'idleTimeoutMs' | 'startTimeoutMs' | 'log' | 'compress' | 'bandwidth'> = {
     idleTimeoutMs: cfg.idleTimeoutMs,
     startTimeoutMs: AGENT_START_TIMEOUT_MS,
     log,
+    ...(cfg.compressLevel === undefined ? {} : { compress: { level: cfg.compressLevel, unit: packUnit(cfg.blockSize, MAX_PACK_UNIT) } }),
+    ...(cfg.bwlimit === undefined ? {} : { bandwidth: new Bandwidth(cfg.bwlimit) }),
   };
   const remote = cfg.source.kind === 'remote' ? cfg.source : cfg.target.kind === 'remote' ? cfg.target : undefined;
   if (!remote) {

@@ -7,6 +7,7 @@
  */
 import { DEFAULT_HASH_METHOD, LISTED_HASH_METHODS } from '../hash/methods.js';
 import { MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
+import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
@@ -128,6 +129,28 @@ const DECLARED = [
     long: 'force-device',
     kind: 'flag',
     description: 'read or write a block device even when it is in use (mounted or held exclusively): it may be inconsistent or corrupt what uses it',
+    group: 'copy',
+  },
+  {
+    short: 'z',
+    long: 'compress',
+    kind: 'flag',
+    description: 'compress block data on the wire (brotli, block by block; a block that does not shrink by 5% is sent raw; hash lists never)',
+    group: 'copy',
+  },
+  {
+    long: 'compress-level',
+    kind: 'value',
+    value: 'N',
+    description: `brotli quality for -z, ${MIN_COMPRESS_LEVEL} (fastest; not "off" as in rsync) to ${MAX_COMPRESS_LEVEL} (smallest); implies -z`,
+    default: String(DEFAULT_COMPRESS_LEVEL),
+    group: 'copy',
+  },
+  {
+    long: 'bwlimit',
+    kind: 'value',
+    value: 'RATE',
+    description: 'send block data at most this fast, over all channels together: bytes per second, or 500K, 50M, 1G (binary, as -b; a bare number is bytes, not rsync\'s KiB)',
     group: 'copy',
   },
   {

@@ -2,6 +2,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { DEFAULT_HASH_METHOD } from '../hash/methods.js';
 import type { JobOptions, MetaOptions } from '../job/job.js';
 import { type Location, parseLocation } from '../location.js';
+import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
 import type { RawFlags } from './option-table.js';
@@ -50,6 +51,10 @@ export interface RunConfig extends JobOptions {
   rsh?: string;
   benchmark?: number;
   yes: boolean;
+  /** -z: the brotli level block data is packed with (absent: no compression). */
+  compressLevel?: number;
+  /** --bwlimit: bytes per second for block data, all channels together. */
+  bwlimit?: number;
 }
 
 function usage(message: string, hint: string): PdcError {
@@ -148,6 +153,25 @@ function blockSizeFlag(f: RawFlags): number {
   return blockSize;
 }
 
+/** -z at the level given (--compress-level implies -z, as in rsync). */
+function compressFlag(f: RawFlags): number | undefined {
+  const level = intFlag(f.compressLevel, '--compress-level', MIN_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL);
+  return level ?? (f.compress ? DEFAULT_COMPRESS_LEVEL : undefined);
+}
+
+/** Below this a single block would be a long burst beside the limit: a rate this low is a mistake. */
+const MIN_BWLIMIT = 1024;
+
+function bwlimitFlag(f: RawFlags): number | undefined {
+  const text = last(f.bwlimit);
+  if (text === undefined) return undefined;
+  const rate = parseSize(text);
+  if (!Number.isSafeInteger(rate) || rate < MIN_BWLIMIT) {
+    throw usage(`--bwlimit "${text}" is not a rate of at least 1K`, 'give bytes per second, or with a unit as -b takes it: --bwlimit 500K, --bwlimit 50M');
+  }
+  return rate;
+}
+
 function sshFlags(f: RawFlags): SshFlags {
   const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
   return {
@@ -207,5 +231,7 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
     rsh: rshFlag(f),
     benchmark,
     yes: !!f.yes,
+    compressLevel: compressFlag(f),
+    bwlimit: bwlimitFlag(f),
   };
 }

@@ -13,8 +13,10 @@ export interface SyncSummary {
   hashMethod: string;
   blockSize: number;
   bytesTotal: number;
-  /** Bytes of block data moved (dry run: that would be moved). */
+  /** Bytes of block data that crossed the wire (-z: compressed; dry run: that would be moved, uncompressed). */
   bytesSent: number;
+  /** The same block data uncompressed (equals bytesSent without -z). */
+  bytesData: number;
   blocksTotal: number;
   blocksChanged: number;
   /** Percentage of blocks that already matched. */

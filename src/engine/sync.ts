@@ -135,7 +135,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
   const holesFrom = targetDevice ? Infinity : targetSize;
-  const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
+  const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   // Blocks left wholly as holes: never written, so not re-read to verify.
   const unwritten = new Uint8Array(g.blocks);
   const transfer = (run: Run) =>
@@ -204,7 +204,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     hashMethod: o.wholeFile ? 'none' : o.hashMethod,
     blockSize: g.blockSize,
     bytesTotal: g.size,
-    bytesSent: o.dryRun ? bytesChanged : bytesSent,
+    bytesSent: o.dryRun ? bytesChanged : moved.wire,
+    bytesData: o.dryRun ? bytesChanged : moved.data,
     blocksTotal: g.blocks,
     blocksChanged: changed.length,
     similarity: similarity(changed.length, g.blocks),
@@ -446,6 +447,8 @@ async function checkFinalState(
 /** What moving runs cost: data bytes sent, zero runs written as zeros, zero runs left as holes. */
 interface Moved {
   data: number;
+  /** What the data took on the wire (-z: packed, fewer). */
+  wire: number;
   zero: number;
   hole: number;
   zeroBlocks: number;
@@ -453,6 +456,7 @@ interface Moved {
 
 function addMoved(to: Moved, m: Moved): void {
   to.data += m.data;
+  to.wire += m.wire;
   to.zero += m.zero;
   to.hole += m.hole;
   to.zeroBlocks += m.zeroBlocks;
@@ -484,16 +488,25 @@ async function sendRun(
     }
     const data = chunk.buffers.length === 1 ? chunk.buffers[0]! : Buffer.concat(chunk.buffers);
     if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
-    const moved: Moved = { data: chunk.length, zero: 0, hole: 0, zeroBlocks: 0 };
+    const moved: Moved = { data: chunk.length, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
     for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
     const pieces = runPieces(run.offset, run.length, zeros, place.holesFrom);
+    let written = 0;
     await Promise.all(
-      pieces.map((p) => {
+      pieces.map(async (p) => {
         if (p.kind === 'hole') return (moved.hole += p.length), undefined;
-        if (p.kind === 'zero') return dst.zero(p.offset, p.length, place.punch).then((punched) => void (punched ? (moved.hole += p.length) : (moved.zero += p.length)));
-        return dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
+        if (p.kind === 'zero') {
+          const punched = await dst.zero(p.offset, p.length, place.punch);
+          if (punched) moved.hole += p.length;
+          else moved.zero += p.length;
+          return;
+        }
+        const sent = await dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
+        written += sent ?? p.length;
       }),
     );
+    // What crossed: what the read brought over when the source is behind a transport, else what the writes sent.
+    moved.wire = chunk.wireBytes ?? written;
     return { ...moved, holeBlocks: holeBlocks(pieces, g) };
   } finally {
     chunk.release();

@@ -60,6 +60,8 @@ export const ERROR_CATEGORY = {
   PROTOCOL_ERROR: 'connection',
   PROTOCOL_VERSION: 'connection',
   IDLE_TIMEOUT: 'connection',
+  /** -z: a packed block payload from the other side does not unpack to what it declared. */
+  COMPRESSED_DATA_CORRUPT: 'connection',
   RSH_NOT_FOUND: 'connection',
   // host key policy: a security decision, so it gets its own exit code
   HOST_KEY_UNKNOWN: 'hostkey',
@@ -114,7 +116,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
   [5, 'verification failed: the target does not match the source'],
   [
     6,
-    'connection or remote error: name resolution, refused, timeout, authentication, remote node missing, too old or not uploadable, remote shell not clean, agent died, stalled',
+    'connection or remote error: name resolution, refused, timeout, authentication, remote node missing, too old or not uploadable, remote shell not clean, agent died, stalled, corrupt compressed data',
   ],
   [7, 'host key unknown or changed (see --accept-new-host-key)'],
   [23, 'some files failed (several files or -r): the others were synced; each failure is reported (as rsync\'s 23)'],

@@ -37,6 +37,8 @@ export interface Chunk {
   /** Bytes in buffers (the data; zero runs not counted). */
   length: number;
   zeros?: ZeroRun[];
+  /** Bytes that crossed a transport to bring this chunk (-z: packed, fewer); absent when read on this host. */
+  wireBytes?: number;
   release(): void;
 }
 

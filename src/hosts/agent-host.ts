@@ -1,9 +1,11 @@
 import { posix } from 'node:path';
 import { pathTooLong } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
-import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
+import { BufferPool, type Chunk, chunkOf } from '../fileops/buffer-pool.js';
+import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
 import type { BlockRange } from '../hash/file-hash.js';
+import { type PackRequest, pack, unpack } from '../protocol/compress.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
 import type {
@@ -26,6 +28,7 @@ import type {
 } from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
+import type { Bandwidth } from './bandwidth.js';
 import type { FileHost } from './file-host.js';
 
 export interface AgentHostOptions extends Omit<ConnectOptions, 'hostName'> {
@@ -37,6 +40,10 @@ export interface AgentHostOptions extends Omit<ConnectOptions, 'hostName'> {
   name: string;
   /** Prefix for paths in messages, e.g. "db1:" ("" for local). */
   displayPrefix: string;
+  /** -z: pack block data at this brotli level in units of this many bytes, where both sides have the codec. */
+  compress?: { level: number; unit: number };
+  /** --bwlimit: the run's one bucket, shared by every channel. */
+  bandwidth?: Bandwidth;
 }
 
 /**
@@ -55,6 +62,12 @@ export class AgentHost implements FileHost {
   private opened: Promise<OpenArgs | undefined> = Promise.resolve(undefined);
   private closed = false;
   private rr = 0;
+  /** -z as negotiated with the first agent: what this side packs with, and what it asks agents to pack with. */
+  private pack: PackRequest | undefined;
+  /** -z: buffers that read answers are unpacked into, handed back when the chunk is released. */
+  private readonly unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
+  /** Aborts waits (--bwlimit) when the host closes. */
+  private readonly closing = new AbortController();
 
   private constructor(
     private readonly transport: Transport,
@@ -79,6 +92,7 @@ export class AgentHost implements FileHost {
       const first = await firstFulfilled(connecting);
       host.agents.push(first);
       host.hashMethods = new Set(first.hello.hashes);
+      host.pack = negotiatePack(opts, first.hello.codecs ?? []);
       opts.log?.(`${opts.name}: first agent up (node ${first.hello.node}, agent ${first.hello.agent}, host ${first.hello.host})`);
       for (const c of connecting) {
         c.then(
@@ -153,17 +167,38 @@ export class AgentHost implements FileHost {
   }
 
   async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
-    // The stream's own chunks, as received: nothing to copy, nothing to release.
-    const r = await this.call('read', zeroUnit ? { offset, length, zeroUnit } : { offset, length });
-    return chunkOf(r.p ?? [], undefined, unflattenRuns(r.zeros));
+    const bw = this.opts.bandwidth;
+    await bw?.take(length, this.closing.signal);
+    const r = await this.call('read', { offset, length, ...(zeroUnit ? { zeroUnit } : {}), ...(this.pack ? { pack: this.pack } : {}) });
+    const p = r.p ?? [];
+    const wireBytes = p.reduce((n, b) => n + b.length, 0);
+    bw?.giveBack(length - wireBytes);
+    const zeros = unflattenRuns(r.zeros);
+    // Not packed: the stream's own chunks, as received: nothing to copy or release.
+    if (!r.packed) return { ...chunkOf(p, undefined, zeros), wireBytes };
+    // -z: unpacked here, where it is written, into a pooled buffer.
+    const buf = this.unpacked.acquire(r.packed.length);
+    try {
+      const data = await unpack(r.packed, p, this.name, buf);
+      return { ...chunkOf([data], () => this.unpacked.release(buf), zeros), wireBytes };
+    } catch (e) {
+      this.unpacked.release(buf);
+      throw e;
+    }
   }
 
   async zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
     return !!(await this.call('zero', punch ? { offset, length, punch } : { offset, length })).punched;
   }
 
-  async write(offset: number, buffers: readonly Buffer[]): Promise<void> {
-    await this.call('write', { offset }, buffers);
+  /** -z: packed here, where the data was read (the agent unpacks it before writing). */
+  async write(offset: number, buffers: readonly Buffer[]): Promise<number> {
+    const packed = this.pack ? await pack(buffers, this.pack) : undefined;
+    const payload = packed ? packed.payload : buffers;
+    const wireBytes = payload.reduce((n, b) => n + b.length, 0);
+    await this.opts.bandwidth?.take(wireBytes, this.closing.signal);
+    await this.call('write', packed ? { offset, packed: packed.packed } : { offset }, payload);
+    return wireBytes;
   }
 
   async truncate(size: number): Promise<void> {
@@ -211,6 +246,7 @@ export class AgentHost implements FileHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort();
     await Promise.all(
       this.agents.map(async (a) => {
         if (!a.rpc.failed) await Promise.race([a.rpc.call('close', {}).catch(() => undefined), delay(1000)]);
@@ -260,6 +296,16 @@ export class AgentHost implements FileHost {
     // All failed: any agent's call rejects with its failure.
     return best ?? this.agents[0]!;
   }
+}
+
+/** -z where asked for and the agents have the codec (this side always has: Node 20); else data travels raw, and -v says why. */
+function negotiatePack(opts: AgentHostOptions, codecs: readonly string[]): PackRequest | undefined {
+  if (!opts.compress) return undefined;
+  if (codecs.indexOf('brotli') < 0) {
+    opts.log?.(`${opts.name}: the agent has no brotli (needs Node 11.7 or later): sending uncompressed`);
+    return undefined;
+  }
+  return { codec: 'brotli', level: opts.compress.level, unit: opts.compress.unit };
 }
 
 /** How every agent but the first opens the file: no lock, no creating, and with --atomic the very temp file the first one made. */

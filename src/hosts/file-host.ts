@@ -48,7 +48,8 @@ export interface FileHost {
    * With zeroUnit, all-zero units come back as the chunk's zero runs, not as bytes.
    */
   read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
-  write(offset: number, buffers: readonly Buffer[]): Promise<void>;
+  /** Resolves with the bytes that crossed a transport to write them (-z: packed, fewer), or nothing when written on this host. */
+  write(offset: number, buffers: readonly Buffer[]): Promise<number | void>;
   /** Write `length` zero bytes at offset; with punch, make them a hole where the host can (true when it did). */
   zero(offset: number, length: number, punch?: boolean): Promise<boolean>;
   truncate(size: number): Promise<void>;

@@ -40,7 +40,10 @@ export interface JobTotals {
   /** --delete: target entries removed (or, in a dry run, that would be). */
   deleted: number;
   bytesTotal: number;
+  /** Block data that crossed the wire (-z: compressed). */
   bytesSent: number;
+  /** The same, uncompressed. */
+  bytesData: number;
   seconds: number;
 }
 

@@ -90,6 +90,7 @@ class JobRunner {
     deleted: 0,
     bytesTotal: 0,
     bytesSent: 0,
+    bytesData: 0,
     seconds: 0,
   };
   private readonly src: FileHost;
@@ -278,6 +279,7 @@ class JobRunner {
     this.totals.filesSynced++;
     this.totals.bytesTotal += summary.bytesTotal;
     this.totals.bytesSent += summary.bytesSent;
+    this.totals.bytesData += summary.bytesData;
     return summary;
   }
 

@@ -10,6 +10,7 @@
  * How each op's arguments are checked, and which way its payload travels: ops.ts.
  */
 import type { WireError } from '../errors/pdc-error.js';
+import type { Packed, PackRequest } from './compress.js';
 
 export type Role = 'source' | 'target';
 
@@ -24,6 +25,8 @@ export interface HelloResult {
   hashes: string[]; // hash methods available there
   pid: number;
   host: string;
+  /** -z codecs this agent can pack and unpack (absent: none). */
+  codecs?: string[];
 }
 
 export interface StatArgs {
@@ -115,6 +118,8 @@ export interface ReadArgs {
   length: number;
   /** Report the all-zero units of this many bytes (from offset) as zero runs instead of sending them. */
   zeroUnit?: number;
+  /** -z: pack the data sent back (units that do not shrink stay raw). */
+  pack?: PackRequest;
 }
 export interface ReadResult {
   /**
@@ -122,6 +127,8 @@ export interface ReadResult {
    * the read's offset, sorted; their bytes are not in the payload.
    */
   zeros?: number[];
+  /** -z: how the payload was packed (absent: raw). */
+  packed?: Packed;
   /** Payload: the bytes read (shorter than asked only at end of file), zero runs left out. */
   p?: Buffer[];
 }
@@ -142,6 +149,8 @@ export interface ZeroResult {
 /** The bytes to write travel as the request's payload. */
 export interface WriteArgs {
   offset: number;
+  /** -z: how the payload was packed (absent: raw); unpacked before anything is written. */
+  packed?: Packed;
 }
 
 export interface TruncateArgs {

@@ -14,6 +14,7 @@
 import { PdcError } from '../errors/pdc-error.js';
 import { knownDigestLength } from '../hash/methods.js';
 import { MAX_ZERO_RUNS } from '../fileops/zero-runs.js';
+import { CODECS, type Codec, MAX_COMPRESS_LEVEL, MIN_PACK_UNIT, MIN_COMPRESS_LEVEL, packedProblem } from './compress.js';
 import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, PATH_MAX } from './limits.js';
 import type { OpName, Ops, Role } from './messages.js';
 
@@ -162,6 +163,20 @@ const fileIdentity = { size: uint(), mtimeMs: num(), dev: num(), ino: num() };
 /** Permission bits (with set-id and sticky bits where a file has them). */
 const mode = uint(0o7777);
 
+const codec = oneOf<Codec>(...CODECS);
+/**
+ * -z: how a block payload was packed. The raw length is declared and capped here (and the
+ * unit count and each unit's size checked against it) before a byte is allocated or inflated.
+ */
+const packed = record({
+  codec,
+  unit: uint(MAX_IO_BYTES, MIN_PACK_UNIT),
+  length: uint(MAX_IO_BYTES, 1),
+  sizes: list(uint(MAX_IO_BYTES, 1), Math.ceil(MAX_IO_BYTES / MIN_PACK_UNIT)),
+});
+/** -z on a read: the side that reads packs the data it sends. */
+const pack = record({ codec, level: uint(MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL), unit: uint(MAX_IO_BYTES, MIN_PACK_UNIT) });
+
 /** The most blocks one hash request may cover when each digest is digestLength bytes: the reply must fit one frame. */
 export function maxHashBlocks(digestLength: number): number {
   return Math.max(1, Math.min(MAX_HASH_BLOCKS, Math.floor(MAX_PAYLOAD_BYTES / digestLength)));
@@ -176,7 +191,7 @@ export const MAX_LIST_ENTRIES = 1000;
 export const OPS: OpTable = {
   hello: {
     args: { protocol: uint(), client: name },
-    result: { protocol: uint(), agent: name, node: name, hashes: list(method, 1000), pid: uint(), host: name },
+    result: { protocol: uint(), agent: name, node: name, hashes: list(method, 1000), pid: uint(), host: name, codecs: optional(list(name, 16)) },
     payload: 'none',
   },
   stat: {
@@ -221,11 +236,11 @@ export const OPS: OpTable = {
     },
   },
   read: {
-    args: { offset: uint(), length: uint(MAX_READ_BYTES), zeroUnit: optional(uint(MAX_BLOCK_SIZE, 1)) },
-    result: { zeros: optional(list(uint(MAX_READ_BYTES), 2 * MAX_ZERO_RUNS)) },
+    args: { offset: uint(), length: uint(MAX_READ_BYTES), zeroUnit: optional(uint(MAX_BLOCK_SIZE, 1)), pack: optional(pack) },
+    result: { zeros: optional(list(uint(MAX_READ_BYTES), 2 * MAX_ZERO_RUNS)), packed: optional(packed) },
     payload: 'response',
   },
-  write: { args: { offset: uint() }, result: empty, payload: 'request' },
+  write: { args: { offset: uint(), packed: optional(packed) }, result: empty, payload: 'request', check: (a) => (a.packed ? packedProblem(a.packed) : undefined) },
   zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES), punch: flag }, result: { punched: flag }, payload: 'none' },
   truncate: { args: { size: uint() }, result: empty, payload: 'none' },
   fsync: { args: empty, result: empty, payload: 'none' },

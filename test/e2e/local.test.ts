@@ -2,11 +2,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
+import { packUnit } from '../../src/protocol/compress.js';
 import { createLocalTransport } from '../../src/transport/local.js';
 import { defineSyncSuite } from './sync-suite.js';
 
-async function localAgent(nodePath?: string): Promise<AgentHost> {
+async function localAgent(nodePath?: string, compress?: { level: number; unit: number }): Promise<AgentHost> {
   return AgentHost.start(createLocalTransport({ nodePath }), {
+    ...(compress ? { compress } : {}),
     agents: 2,
     machineId: 'local',
     name: 'local',
@@ -43,6 +45,29 @@ defineSyncSuite('local transport, agent on Node 12 writes', {
   open: async () => {
     const source = new LocalHost(2);
     const target = await localAgent(NODE12);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+// -z with the agent on Node 12: it unpacks what it writes, and packs what it reads.
+const Z = { level: 1, unit: packUnit(4096, 1 << 20) };
+
+defineSyncSuite('local transport -z, agent on Node 12 writes', {
+  randomRounds: 3,
+  compressed: true,
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await localAgent(NODE12, Z);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+defineSyncSuite('local transport -z, agent on Node 12 reads', {
+  randomRounds: 3,
+  compressed: true,
+  open: async () => {
+    const source = await localAgent(NODE12, Z);
+    const target = new LocalHost(2);
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },
 });

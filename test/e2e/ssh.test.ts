@@ -5,6 +5,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
+import { packUnit } from '../../src/protocol/compress.js';
 import { exitStatusError } from '../../src/ssh/index.js';
 import { transportTo } from '../ssh/helpers.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
@@ -16,8 +17,9 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => sshd?.stop());
 
-async function remoteAgents(): Promise<AgentHost> {
+async function remoteAgents(compress?: { level: number; unit: number }): Promise<AgentHost> {
   return AgentHost.start(transportTo(sshd, { connections: 2 }), {
+    ...(compress ? { compress } : {}),
     agents: 4,
     machineId: 'ssh:test',
     name: 'test-sshd',
@@ -41,6 +43,29 @@ defineSyncSuite('ssh pull (remote agents read)', {
   randomRounds: 6,
   open: async () => {
     const source = await remoteAgents();
+    const target = new LocalHost(2);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+// -z: the side that reads packs, the side that writes unpacks (units of 64 KiB for the suite's 4 KiB blocks).
+const Z = { level: 1, unit: packUnit(4096, 1 << 20) };
+
+defineSyncSuite('ssh push -z (this process packs, remote agents unpack)', {
+  randomRounds: 3,
+  compressed: true,
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await remoteAgents(Z);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+defineSyncSuite('ssh pull -z (remote agents pack, this process unpacks)', {
+  randomRounds: 3,
+  compressed: true,
+  open: async () => {
+    const source = await remoteAgents(Z);
     const target = new LocalHost(2);
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },

@@ -132,3 +132,16 @@ export function expectSamePrefix(actual: string, expected: string, length: numbe
     closeSync(fb);
   }
 }
+
+const TEXT_WORDS = 'order customer shipped pending paid refund invoice delivery warehouse north south blue red small large note'.split(' ');
+
+/** Text from a small vocabulary (compresses about 3:1), seeded: what -z is for. */
+export function textBytes(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0;
+  for (let at = 0; at < size; ) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    at += out.write(`${TEXT_WORDS[(x >>> 8) % TEXT_WORDS.length]} ${(x >>> 4) % 9973} `, at);
+  }
+  return out;
+}

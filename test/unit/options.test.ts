@@ -304,3 +304,33 @@ describe('SSH options declared for the SSH layer and the -e transport', () => {
     }
   });
 });
+
+describe('-z, --compress-level and --bwlimit', () => {
+  it.each<[Record<string, unknown>, Partial<RunConfig>]>([
+    [{}, { compressLevel: undefined, bwlimit: undefined }],
+    [{ compress: true }, { compressLevel: 1 }],
+    [{ compressLevel: 5 }, { compressLevel: 5 }],
+    [{ compressLevel: '0' }, { compressLevel: 0 }],
+    [{ compress: true, compressLevel: 11 }, { compressLevel: 11 }],
+    [{ bwlimit: '50M' }, { bwlimit: 50 * 1024 * 1024 }],
+    [{ bwlimit: '500K' }, { bwlimit: 500 * 1024 }],
+    [{ bwlimit: 4096 }, { bwlimit: 4096 }],
+    [{ bwlimit: ['1M', '2M'] }, { bwlimit: 2 * 1024 * 1024 }],
+  ])('%j -> %j', (flags, want) => {
+    expect(resolveConfig(ARGS, raw(flags))).toMatchObject(want);
+  });
+
+  it.each<[Record<string, unknown>]>([
+    [{ compressLevel: 12 }],
+    [{ compressLevel: -1 }],
+    [{ compressLevel: 'fast' }],
+    [{ compressLevel: 1.5 }],
+    [{ bwlimit: 'fast' }],
+    [{ bwlimit: '10' }],
+    [{ bwlimit: 0 }],
+    [{ bwlimit: '' }],
+    [{ bwlimit: '-5M' }],
+  ])('%j -> USAGE', (flags) => {
+    expect(codeOf(ARGS, raw(flags))).toBe('USAGE');
+  });
+});

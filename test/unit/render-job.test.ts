@@ -11,13 +11,13 @@ const sink = () => {
 };
 
 const summary = (target: string): SyncSummary => ({
-  source: 'a', target, dryRun: false, wholeFile: false, hashMethod: 'xxh64', blockSize: 1024, bytesTotal: 10, bytesSent: 10,
+  source: 'a', target, dryRun: false, wholeFile: false, hashMethod: 'xxh64', blockSize: 1024, bytesTotal: 10, bytesSent: 10, bytesData: 10,
   blocksTotal: 1, blocksChanged: 1, similarity: 0, seconds: 0.1, throughput: 100, verified: 'blocks', targetCreated: true,
   blocksZero: 0, bytesZero: 0, bytesHoles: 0, targetDevice: false, bytesBeyondSource: 0,
 });
 const totals = (failed: number): JobTotals => ({
   files: 2, filesSynced: 2 - failed, filesUpToDate: 0, filesFailed: failed, dirsCreated: 1, symlinksCreated: 0, skipped: 0, deleted: 0,
-  bytesTotal: 10, bytesSent: 10, seconds: 0.2,
+  bytesTotal: 10, bytesSent: 10, bytesData: 10, seconds: 0.2,
 });
 const failure = { source: 'b', target: 'd/b', error: { code: 'SOURCE_PERMISSION', message: 'source b: permission denied', hint: 'make it readable' } };
 

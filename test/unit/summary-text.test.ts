@@ -12,6 +12,7 @@ const base: SyncSummary = {
   blockSize: MiB,
   bytesTotal: 64 * MiB,
   bytesSent: 2 * MiB,
+  bytesData: 2 * MiB,
   blocksTotal: 64,
   blocksChanged: 64,
   similarity: 0,
@@ -30,6 +31,12 @@ describe('summary line', () => {
   it('says nothing of zeros when there were none', () => {
     expect(summaryText(base)).toContain('sent 2.00 MiB in 1.00 s');
     expect(summaryText(base)).not.toContain('zero');
+  });
+
+  it('-z: says how much data the bytes sent carried, and the ratio', () => {
+    expect(summaryText(base)).not.toContain('compressed');
+    const t = summaryText({ ...base, bytesSent: MiB, bytesData: 2 * MiB });
+    expect(t).toContain('sent 1.00 MiB (2.00 MiB of data compressed 2.00:1) in 1.00 s');
   });
 
   it('counts zero runs apart from the bytes sent, and the holes among them', () => {

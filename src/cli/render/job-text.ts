@@ -1,5 +1,6 @@
 import type { JobEvent, JobTotals } from '../../job/events.js';
 import { formatBytes } from '../size.js';
+import { compressedText } from './summary-text.js';
 
 type Item = Extract<JobEvent, { type: 'item' }>;
 
@@ -29,5 +30,5 @@ export function totalsText(t: JobTotals): string {
     ...(t.skipped > 0 ? [`${t.skipped} skipped`] : []),
     ...(t.deleted > 0 ? [`${t.deleted} deleted`] : []),
   ];
-  return `${parts.join(', ')}; sent ${formatBytes(t.bytesSent)} of ${formatBytes(t.bytesTotal)} in ${t.seconds.toFixed(2)} s`;
+  return `${parts.join(', ')}; sent ${formatBytes(t.bytesSent)}${compressedText(t)} of ${formatBytes(t.bytesTotal)} in ${t.seconds.toFixed(2)} s`;
 }

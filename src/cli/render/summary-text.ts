@@ -13,9 +13,15 @@ export function summaryText(s: SyncSummary): string {
   const verified = s.verified === 'sha256' ? 'verified (blocks + sha256)' : s.verified === 'blocks' ? 'verified' : 'not verified';
   return (
     `${s.source} -> ${s.target}: ${formatBytes(s.bytesTotal)}, ${s.blocksChanged} of ${s.blocksTotal} blocks changed ` +
-    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)}${zeroText(s)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}` +
+    `(${s.similarity.toFixed(2)}% similar), sent ${formatBytes(s.bytesSent)}${compressedText(s)}${zeroText(s)} in ${s.seconds.toFixed(2)} s (${rate}), ${verified}` +
     (s.bytesBeyondSource ? `; the device's last ${formatBytes(s.bytesBeyondSource)} (past the source's size) left as they were` : '')
   );
+}
+
+/** -z: what the bytes sent carried. */
+export function compressedText(s: { bytesSent: number; bytesData: number }): string {
+  if (!(s.bytesData > s.bytesSent) || s.bytesSent === 0) return '';
+  return ` (${formatBytes(s.bytesData)} of data compressed ${(s.bytesData / s.bytesSent).toFixed(2)}:1)`;
 }
 
 /** Changed blocks that were all zeros travel as zero runs, not bytes: say how many, and how much became holes. */

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Codec candidates for -z, measured on this box: compress and decompress MB/s (of raw bytes)
+// and ratio on database-like pages (bench/lib/data-db.mjs) and on random bytes, 1 MiB units.
+// node:zlib codecs run async (libuv threadpool, 4 threads); a pure-JS or wasm codec given by
+// --lz4js DIR / --lz4wasm DIR (node_modules of a scratch install) runs on the calling thread.
+//   node bench/codecs.mjs [--mib 64] [--lz4js /tmp/codecs/node_modules/lz4js]
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import { parseArgs, promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { fillDb } from './lib/data-db.mjs';
+
+const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, lz4js: { type: 'string' }, runs: { type: 'string', default: '3' } } });
+const UNIT = 1 << 20;
+const units = Number(values.mib);
+const runs = Number(values.runs);
+const db = Array.from({ length: units }, (_, i) => fillDb(Buffer.allocUnsafe(UNIT), UNIT, i * UNIT, 1));
+const rnd = Array.from({ length: units }, () => crypto.randomBytes(UNIT));
+
+const p = (f) => promisify(f);
+const codecs = {
+  'deflateRaw 1 (async)': { c: p(zlib.deflateRaw), d: p(zlib.inflateRaw), co: { level: 1 } },
+  'deflateRaw 6 (async)': { c: p(zlib.deflateRaw), d: p(zlib.inflateRaw), co: { level: 6 } },
+  'brotli q0 (async)': {
+    c: p(zlib.brotliCompress),
+    d: p(zlib.brotliDecompress),
+    co: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: UNIT } },
+  },
+  'brotli q1 (async)': {
+    c: p(zlib.brotliCompress),
+    d: p(zlib.brotliDecompress),
+    co: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: UNIT } },
+  },
+};
+if (values.lz4js) {
+  const lz4 = createRequire(import.meta.url)(values.lz4js);
+  codecs['lz4js (pure JS, main thread)'] = {
+    c: async (b) => Buffer.from(lz4.compress(b)),
+    d: async (b) => Buffer.from(lz4.decompress(b, UNIT)),
+    co: {},
+  };
+}
+
+async function time(fn, bufs, parallel) {
+  const t0 = process.hrtime.bigint();
+  const out = new Array(bufs.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < bufs.length) {
+        const i = next++;
+        out[i] = await fn(bufs[i]);
+      }
+    }),
+  );
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, out };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rows = [];
+for (const [name, k] of Object.entries(codecs)) {
+  for (const [dataName, bufs] of [['db pages', db], ['random', rnd]]) {
+    for (const parallel of [1, 4]) {
+      const cs = [], ds = [];
+      let ratio = 0;
+      for (let r = 0; r < runs; r++) {
+        const c = await time((b) => k.c(b, k.co), bufs, parallel);
+        const d = await time((b) => k.d(b), c.out, parallel);
+        for (let i = 0; i < 3; i++) if (!d.out[i].equals(bufs[i])) throw new Error(`${name}: round trip differs`);
+        ratio = (units * UNIT) / c.out.reduce((s, b) => s + b.length, 0);
+        cs.push(c.s);
+        ds.push(d.s);
+      }
+      const mb = (units * UNIT) / 1e6;
+      rows.push(`| ${name} | ${dataName} | ${parallel} | ${(mb / median(cs)).toFixed(0)} | ${(mb / median(ds)).toFixed(0)} | ${ratio.toFixed(2)} |`);
+      process.stderr.write(`${rows.at(-1)}\n`);
+    }
+  }
+}
+console.log(`| codec | data | units in flight | compress MB/s | decompress MB/s | ratio |\n|---|---|---:|---:|---:|---:|\n${rows.join('\n')}`);
+console.log(`\n${os.cpus().length} vCPU ${os.cpus()[0].model}, node ${process.version}, ${units} MiB, medians of ${runs}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

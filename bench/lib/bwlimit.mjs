@@ -1,0 +1,82 @@
+// --bwlimit accuracy: push at 100% change with --bwlimit RATE and --json-progress, and measure
+// the rate over every 10-second window of the sending phase from the progress samples (about
+// one a second: bytes of block data moved, against elapsed time). Without -z those bytes are
+// the bytes on the wire. Reported as a share of the limit: the target is within 5%.
+import { formatSize, parseSize, resetTarget, sha256File } from './files.mjs';
+import { run, sh } from './proc.mjs';
+import { buildCommand } from './tools.mjs';
+
+const WINDOW_S = 10;
+
+/** Rates over windows of at least WINDOW_S between samples taken while block data was moving. */
+export function windowRates(samples, total) {
+  const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
+  const rates = [];
+  for (let i = 0; i < moving.length; i++) {
+    const j = moving.findIndex((s) => s.elapsedS - moving[i].elapsedS >= WINDOW_S);
+    if (j < 0) break;
+    rates.push((moving[j].bytesSent - moving[i].bytesSent) / (moving[j].elapsedS - moving[i].elapsedS));
+  }
+  return rates;
+}
+
+function progressSamples(stderr) {
+  const out = [];
+  for (const line of String(stderr).split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(line);
+      if (o.type === 'progress' || o.type === 'done') out.push({ elapsedS: o.elapsedS, bytesSent: o.bytesSent });
+    } catch {
+      /* not ours */
+    }
+  }
+  return out;
+}
+
+/**
+ * ctx: { env, src, srcSha, size, mask (100%), remoteTarget, localTarget, pdcCmd, pdcArgs, childEnv, cwd, seed, timeoutMs, log }
+ * Returns a markdown section.
+ */
+export async function bwlimitSection(rateText, runs, ctx) {
+  const rate = parseSize(rateText);
+  const rows = [];
+  for (let rep = 0; rep < runs; rep++) {
+    const cmd = buildCommand('push', {
+      src: ctx.src,
+      remoteTarget: ctx.remoteTarget,
+      localTarget: ctx.localTarget,
+      sshConfig: ctx.env.sshConfig,
+      pdcCmd: ctx.pdcCmd,
+      pdcArgs: [...ctx.pdcArgs, '--bwlimit', rateText, '--json-progress'],
+    });
+    resetTarget(cmd.target, ctx.src, ctx.size, ctx.mask, ctx.seed);
+    sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
+    const r = await run(ctx.env.wrap(cmd.argv), { timeoutMs: ctx.timeoutMs, cwd: ctx.cwd, env: ctx.childEnv });
+    const ok = r.code === 0 && sha256File(cmd.target) === ctx.srcSha;
+    const samples = progressSamples(r.stderr);
+    const total = samples.length ? samples[samples.length - 1].bytesSent : 0;
+    const rates = windowRates(samples, total).map((x) => x / rate);
+    const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
+    const overall = moving.length > 1 ? (moving.at(-1).bytesSent - moving[0].bytesSent) / (moving.at(-1).elapsedS - moving[0].elapsedS) / rate : NaN;
+    rows.push({ ok, seconds: r.seconds, total, rates, overall });
+    ctx.log(
+      `  bwlimit ${rateText} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s, ${rates.length} windows, ` +
+        `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit`,
+    );
+  }
+  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  return [
+    `### --bwlimit ${rateText} (${formatSize(rate)}/s), push of ${formatSize(ctx.size)} at 100% change, ${runs} run(s)`,
+    '',
+    '| run | wall time | data sent | 10 s windows | lowest window | highest window | whole sending phase |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (x, i) =>
+        `| ${i + 1}${x.ok ? '' : ' (FAILED)'} | ${x.seconds.toFixed(2)} s | ${formatSize(x.total)} | ${x.rates.length} | ${pct(Math.min(...x.rates))} | ${pct(Math.max(...x.rates))} | ${pct(x.overall)} |`,
+    ),
+    '',
+    'Rates are a share of the limit, from --json-progress samples (about one a second) while block data was moving.',
+    '',
+  ].join('\n');
+}
