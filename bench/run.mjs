@@ -36,7 +36,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --sparse             sparse image and loop-device rows instead (bench/lib/sparse.mjs)
   --sparse-size SIZE   the sparse image's size (default 4G)
   --sparse-data SIZE   its data, in 16 extents (default 256M)
-  --sparse-tools LIST  any of ${Object.keys(SPARSE_TOOLS).join(',')} (default all)
+  --sparse-tools LIST  any of ${Object.keys(SPARSE_TOOLS).join(',')} (default all; none: device rows only)
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -103,7 +103,7 @@ function parseCli() {
     sparse: values.sparse,
     sparseSize: parseSize(values['sparse-size']),
     sparseData: parseSize(values['sparse-data']),
-    sparseTools: values['sparse-tools'] ? list(values['sparse-tools']) : undefined,
+    sparseTools: values['sparse-tools'] === 'none' ? [] : values['sparse-tools'] ? list(values['sparse-tools']) : undefined,
     loopback: values.loopback,
     timeoutMs: Number(values.timeout) * 1000,
     dir: values.dir,

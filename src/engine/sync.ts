@@ -23,6 +23,7 @@ import {
   transferRunBytes,
 } from './plan.js';
 import { ensureSpace } from './space.js';
+import { zeroDigest } from '../hash/file-hash.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
@@ -529,16 +530,6 @@ function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: n
     if (!zero) at += len;
     out.set(digest, (run.first + k) * digestLen);
   }
-}
-
-/** The digest of an all-zero block of `len` bytes, computed once per hasher and length (a run uses at most two lengths). */
-const zeroDigests = new WeakMap<BlockHasher, Map<number, Uint8Array>>();
-function zeroDigest(hasher: BlockHasher, len: number): Uint8Array {
-  let byLen = zeroDigests.get(hasher);
-  if (!byLen) zeroDigests.set(hasher, (byLen = new Map()));
-  let d = byLen.get(len);
-  if (!d) byLen.set(len, (d = Uint8Array.from(hasher(Buffer.alloc(len)))));
-  return d;
 }
 
 function sourceChanged(srcName: string): PdcError {

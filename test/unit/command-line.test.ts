@@ -39,6 +39,7 @@ describe('dashed booleans do not take the next argument', () => {
     [['--json-progress', '/s', '/t'], { jsonProgress: true }],
     [['--verify', '--atomic', '/s', '/t'], { verify: true, atomic: true }],
     [['--force-device', '/s', '/t'], { forceDevice: true }],
+    [['--sparse', '/s', '/t'], { sparse: true }],
     [['--json', '/s', '/t'], { json: true }],
     [['-vv', '/s', '/t'], { verbosity: 2 }],
     [['--verbose', '--verbose', '-q', '/s', '/t'], { verbosity: 1 }],
