@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { brotliCompressSync } from 'node:zlib';
+import { brotliCompressSync as brotliDefault, constants as zc } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDispatcher } from '../../agent/dispatch.js';
 import { PdcError } from '../../src/errors/index.js';
@@ -48,6 +48,9 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
   return 'resolved';
 }
+
+/** Quality 1: the default (11) takes seconds on tens of MiB. */
+const brotliCompressSync = (b: Buffer) => brotliDefault(b, { params: { [zc.BROTLI_PARAM_QUALITY]: 1 } });
 
 const REQ = { codec: 'brotli' as const, level: 1, unit: 64 * KiB };
 
