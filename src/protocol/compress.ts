@@ -2,8 +2,9 @@
  * -z: block data packed for the wire, unit by unit, with brotli (node:zlib, in every Node
  * from 11.7: nothing to install or bundle, and it runs on the libuv threadpool, off the
  * main thread). Measured on the 2-vCPU reference box against deflate level 1 and a
- * bundled pure-JS lz4 (bench/codecs.mjs, BENCHMARKS.md): brotli quality 1 compresses
- * database pages about 2:1 at 2-3x deflate-1's speed, and gives up on random data fastest.
+ * bundled pure-JS lz4 (bench/codecs.mjs, BENCHMARKS.md): per CPU-second brotli quality 0
+ * compresses database pages 1.84:1 at 2.5-3x the speed of deflate level 1 (1.97:1) and of
+ * lz4js (1.63:1, on the main thread), and gives up on random data fastest.
  *
  * A packed payload is `length` raw bytes cut into units of `unit` bytes (the last one
  * shorter); `sizes` says how many wire bytes each unit took. A unit that did not shrink
@@ -36,8 +37,11 @@ export interface Packed {
 /** brotli's quality range (--compress-level). */
 export const MIN_COMPRESS_LEVEL = 0;
 export const MAX_COMPRESS_LEVEL = 11;
-/** The fastest quality that still reaches about 2:1 on database pages (measured: bench/codecs.mjs). */
-export const DEFAULT_COMPRESS_LEVEL = 1;
+/**
+ * Quality 0: per CPU-second it compresses database pages about twice as fast as quality 1
+ * (1.84:1 against 2.01:1, bench/codecs.mjs), so a 1 Gbit link is filled with fewer cores.
+ */
+export const DEFAULT_COMPRESS_LEVEL = 0;
 /** Smallest unit: the frame of a unit's compressed stream must not outweigh what it saves. */
 export const MIN_PACK_UNIT = 4096;
 /** Units start at this size (a block smaller than this is grouped with its neighbours). */
