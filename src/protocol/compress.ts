@@ -3,7 +3,7 @@
  * from 11.7: nothing to install or bundle, and it runs on the libuv threadpool, off the
  * main thread). Measured on the 2-vCPU reference box against deflate level 1 and a
  * bundled pure-JS lz4 (bench/codecs.mjs, BENCHMARKS.md): per CPU-second brotli quality 0
- * compresses database pages 1.84:1 at 2.5-3x the speed of deflate level 1 (1.97:1) and of
+ * compresses database pages 1.84:1 at 2.3-2.8x the speed of deflate level 1 (1.97:1) and of
  * lz4js (1.63:1, on the main thread), and gives up on random data fastest.
  *
  * A packed payload is `length` raw bytes cut into units of `unit` bytes (the last one
