@@ -16,7 +16,7 @@ import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { runSparseBench, SPARSE_TOOLS } from './lib/sparse.mjs';
 import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
-import { dbChangedBlock, ensureDbSource } from './lib/data-db.mjs';
+import { CHANGED_SEED, dbChangedFrom, ensureDbSource } from './lib/data-db.mjs';
 import { bwlimitSection } from './lib/bwlimit.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -144,6 +144,17 @@ function reapStaleWorkDirs(dir) {
   }
 }
 
+/** db mode: changed blocks come from the table regenerated with the changed seed, made once beside the source. */
+const dbChangedFiles = new Map();
+function dbChanged(src, size, seed) {
+  if (!dbChangedFiles.has(src)) {
+    const file = src.replace(/\.bin$/, '.changed.bin');
+    ensureDbSource(file, size, CHANGED_SEED(seed), log);
+    dbChangedFiles.set(src, dbChangedFrom(file));
+  }
+  return dbChangedFiles.get(src);
+}
+
 function rotate(arr, k) {
   const n = arr.length;
   return arr.map((_, i) => arr[(i + k) % n]);
@@ -187,7 +198,7 @@ async function main() {
       pdcArgs: opts.pdcArgs,
     });
     // Untimed: target to its delta state (in place, fsynced, warm), flush everything dirty.
-    resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChangedBlock] : []));
+    resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChanged(src, size, opts.seed)] : []));
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
     fs.rmSync(rssFile, { force: true });
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;

@@ -147,5 +147,26 @@ export function ensureDbSource(file, size, seed, log) {
 
 /** A changed 1 MiB block `i` in db mode: the same pages regenerated from another seed. */
 export function dbChangedBlock(i, len, seed, out, blockBytes) {
-  return fillDb(out, len, i * blockBytes, seed + 1000003);
+  return fillDb(out, len, i * blockBytes, CHANGED_SEED(seed));
+}
+
+/** The seed the changed blocks of db mode are generated from. */
+export const CHANGED_SEED = (seed) => seed + 1000003;
+
+/**
+ * The changed blocks read from a file holding the whole table regenerated with the changed
+ * seed (ensureDbSource(file, size, seed + 1000003)): a reset copies them instead of generating
+ * them again on every run.
+ */
+export function dbChangedFrom(file) {
+  const fd = fs.openSync(file, 'r');
+  return (i, len, _seed, out, blockBytes) => {
+    let got = 0;
+    while (got < len) {
+      const n = fs.readSync(fd, out, got, len - got, i * blockBytes + got);
+      if (n === 0) throw new Error(`${file} is shorter than the source`);
+      got += n;
+    }
+    return out;
+  };
 }

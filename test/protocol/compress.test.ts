@@ -8,13 +8,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { brotliCompressSync } from 'node:zlib';
+import { brotliCompressSync as brotliDefault, constants as zc } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDispatcher } from '../../agent/dispatch.js';
 import { PdcError } from '../../src/errors/index.js';
 import { exitCodeFor } from '../../src/errors/codes.js';
 import { FileService } from '../../src/fileops/file-service.js';
-import { type Packed, MIN_PACK_UNIT, localCodecs, pack, packUnit, packedProblem, unpack } from '../../src/protocol/compress.js';
+import { type Packed, MIN_PACK_UNIT, localCodecs, pack, packUnit, packedProblem, sampleEntropy, unpack } from '../../src/protocol/compress.js';
 import { joinPayload } from '../../src/protocol/framing.js';
 import { MAX_IO_BYTES, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import { readArgs } from '../../src/protocol/ops.js';
@@ -48,6 +48,11 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
   return 'resolved';
 }
+
+/** Quality 1: the default (11) takes seconds on tens of MiB. */
+const brotliCompressSync = (b: Buffer) => brotliDefault(b, { params: { [zc.BROTLI_PARAM_QUALITY]: 1 } });
+
+const MiB1 = () => 1024 * KiB;
 
 const REQ = { codec: 'brotli' as const, level: 1, unit: 64 * KiB };
 
@@ -87,6 +92,17 @@ describe('packing', () => {
   ])('block size %d, at most %d: units of %d bytes', (block, max, unit) => {
     expect(packUnit(block, max)).toBe(unit);
     expect(packUnit(block, max)).toBeGreaterThanOrEqual(MIN_PACK_UNIT);
+  });
+
+  it.each<[string, Buffer, number, number]>([
+    ['random bytes', randomBytes(MiB1(), 12), 7.9, 8],
+    ['text from a small vocabulary', textBytes(MiB1(), 13), 0, 5],
+    ['all zeros', Buffer.alloc(MiB1()), 0, 0],
+    ['a short random unit (under one sample)', randomBytes(300, 14), 7.0, 8],
+  ])('sampled entropy of %s: %d to %d bits per byte', (_, buf, lo, hi) => {
+    const e = sampleEntropy(buf);
+    expect(e).toBeGreaterThanOrEqual(lo);
+    expect(e).toBeLessThanOrEqual(hi);
   });
 
   it('this Node has brotli', () => {

@@ -308,7 +308,8 @@ describe('SSH options declared for the SSH layer and the -e transport', () => {
 describe('-z, --compress-level and --bwlimit', () => {
   it.each<[Record<string, unknown>, Partial<RunConfig>]>([
     [{}, { compressLevel: undefined, bwlimit: undefined }],
-    [{ compress: true }, { compressLevel: 1 }],
+    [{ compress: true }, { compressLevel: 0 }],
+    [{ compressLevel: 1 }, { compressLevel: 1 }],
     [{ compressLevel: 5 }, { compressLevel: 5 }],
     [{ compressLevel: '0' }, { compressLevel: 0 }],
     [{ compress: true, compressLevel: 11 }, { compressLevel: 11 }],
