@@ -17,6 +17,7 @@ import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/tabl
 import { ALL_TOOLS, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
 import { buildCommandAB, registerBaseTools } from './lib/baseline.mjs';
 import { cpuText, startCpuSampler } from './lib/cpu.mjs';
+import { bareBaselines, bareTable } from './lib/bare.mjs';
 
 registerBaseTools();
 
@@ -33,6 +34,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --pdc-args ARGS      extra pdiffcopy arguments, e.g. "-c 8"
   --base-pdiffcopy CMD the build that tools push-base/pull-base run (A/B in one run)
   --cpu                CPU seconds per process (client/server side, by name) of every run
+  --bare               first time the stages alone on the source (read, xxh64, write+fsync)
   --sizes LIST         size sweep (e.g. 256M,1G,4G) at one delta; default tools push,rsync-inplace
   --sweep-delta PCT    delta for --sizes (default 10)
   --quick              smoke preset: 256M, 1 run, deltas 0,100
@@ -58,6 +60,7 @@ function parseCli() {
       'pdc-args': { type: 'string', default: '' },
       'base-pdiffcopy': { type: 'string', default: '' },
       cpu: { type: 'boolean', default: false },
+      bare: { type: 'boolean', default: false },
       sizes: { type: 'string' },
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
@@ -89,6 +92,7 @@ function parseCli() {
     pdcCmd: splitArgs(values.pdiffcopy),
     basePdcCmd: splitArgs(values['base-pdiffcopy']),
     cpu: values.cpu,
+    bare: values.bare,
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
     sweepDelta: Number(values['sweep-delta']),
@@ -264,6 +268,11 @@ async function main() {
     const srcSha = ensureSource(src, size, opts.seed, log);
     const masks = new Map(opts.deltas.map((d) => [d, changedMask(size, d, opts.seed)]));
     for (const [d, m] of masks) log(`delta ${d}%: ${m.count}/${m.nBlocks} blocks of 1 MiB changed, scattered (seed ${opts.seed})`);
+    if (opts.bare) {
+      const table = bareTable(await bareBaselines(src, path.join(work, 'bare-scratch.bin')));
+      log(`bare stages (load average ${loadAvg()}):\n${table}`);
+      sections.push(`### Bare stages on ${formatSize(size)} (this process alone)\n${table}\n`);
+    }
     const cells = new Map();
     const skip = new Set();
     for (let rep = 0; rep < opts.runs; rep++) {
