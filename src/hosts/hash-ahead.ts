@@ -1,5 +1,5 @@
 import { constants, existsSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, lstat, open } from 'node:fs/promises';
 import { geometry, hashChunks } from '../engine/plan.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { digestLength } from '../hash/methods.js';
@@ -46,13 +46,18 @@ export class HashAhead {
     private readonly window: number,
   ) {}
 
-  /** Open `path` (never through a symlink) and hash its chunks, `window` requests at a time. */
+  /**
+   * Open `path` only if it is a regular file (never a link, a device or a FIFO, whose very
+   * opening may do something) and hash its chunks, `window` requests at a time.
+   */
   async start(path: string, role: Role, blockSize: number, method: string): Promise<void> {
     if (!existsSync(PROC_FD_DIR)) return;
     try {
+      const seen = await lstat(path);
+      if (!seen.isFile()) return this.stop();
       this.fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       const st = await this.fh.stat();
-      if (!st.isFile() || this.stopped) return this.stop();
+      if (!st.isFile() || st.dev !== seen.dev || st.ino !== seen.ino || this.stopped) return this.stop();
       this.identity = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
       const file: WorkerFile = { path: `${PROC_FD_DIR}/${this.fh.fd}`, name: path, dev: st.dev, ino: st.ino };
       const chunks = hashChunks(geometry(st.size, blockSize), await digestLength(method));
