@@ -15,9 +15,14 @@ import { changedMask, ensureSource, formatSize, parseSize, resetTarget, sha256Fi
 import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh } from './lib/proc.mjs';
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { runSparseBench, SPARSE_TOOLS } from './lib/sparse.mjs';
-import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
+import { ALL_TOOLS, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
 import { CHANGED_SEED, dbChangedFrom, ensureDbSource } from './lib/data-db.mjs';
 import { bwlimitSection } from './lib/bwlimit.mjs';
+import { buildCommandAB, registerBaseTools } from './lib/baseline.mjs';
+import { cpuText, startCpuSampler } from './lib/cpu.mjs';
+import { bareBaselines, bareTable } from './lib/bare.mjs';
+
+registerBaseTools();
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,6 +35,9 @@ const USAGE = `Usage: node bench/run.mjs [options]
                        (default ${DEFAULT_TOOLS.join(',')})
   --pdiffcopy CMD      pdiffcopy command (default "node bin/pdiffcopy.js", run from the repo root)
   --pdc-args ARGS      extra pdiffcopy arguments, e.g. "-c 8"
+  --base-pdiffcopy CMD the build that tools push-base/pull-base run (A/B in one run)
+  --cpu                CPU seconds per process (client/server side, by name) of every run
+  --bare               first time the stages alone on the source (read, xxh64, write+fsync)
   --sizes LIST         size sweep (e.g. 256M,1G,4G) at one delta; default tools push,rsync-inplace
   --sweep-delta PCT    delta for --sizes (default 10)
   --quick              smoke preset: 256M, 1 run, deltas 0,100
@@ -60,6 +68,9 @@ function parseCli() {
       tools: { type: 'string' },
       pdiffcopy: { type: 'string', default: 'node bin/pdiffcopy.js' },
       'pdc-args': { type: 'string', default: '' },
+      'base-pdiffcopy': { type: 'string', default: '' },
+      cpu: { type: 'boolean', default: false },
+      bare: { type: 'boolean', default: false },
       sizes: { type: 'string' },
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
@@ -96,6 +107,9 @@ function parseCli() {
     runs: Number(values.runs ?? (values.quick ? 1 : 3)),
     tools,
     pdcCmd: splitArgs(values.pdiffcopy),
+    basePdcCmd: splitArgs(values['base-pdiffcopy']),
+    cpu: values.cpu,
+    bare: values.bare,
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
     sweepDelta: Number(values['sweep-delta']),
@@ -189,14 +203,18 @@ async function main() {
 
   /** One timed run of `tool` with the target first reset to `mask` relative to `src`. */
   async function timedRun({ tool, src, srcSha, size, mask, label }) {
-    const cmd = buildCommand(tool, {
-      src,
-      remoteTarget,
-      localTarget,
-      sshConfig: env.sshConfig,
-      pdcCmd: opts.pdcCmd,
-      pdcArgs: opts.pdcArgs,
-    });
+    const cmd = buildCommandAB(
+      tool,
+      {
+        src,
+        remoteTarget,
+        localTarget,
+        sshConfig: env.sshConfig,
+        pdcCmd: opts.pdcCmd,
+        pdcArgs: opts.pdcArgs,
+      },
+      opts.basePdcCmd,
+    );
     // Untimed: target to its delta state (in place, fsynced, warm), flush everything dirty.
     resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChanged(src, size, opts.seed)] : []));
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
@@ -204,11 +222,13 @@ async function main() {
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;
     const argv = env.wrap(['/usr/bin/time', '-f', '%M', '-o', rssFile, ...cmd.argv]);
     let r;
+    const cpu = opts.cpu ? startCpuSampler({ sshdPidFile: path.join(path.dirname(env.sshConfig), 'sshd.pid'), marker: rssFile }) : undefined;
     try {
       r = await run(argv, { timeoutMs: opts.timeoutMs, stdinFd, cwd: REPO, env: childEnv });
     } finally {
       if (stdinFd !== undefined) fs.closeSync(stdinFd);
     }
+    const cpuSeconds = cpu?.stop();
     let rssKiB = NaN;
     try {
       const nums = fs.readFileSync(rssFile, 'utf8').trim().split('\n').filter((l) => /^\d+$/.test(l.trim()));
@@ -216,7 +236,7 @@ async function main() {
     } catch {
       /* no rss */
     }
-    const rec = { label, tool, size, seconds: r.seconds, rssKiB, code: r.code };
+    const rec = { label, tool, size, seconds: r.seconds, rssKiB, code: r.code, cpu: cpuSeconds };
     if (r.timedOut) {
       rec.status = 'timeout';
       rec.error = `killed after ${opts.timeoutMs / 1000} s`;
@@ -236,6 +256,7 @@ async function main() {
     allRuns.push(rec);
     const rss = Number.isFinite(rssKiB) ? `, peak RSS ${(rssKiB / 1024).toFixed(0)} MiB` : '';
     log(`  ${label} ${TOOLS[tool].label}: ${rec.status === 'ok' ? '' : `${rec.status.toUpperCase()} `}${r.seconds.toFixed(2)} s${rss}${rec.error ? ` (${rec.error})` : ''}`);
+    if (cpuSeconds) log(`    cpu s: ${cpuText(cpuSeconds)}`);
     return rec;
   }
 
@@ -285,6 +306,11 @@ async function main() {
     const srcSha = (opts.data === 'db' ? ensureDbSource : ensureSource)(src, size, opts.seed, log);
     const masks = new Map(opts.deltas.map((d) => [d, changedMask(size, d, opts.seed)]));
     for (const [d, m] of masks) log(`delta ${d}%: ${m.count}/${m.nBlocks} blocks of 1 MiB changed, scattered (seed ${opts.seed})`);
+    if (opts.bare) {
+      const table = bareTable(await bareBaselines(src, path.join(work, 'bare-scratch.bin')));
+      log(`bare stages (load average ${loadAvg()}):\n${table}`);
+      sections.push(`### Bare stages on ${formatSize(size)} (this process alone)\n${table}\n`);
+    }
     const cells = new Map();
     const skip = new Set();
     for (let rep = 0; rep < opts.runs; rep++) {

@@ -29,8 +29,10 @@ const MAX_LOCAL_AGENTS = 2;
  * as a remote copy).
  */
 export async function openHosts(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<OpenedHosts> {
-  // Created first: its hash workers start while the agents come up.
+  // Created first: its hash workers start, and hash the local file, while the agents come up.
   const near = new LocalHost(Math.max(1, Math.min(cfg.concurrency, cpus().length)));
+  const ahead = hashAheadFile(cfg);
+  if (ahead) void near.hashAhead(ahead.path, ahead.role, cfg.blockSize, cfg.hashMethod);
   let far: AgentHost;
   try {
     far = await startAgents(cfg, log, localNode);
@@ -43,9 +45,23 @@ export async function openHosts(cfg: RunConfig, log: (line: string) => void, loc
     source: sourceIsFar ? far : near,
     target: sourceIsFar ? near : far,
     async close() {
+      if (ahead) log(`hash requests answered from hashing ahead while connecting: ${near.hashedAhead}`);
       await Promise.allSettled([far.close(), near.close()]);
     },
   };
+}
+
+/**
+ * The local file worth hashing before the other side is up: one file to sync by
+ * comparing. It is the source, or (a remote source) the target unless --atomic
+ * builds a new file. Whether it is a regular file is HashAhead's to check.
+ */
+export function hashAheadFile(cfg: Pick<RunConfig, 'sources' | 'target' | 'recursive' | 'wholeFile' | 'atomic'>): { path: string; role: 'source' | 'target' } | undefined {
+  if (cfg.sources.length !== 1 || cfg.recursive || cfg.wholeFile) return undefined;
+  const source = cfg.sources[0]!;
+  if (source.kind === 'local') return { path: source.path, role: 'source' };
+  if (cfg.target.kind === 'local' && !cfg.atomic) return { path: cfg.target.path, role: 'target' };
+  return undefined;
 }
 
 async function startAgents(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<AgentHost> {

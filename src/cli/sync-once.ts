@@ -50,12 +50,23 @@ export async function syncOnce(
   signal?: AbortSignal,
   onHosts?: (hosts: OpenedHosts) => void,
 ): Promise<JobResult> {
+  const loaded = performance.now(); // since the process started: Node's own start and our modules
   const hosts = await openHosts(cfg, log);
+  const opened = performance.now();
   onHosts?.(hosts);
   try {
     if (signal?.aborted) throw signal.reason;
-    return await runJob(jobOf(cfg), hosts, emit, signal);
+    const result = await runJob(jobOf(cfg), hosts, emit, signal);
+    log(startupText(loaded, opened, performance.now()));
+    return result;
   } finally {
     await hosts.close();
   }
+}
+
+/** -v: what starting cost, and its share of the run so far (times in ms since the process started). */
+export function startupText(loaded: number, opened: number, now: number): string {
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const share = now > 0 ? Math.round((opened / now) * 100) : 0;
+  return `start-up ${s(opened)} s of ${s(now)} s (${share}%): Node and modules ${s(loaded)} s, connecting and starting agents ${s(opened - loaded)} s`;
 }

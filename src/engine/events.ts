@@ -2,6 +2,8 @@
  * What the engine tells the world. It never prints: the progress bar, the plain
  * log and `--json` are renderers of these events.
  */
+import type { RunProfile } from './profile.js';
+
 /** digesting: --verify's whole-file sha256 on both sides, after the written blocks were verified. */
 export type Phase = 'connecting' | 'syncing' | 'finishing' | 'verifying' | 'digesting' | 'done';
 
@@ -37,6 +39,8 @@ export interface SyncSummary {
   targetDevice: boolean;
   /** A device target larger than the source: its bytes past the source's size, left as they were. */
   bytesBeyondSource: number;
+  /** Where the time went (-v shows it as one line). */
+  profile?: RunProfile;
 }
 
 export type SyncEvent =

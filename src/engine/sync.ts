@@ -5,6 +5,7 @@ import type { FileHost } from '../hosts/file-host.js';
 import type { OpenResult, StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
 import {
+  type ChunkComparison,
   type Geometry,
   type Run,
   changedBlocks,
@@ -15,6 +16,7 @@ import {
   hashChunks,
   hashRequestBlocks,
   holeBlocks,
+  nextChunkMode,
   runPieces,
   similarity,
   zeroUnit,
@@ -22,6 +24,7 @@ import {
   spanOf,
   transferRunBytes,
 } from './plan.js';
+import { Profiler, profileText } from './profile.js';
 import { ensureSpace } from './space.js';
 import { zeroDigest } from '../hash/file-hash.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
@@ -58,11 +61,14 @@ export interface SyncOptions {
  *
  * Both sides hash the same chunk at the same time; as soon as a chunk's two hash
  * lists are in, its differing blocks start moving while later chunks are still
- * being hashed. After the last write: resize, fsync, then every written block is
- * re-read on the target and checked against the source's hash.
+ * being hashed. Once most compared blocks differ, chunks are streamed instead
+ * (sent without hashing the target, hashed as sent), with one compared now and
+ * then to follow the change rate. After the last write: resize, fsync, then every
+ * written block is re-read on the target and checked against the source's hash.
  */
 export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const started = performance.now();
+  const prof = new Profiler();
   const { source, emit } = o;
   const src = source.host;
   const dst = o.target.host;
@@ -96,15 +102,17 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     hashMethod: o.hashMethod,
     mode: o.dryRun ? 'dry-run' : o.wholeFile ? 'whole-file' : 'delta',
   });
+  prof.lap('setup');
 
-  // The source's block hashes that the written blocks are verified against: in delta
-  // mode the source side's hash lists, in whole-file mode the hashes of the bytes as
-  // read and sent (so a source changed after a block was sent is not blamed on the target).
+  // The source's block hashes that the written blocks are verified against: for compared
+  // chunks the source side's hash lists, for streamed ones (and in whole-file mode) the
+  // hashes of the bytes as read and sent (so a source changed after a block was sent is
+  // not blamed on the target).
   const sourceHashes = Buffer.alloc(g.blocks * digestLen);
   // An empty target has nothing to compare: every block is sent, and hashed as sent, so the
   // source is read once (not hashed, then read again: for a sparse image, its holes twice).
   const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
-  const sentHasher = sendAll && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
+  const sentHasher = o.dryRun ? undefined : await createBlockHasher(o.hashMethod);
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
@@ -139,42 +147,71 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   // Blocks left wholly as holes: never written, so not re-read to verify.
   const unwritten = new Uint8Array(g.blocks);
-  const transfer = (run: Run) =>
+  const transfer = (run: Run, hashAsSent: boolean) =>
     transferLimit(async () => {
       abort();
-      const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent);
+      const sent = hashAsSent && sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
+      const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
       addMoved(moved, m);
       for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
       progress();
     });
 
-  const schedule = (blocks: number[]) => {
+  /** Send `blocks` (sorted); `hashAsSent`: their source hashes are taken from the bytes sent. */
+  const schedule = (blocks: number[], hashAsSent = false): Promise<void>[] => {
     for (const b of blocks) changed.push(b);
-    if (o.dryRun) return;
+    if (o.dryRun) return [];
+    const mine: Promise<void>[] = [];
     for (const run of coalesce(blocks, g, runBytes)) {
       bytesToSend += run.length;
-      const t = transfer(run);
+      const t = transfer(run, hashAsSent);
       t.catch(failTransfers);
       transfers.push(t);
+      mine.push(t);
     }
+    return mine;
   };
+  const blocksOf = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
 
   if (sendAll) {
-    schedule(Array.from({ length: g.blocks }, (_, i) => i));
+    schedule(blocksOf(0, g.blocks), true);
   } else {
+    // The change rate learnt so far decides, chunk by chunk in file order, whether the
+    // next one is compared or streamed (a dry run always compares: it reports differences).
+    const history: ChunkComparison[] = [];
+    let sinceCompared = 0;
+    const streamNext = () => {
+      const stream = !o.dryRun && nextChunkMode(history, sinceCompared) === 'stream';
+      sinceCompared = stream ? sinceCompared + 1 : 0;
+      return stream;
+    };
     const chunks = hashChunks(g, digestLen);
     const hashing = Promise.all(
       chunks.map(async (chunk) => {
         const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
         const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-        const [s, d] = await Promise.all([
-          srcLimit(() => (guard(), src.hash(range(chunk.count), o.hashMethod))),
-          comparable > 0 && targetOpen ? dstLimit(() => (guard(), dst.hash(range(comparable), o.hashMethod))) : undefined,
-        ]);
-        s.copy(sourceHashes, chunk.first * digestLen);
-        schedule(changedBlocks(chunk.first, chunk.count, comparable, s, d, digestLen));
+        // A streamed chunk keeps its source slot until its blocks are written, so streaming
+        // runs no further ahead than hashing would.
+        const hashed = await srcLimit(async () => {
+          guard();
+          if (streamNext()) {
+            prof.profile.chunks.streamed++;
+            await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
+            return undefined;
+          }
+          const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(comparable), o.hashMethod)))) : undefined;
+          d?.catch(() => undefined); // a failure is reported where it is awaited below
+          return { s: await prof.time('sourceHash', () => src.hash(range(chunk.count), o.hashMethod)), d };
+        });
+        if (hashed) {
+          const d = await hashed.d;
+          hashed.s.copy(sourceHashes, chunk.first * digestLen);
+          const differing = changedBlocks(chunk.first, chunk.count, comparable, hashed.s, d, digestLen);
+          if (d) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
+          prof.profile.chunks.compared++;
+          schedule(differing);
+        }
         bytesHashed += chunk.length;
         progress();
       }),
@@ -190,10 +227,11 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   await Promise.all(transfers);
   changed.sort((a, b) => a - b);
   progress();
+  prof.lap('transfer');
 
   const verified = o.dryRun
     ? 'none'
-    : await finishTarget(o, { g, changed, unwritten, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs });
+    : await finishTarget(o, { g, changed, unwritten, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs, prof });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -219,7 +257,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     bytesHoles: moved.hole,
     targetDevice,
     bytesBeyondSource: targetDevice ? Math.max(0, targetSize - g.size) : 0,
+    profile: prof.rounded(),
   };
+  emit({ type: 'log', level: 1, message: `${dstName}: ${profileText(summary.profile!)}` });
   emit({ type: 'phase', phase: 'done' });
   emit({ type: 'done', summary });
   return summary;
@@ -239,6 +279,7 @@ interface Finish {
   targetSize: number;
   targetDevice: boolean;
   srcMtime: number;
+  prof: Profiler;
 }
 
 /**
@@ -254,9 +295,11 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
   emit({ type: 'phase', phase: 'finishing' });
   if (f.targetSize !== g.size && !f.targetDevice) await dst.truncate(g.size);
   await dst.fsync();
+  f.prof.lap('fsync');
   emit({ type: 'phase', phase: 'verifying' });
   const written = f.changed.filter((b) => !f.unwritten[b]);
   await verifyWrittenBlocks(o, g, written, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  f.prof.lap('verify');
   let verified: SyncSummary['verified'] = 'blocks';
   if (o.verify) {
     emit({ type: 'phase', phase: 'digesting' });
@@ -267,10 +310,12 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
       });
     }
     verified = 'sha256';
+    f.prof.lap('digest');
   }
   await checkFinalState(o, g, f.targetPath, f.targetDevice ? f.targetSize : g.size, f.srcMtime, f.srcName, f.dstName);
   if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
   await commit(o, g.size);
+  f.prof.lap('commit');
   return verified;
 }
 

@@ -7,6 +7,7 @@ import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
 import type { CommitResult, ListArgs, ListResult, MkdirArgs, OpenArgs, OpenResult, Role, SetMetaArgs, SpaceResult, StatResult, SymlinkArgs, TreeChangeResult, RemoveArgs, RemoveResult } from '../protocol/messages.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../fileops/tree.js';
 import type { FileHost } from './file-host.js';
+import { HashAhead, type Identity } from './hash-ahead.js';
 import { HashPool } from './hash-pool.js';
 
 /**
@@ -21,6 +22,8 @@ export class LocalHost implements FileHost {
   private readonly files = new FileService();
   private readonly pool: HashPool;
   private role: Role = 'source';
+  private ahead?: HashAhead;
+  private opened?: Identity;
 
   constructor(workers = Math.max(1, Math.min(4, cpus().length))) {
     this.parallelism = workers;
@@ -47,11 +50,30 @@ export class LocalHost implements FileHost {
   async open(args: OpenArgs): Promise<OpenResult> {
     const r = await this.files.open(args);
     this.role = args.role;
+    this.opened = r;
     return r;
   }
 
+  /**
+   * Start hashing `path` now, before it is opened (while the other side is still
+   * connecting): the hash requests of the engine for that same file are then answered
+   * from what was hashed (see HashAhead for when an answer is never used). Settles
+   * once everything was hashed ahead, or it stopped.
+   */
+  hashAhead(path: string, role: Role, blockSize: number, method: string): Promise<void> {
+    this.ahead?.stop();
+    this.ahead = new HashAhead(this.pool, this.parallelism);
+    return this.ahead.start(path, role, blockSize, method); // never rejects
+  }
+
+  /** Hash requests answered from what was hashed ahead. */
+  get hashedAhead(): number {
+    return this.ahead?.used ?? 0;
+  }
+
   async hash(range: BlockRange, method: string): Promise<Buffer> {
-    return this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
+    const early = this.opened && this.ahead?.take(range, method, this.opened);
+    return early ?? this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
   }
 
   read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
@@ -59,14 +81,17 @@ export class LocalHost implements FileHost {
   }
 
   zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
+    this.ahead?.written(offset, length);
     return this.files.zero(offset, length, punch);
   }
 
   write(offset: number, buffers: readonly Buffer[]): Promise<void> {
+    this.ahead?.written(offset, buffers.reduce((n, b) => n + b.length, 0));
     return this.files.write(offset, buffers);
   }
 
   truncate(size: number): Promise<void> {
+    this.ahead?.stop();
     return this.files.truncate(size);
   }
 
@@ -103,6 +128,7 @@ export class LocalHost implements FileHost {
   }
 
   async close(): Promise<void> {
+    this.ahead?.stop();
     await Promise.all([this.files.close(), this.pool.close()]);
   }
 }

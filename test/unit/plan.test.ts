@@ -8,6 +8,10 @@ import {
   geometry,
   hashChunks,
   hashRequestBlocks,
+  nextChunkMode,
+  PROBE_EVERY_CHUNKS,
+  RATE_WINDOW_CHUNKS,
+  STREAM_FROM_DIFFERING,
   similarity,
   spaceNeeded,
   spanOf,
@@ -254,5 +258,36 @@ describe('spaceNeeded', () => {
     ['empty source', 0, 0, false, false, 0],
   ])('%s', (_name, sourceSize, targetSize, atomic, dryRun, want) => {
     expect(spaceNeeded({ sourceSize, targetSize, atomic, dryRun })).toBe(want);
+  });
+});
+
+describe('nextChunkMode', () => {
+  const c = (compared: number, differing: number) => ({ compared, differing });
+  it.each([
+    ['nothing learnt yet', [], 0, 'compare'],
+    ['only chunks with nothing comparable', [c(0, 0)], 0, 'compare'],
+    ['no change', [c(16, 0), c(16, 0)], 0, 'compare'],
+    ['half changed', [c(16, 8), c(16, 8)], 0, 'compare'],
+    ['just under the threshold', [c(100, 74)], 0, 'compare'],
+    ['at the threshold', [c(100, 75)], 0, 'stream'],
+    ['all changed', [c(16, 16)], 0, 'stream'],
+    ['all changed, streaming for a while', [c(16, 16)], PROBE_EVERY_CHUNKS - 2, 'stream'],
+    ['all changed, probe due', [c(16, 16)], PROBE_EVERY_CHUNKS - 1, 'compare'],
+    ['old chunks changed, the recent window did not', [c(16, 16), c(16, 16), c(16, 0), c(16, 0), c(16, 0), c(16, 0)], 0, 'compare'],
+    ['old chunks unchanged, the recent window changed', [c(16, 0), c(16, 0), c(16, 16), c(16, 16), c(16, 16), c(16, 16)], 0, 'stream'],
+    ['weighted by blocks compared', [c(1, 0), c(99, 99)], 0, 'stream'],
+  ] as const)('%s', (_name, history, sinceCompared, want) => {
+    expect(nextChunkMode(history, sinceCompared)).toBe(want);
+  });
+
+  it('judges only the last RATE_WINDOW_CHUNKS chunks', () => {
+    const history = [...Array(10).fill(c(16, 0)), ...Array(RATE_WINDOW_CHUNKS).fill(c(16, 16))];
+    expect(nextChunkMode(history, 0)).toBe('stream');
+    expect(nextChunkMode(history.slice(0, -2), 0)).toBe('compare'); // two unchanged chunks back in the window
+  });
+
+  it('streams from a share of differing blocks above one half and at most one', () => {
+    expect(STREAM_FROM_DIFFERING).toBeGreaterThan(0.5);
+    expect(STREAM_FROM_DIFFERING).toBeLessThanOrEqual(1);
   });
 });

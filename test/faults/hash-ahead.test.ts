@@ -1,0 +1,120 @@
+/**
+ * Hashing a local file ahead (while the other side connects) must never answer with
+ * hashes of other bytes than the engine would read: not after the file changed before
+ * it was opened, not for blocks the run itself wrote (the read-back after fsync), not
+ * through a symlink. Engine level, real files on two LocalHosts.
+ */
+import { copyFileSync, symlinkSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashAheadFile } from '../../src/cli/open-hosts.js';
+import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
+import { syncFile } from '../../src/engine/sync.js';
+import { LocalHost } from '../../src/hosts/local-host.js';
+import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
+
+const BS = 1024 * 1024;
+const SIZE = 4 * HASH_CHUNK_BYTES + 777;
+const BLOCKS = Math.ceil(SIZE / BS);
+
+let dir: string;
+let cleanup: () => void;
+beforeAll(() => ({ dir, cleanup } = tempDir('pdc-hash-ahead-')));
+afterAll(() => cleanup?.());
+
+/** Sync src to dst after hashing `ahead` (a side's path) ahead on that side's host; returns the answers used. */
+async function syncAfterHashAhead(src: string, dst: string, ahead: { side: 'source' | 'target'; path: string; before?: () => void }) {
+  const source = new LocalHost(1);
+  const target = new LocalHost(1);
+  const host = ahead.side === 'source' ? source : target;
+  try {
+    await host.hashAhead(ahead.path, ahead.side, BS, 'xxh64');
+    ahead.before?.();
+    const summary = await syncFile({
+      source: { host: source, path: src },
+      target: { host: target, path: dst },
+      blockSize: BS,
+      hashMethod: 'xxh64',
+      wholeFile: false,
+      dryRun: false,
+      verify: false,
+      concurrency: 2,
+      emit: () => undefined,
+    });
+    return { summary, used: host.hashedAhead };
+  } finally {
+    await Promise.all([source.close(), target.close()]);
+  }
+}
+
+describe('hashing ahead', () => {
+  it('an unchanged source: its hash requests are answered from what was hashed ahead', async () => {
+    const src = join(dir, 'same-src');
+    const dst = join(dir, 'same-dst');
+    writeSeededFile(src, SIZE, 1);
+    copyFileSync(src, dst);
+    mutateBlocks(dst, BS, [5, 40], 2);
+    const r = await syncAfterHashAhead(src, dst, { side: 'source', path: src });
+    expectSameBytes(dst, src);
+    expect(r.used).toBe(5); // every chunk
+    expect(r.summary.blocksChanged).toBe(2);
+  });
+
+  it('a source changed after it was hashed ahead: nothing hashed ahead is used, the change is copied', async () => {
+    const src = join(dir, 'changed-src');
+    const dst = join(dir, 'changed-dst');
+    writeSeededFile(src, SIZE, 3);
+    copyFileSync(src, dst);
+    const r = await syncAfterHashAhead(src, dst, {
+      side: 'source',
+      path: src,
+      before: () => {
+        mutateBlocks(src, BS, [7, 50], 4);
+        utimesSync(src, new Date(), new Date(Date.now() + 5000)); // a distinct mtime, whatever the clock's grain
+      },
+    });
+    expectSameBytes(dst, src);
+    expect(r.used).toBe(0);
+    expect(r.summary.blocksChanged).toBe(2);
+  });
+
+  it('a target hashed ahead and then rewritten by the run: the read-back is hashed again (no false VERIFY_FAILED)', async () => {
+    const src = join(dir, 'rewrite-src');
+    const dst = join(dir, 'rewrite-dst');
+    writeSeededFile(src, SIZE, 5);
+    writeSeededFile(dst, SIZE, 6);
+    const r = await syncAfterHashAhead(src, dst, { side: 'target', path: dst });
+    expectSameBytes(dst, src);
+    expect(r.summary.verified).toBe('blocks');
+    expect(r.summary.blocksChanged).toBe(BLOCKS);
+  });
+
+  it('a symlink is not followed: nothing is hashed ahead, the sync still runs', async () => {
+    const src = join(dir, 'link-src');
+    const link = join(dir, 'link');
+    const dst = join(dir, 'link-dst');
+    writeSeededFile(src, SIZE, 7);
+    copyFileSync(src, dst);
+    symlinkSync(src, link);
+    const r = await syncAfterHashAhead(link, dst, { side: 'source', path: link });
+    expectSameBytes(dst, src);
+    expect(r.used).toBe(0);
+  });
+});
+
+describe('hashAheadFile', () => {
+  const local = (path: string) => ({ kind: 'local' as const, path });
+  const remote = (path: string) => ({ kind: 'remote' as const, host: 'h', path, display: `h:${path}` });
+  const base = { recursive: false, wholeFile: false, atomic: false };
+  it.each([
+    ['push: the source', { ...base, sources: [local('/a')], target: remote('/b') }, { path: '/a', role: 'source' }],
+    ['local copy: the source', { ...base, sources: [local('/a')], target: local('/b') }, { path: '/a', role: 'source' }],
+    ['pull: the target', { ...base, sources: [remote('/a')], target: local('/b') }, { path: '/b', role: 'target' }],
+    ['pull --atomic: nothing (a new file is built)', { ...base, atomic: true, sources: [remote('/a')], target: local('/b') }, undefined],
+    ['-W: nothing (nothing is compared)', { ...base, wholeFile: true, sources: [local('/a')], target: remote('/b') }, undefined],
+    ['-r: nothing', { ...base, recursive: true, sources: [local('/a')], target: remote('/b') }, undefined],
+    ['several sources: nothing', { ...base, sources: [local('/a'), local('/c')], target: remote('/b') }, undefined],
+  ])('%s', (_name, cfg, want) => {
+    expect(hashAheadFile(cfg)).toEqual(want);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Streaming: once most compared blocks differ, chunks are sent without hashing the
+ * target, hashed as sent, and every written block is still verified. Engine level,
+ * real files on two LocalHosts; a wrapper logs which target blocks were hashed before
+ * the verification phase (the comparing), and can make the target "disk" store wrong
+ * bytes. The file spans 10 hash chunks of 16 MiB.
+ */
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
+import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
+import { PdcError } from '../../src/errors/pdc-error.js';
+import type { FileHost } from '../../src/hosts/file-host.js';
+import { LocalHost } from '../../src/hosts/local-host.js';
+import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
+import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
+
+const BS = 1024 * 1024;
+const SIZE = 10 * HASH_CHUNK_BYTES + 12345;
+const BLOCKS = Math.ceil(SIZE / BS);
+
+let dir: string;
+let cleanup: () => void;
+beforeAll(() => ({ dir, cleanup } = tempDir('pdc-stream-')));
+afterAll(() => cleanup?.());
+
+/** `host` with some methods replaced. */
+function wrap(host: FileHost, over: Partial<FileHost>): FileHost {
+  return new Proxy(host, {
+    get(target, key) {
+      if (key in over) return over[key as keyof FileHost];
+      const v = Reflect.get(target, key) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+interface Outcome {
+  summary?: SyncSummary;
+  error?: unknown;
+  /** Target blocks hashed for comparing (before the verifying phase). */
+  compared: number;
+}
+
+async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number } = {}): Promise<Outcome> {
+  const source = new LocalHost(1);
+  const target = new LocalHost(1);
+  let verifying = false;
+  let compared = 0;
+  const t = wrap(target, {
+    hash: (range, method) => {
+      if (!verifying) compared += range.count;
+      return target.hash(range, method);
+    },
+    write: (offset, buffers) => {
+      if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return target.write(offset, buffers);
+      const bytes = Buffer.concat(buffers);
+      bytes[0] ^= 0xff;
+      return target.write(offset, [bytes]);
+    },
+  });
+  const emit = (e: SyncEvent) => {
+    if (e.type === 'phase' && e.phase === 'verifying') verifying = true;
+  };
+  try {
+    const summary = await syncFile({
+      source: { host: source, path: src },
+      target: { host: t, path: dst },
+      blockSize: BS,
+      hashMethod: 'xxh64',
+      wholeFile: false,
+      dryRun: false,
+      verify: false,
+      concurrency: 2,
+      emit,
+      ...opts,
+    });
+    return { summary, compared };
+  } catch (error) {
+    return { error, compared };
+  } finally {
+    await Promise.all([source.close(), target.close()]);
+  }
+}
+
+describe('streaming once most blocks differ', () => {
+  let src: string;
+  beforeAll(() => {
+    src = join(dir, 'src');
+    writeSeededFile(src, SIZE, 1);
+  });
+
+  it('every block changed: most chunks are streamed (the target hashed only for a few), the target is byte-identical', async () => {
+    const dst = join(dir, 'all');
+    writeSeededFile(dst, SIZE, 2);
+    const r = await run(src, dst);
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    const s = r.summary!;
+    expect(s.verified).toBe('blocks');
+    expect(s.blocksChanged).toBe(BLOCKS);
+    expect(s.profile!.chunks.streamed).toBeGreaterThan(0);
+    expect(s.profile!.chunks.compared + s.profile!.chunks.streamed).toBe(10 + 1);
+    expect(r.compared).toBeLessThan(BLOCKS / 2);
+  });
+
+  it('a tenth changed: every chunk compared, only the changed blocks sent', async () => {
+    const dst = join(dir, 'tenth');
+    copyFileSync(src, dst);
+    const changed = Array.from({ length: BLOCKS }, (_, i) => i).filter((i) => i % 10 === 3);
+    mutateBlocks(dst, BS, changed, 3);
+    const r = await run(src, dst);
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    expect(r.summary!.profile!.chunks.streamed).toBe(0);
+    expect(r.summary!.blocksChanged).toBe(changed.length);
+    expect(r.compared).toBe(BLOCKS);
+  });
+
+  it('a dry run never streams: it reports exactly the blocks that differ', async () => {
+    const dst = join(dir, 'dry');
+    writeSeededFile(dst, SIZE, 4);
+    const r = await run(src, dst, { dryRun: true });
+    expect(r.error).toBeUndefined();
+    expect(r.summary!.profile!.chunks.streamed).toBe(0);
+    expect(r.summary!.blocksChanged).toBe(BLOCKS);
+    expect(r.compared).toBe(BLOCKS);
+  });
+
+  it('-W hashes nothing on the target before verifying', async () => {
+    const dst = join(dir, 'whole');
+    writeSeededFile(dst, SIZE, 5);
+    const r = await run(src, dst, { wholeFile: true });
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    expect(r.compared).toBe(0);
+  });
+
+  it('a target that stores wrong bytes in the streamed part: VERIFY_FAILED (exit 5)', async () => {
+    const dst = join(dir, 'corrupt');
+    writeSeededFile(dst, SIZE, 6);
+    const r = await run(src, dst, { corruptFrom: 8 * HASH_CHUNK_BYTES });
+    expect(r.compared).toBeLessThan(8 * (HASH_CHUNK_BYTES / BS)); // the last chunks were streamed, not compared
+    expect(r.error).toBeInstanceOf(PdcError);
+    expect((r.error as PdcError).code).toBe('VERIFY_FAILED');
+    expect((r.error as PdcError).exitCode).toBe(5);
+  });
+});
