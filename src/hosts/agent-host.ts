@@ -158,6 +158,18 @@ export class AgentHost implements FileHost {
     return chunkOf(r.p ?? [], undefined, unflattenRuns(r.zeros));
   }
 
+  async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+    return joinPayload((await this.call('hashpieces', { ranges: [...ranges], grain, method })).p);
+  }
+
+  async readPieces(ranges: readonly number[]): Promise<Chunk> {
+    return chunkOf((await this.call('readpieces', { ranges: [...ranges] })).p ?? []);
+  }
+
+  async writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    await this.call('writepieces', { ranges: [...ranges] }, buffers);
+  }
+
   async zero(offset: number, length: number): Promise<void> {
     await this.call('zero', { offset, length });
   }

@@ -49,6 +49,15 @@ export interface FileHost {
    */
   read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
   write(offset: number, buffers: readonly Buffer[]): Promise<void>;
+  /**
+   * Refinement inside differing blocks; `ranges` is a flat [offset, length, ...] list.
+   * hashPieces: one digest per piece of `grain` bytes cut from each range's start.
+   */
+  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer>;
+  /** The pieces' bytes concatenated in order (release the chunk after use). */
+  readPieces(ranges: readonly number[]): Promise<Chunk>;
+  /** Write the pieces from their bytes concatenated in order. */
+  writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void>;
   /** Write `length` zero bytes at offset. */
   zero(offset: number, length: number): Promise<void>;
   truncate(size: number): Promise<void>;

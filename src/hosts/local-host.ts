@@ -58,6 +58,18 @@ export class LocalHost implements FileHost {
     return this.files.read(offset, length, zeroUnit);
   }
 
+  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+    return this.files.hashPieces(ranges, grain, method);
+  }
+
+  readPieces(ranges: readonly number[]): Promise<Chunk> {
+    return this.files.readPieces(ranges);
+  }
+
+  writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    return this.files.writePieces(ranges, buffers);
+  }
+
   zero(offset: number, length: number): Promise<void> {
     return this.files.zero(offset, length);
   }
