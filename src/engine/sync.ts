@@ -22,6 +22,7 @@ import {
   transferRunBytes,
 } from './plan.js';
 import { ensureSpace } from './space.js';
+import { byteSimilarity, refinerFor } from './refine.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
@@ -43,6 +44,11 @@ export interface SyncOptions {
   atomic?: boolean;
   /** Read or write a block device even when it is in use (mounted or held exclusively). */
   forceDevice?: boolean;
+  /**
+   * Piece sizes to refine differing blocks at (largest first; those not below the block
+   * size or below the floor are dropped): default DEFAULT_REFINE_LEVELS; empty: off.
+   */
+  refineLevels?: readonly number[];
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -101,6 +107,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // source is read once (not hashed, then read again: for a sparse image, its holes twice).
   const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
   const sentHasher = sendAll && !o.dryRun ? await createBlockHasher(o.hashMethod) : undefined;
+  // Differing blocks are refined to the pieces that differ (a dry run too: its estimate of the bytes that differ).
+  const refiner = sendAll ? undefined : refinerFor({ src, dst, method: o.hashMethod, digestLength: digestLen, blockSize: g.blockSize, levels: o.refineLevels, targetSize, srcName });
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
@@ -136,8 +144,10 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const transfer = (run: Run) =>
     transferLimit(async () => {
       abort();
+      const refined = await refiner?.move(run, !o.dryRun);
+      if (o.dryRun) return;
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
+      const m = refined !== undefined ? { data: refined, zero: 0, hole: 0, zeroBlocks: 0 } : await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
       addMoved(moved, m);
       bytesSent += m.data;
       progress();
@@ -145,7 +155,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   const schedule = (blocks: number[]) => {
     for (const b of blocks) changed.push(b);
-    if (o.dryRun) return;
+    if (o.dryRun && !refiner) return;
     for (const run of coalesce(blocks, g, runBytes)) {
       bytesToSend += run.length;
       const t = transfer(run);
@@ -198,10 +208,11 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     hashMethod: o.wholeFile ? 'none' : o.hashMethod,
     blockSize: g.blockSize,
     bytesTotal: g.size,
-    bytesSent: o.dryRun ? bytesChanged : bytesSent,
+    bytesSent: o.dryRun ? (refiner ? refiner.stats.bytesDiffering : bytesChanged) : bytesSent,
     blocksTotal: g.blocks,
     blocksChanged: changed.length,
     similarity: similarity(changed.length, g.blocks),
+    ...byteSimilarity(refiner?.stats, bytesChanged, g.size),
     seconds: Math.round(seconds * 1000) / 1000,
     throughput: seconds > 0 ? Math.round(g.size / seconds) : 0,
     verified,
