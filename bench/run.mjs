@@ -15,6 +15,7 @@ import { changedMask, ensureSource, formatSize, parseSize, resetTarget, sha256Fi
 import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh } from './lib/proc.mjs';
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
+import { rsyncLiteral, runPagesBench } from './lib/pages.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,6 +31,9 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --sizes LIST         size sweep (e.g. 256M,1G,4G) at one delta; default tools push,rsync-inplace
   --sweep-delta PCT    delta for --sizes (default 10)
   --quick              smoke preset: 256M, 1 run, deltas 0,100
+  --pages LIST         refinement workloads instead (bench/lib/pages.mjs): scatter10, scatter50, cluster,
+                       append, almost-all, blocks10 (10% of 1 MiB blocks rewritten), ...; each run with
+                       pdiffcopy push, push --no-refine and rsync --inplace --stats
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -53,6 +57,7 @@ function parseCli() {
       sizes: { type: 'string' },
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
+      pages: { type: 'string' },
       shape: { type: 'string' },
       loopback: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '600' },
@@ -81,6 +86,7 @@ function parseCli() {
     pdcCmd: splitArgs(values.pdiffcopy),
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
+    pages: values.pages ? list(values.pages) : null,
     sweepDelta: Number(values['sweep-delta']),
     shape: values.shape,
     loopback: values.loopback,
@@ -152,17 +158,19 @@ async function main() {
   let wrongCount = 0;
 
   /** One timed run of `tool` with the target first reset to `mask` relative to `src`. */
-  async function timedRun({ tool, src, srcSha, size, mask, label }) {
+  async function timedRun({ tool, src, srcSha, size, mask, label, extraArgs = [], reset }) {
     const cmd = buildCommand(tool, {
       src,
       remoteTarget,
       localTarget,
       sshConfig: env.sshConfig,
       pdcCmd: opts.pdcCmd,
-      pdcArgs: opts.pdcArgs,
+      pdcArgs: TOOLS[tool].pdc ? [...opts.pdcArgs, ...extraArgs] : opts.pdcArgs,
     });
+    if (!TOOLS[tool].pdc && extraArgs.length) cmd.argv.splice(1, 0, ...extraArgs);
     // Untimed: target to its delta state (in place, fsynced, warm), flush everything dirty.
-    resetTarget(cmd.target, src, size, mask, opts.seed);
+    if (reset) reset(cmd.target);
+    else resetTarget(cmd.target, src, size, mask, opts.seed);
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
     fs.rmSync(rssFile, { force: true });
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;
@@ -196,6 +204,7 @@ async function main() {
         log(`!!!!!!!! WRONG: ${TOOLS[tool].label} at ${label}: target ${cmd.target} does not match the source (${rec.error})`);
       }
       if (TOOLS[tool].pdc) rec.pdc = parsePdcJson(r.stdout);
+      else if (/Literal data:/.test(r.stdout)) rec.literal = rsyncLiteral(r.stdout);
     }
     allRuns.push(rec);
     const rss = Number.isFinite(rssKiB) ? `, peak RSS ${(rssKiB / 1024).toFixed(0)} MiB` : '';
@@ -204,7 +213,23 @@ async function main() {
   }
 
   const sections = [];
-  if (opts.sweep) {
+  if (opts.pages) {
+    const size = opts.size;
+    const src = path.join(dataDir, `src-${size}.bin`);
+    const srcSha = ensureSource(src, size, opts.seed, log);
+    sections.push(
+      await runPagesBench({
+        names: opts.pages,
+        runs: opts.runs,
+        srcSize: size,
+        seed: opts.seed,
+        timedRun: (a) => timedRun({ ...a, src, srcSha, size }),
+        resetTarget: (target, n, mask) => resetTarget(target, src, n, mask, opts.seed),
+        changedMask,
+        log,
+      }),
+    );
+  } else if (opts.sweep) {
     // Size sweep at one delta.
     const cells = new Map(); // `${size}/${tool}` -> runs
     const skip = new Set();
