@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
-import { createBlockHasher } from '../hash/methods.js';
+import { createBlockHasher, createDigestWriter } from '../hash/methods.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
@@ -272,14 +272,14 @@ export class FileService {
    * window at a time, not piece by piece.
    */
   async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
-    const hasher = await createBlockHasher(method);
-    const len = hasher(Buffer.alloc(0)).length;
+    const len = (await createBlockHasher(method))(Buffer.alloc(0)).length;
+    const digest = await createDigestWriter(method);
     const out = Buffer.allocUnsafe(piecesDigests(ranges, grain) * len);
     let k = 0;
     await this.eachPiece(ranges, (missingTo, bytes) => {
-      for (let s = 0; s < bytes.length; s += grain, k++) out.set(hasher(bytes.subarray(s, Math.min(bytes.length, s + grain))), k * len);
+      for (let s = 0; s < bytes.length; s += grain, k++) digest(bytes.subarray(s, Math.min(bytes.length, s + grain)), out, k * len);
       // A range the file ends inside: its missing pieces hash as empty (never equal to real bytes on the other side).
-      for (let s = Math.ceil(bytes.length / grain) * grain; s < missingTo; s += grain, k++) out.set(hasher(bytes.subarray(0, 0)), k * len);
+      for (let s = Math.ceil(bytes.length / grain) * grain; s < missingTo; s += grain, k++) digest(bytes.subarray(0, 0), out, k * len);
     });
     return out;
   }
