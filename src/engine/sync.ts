@@ -145,6 +145,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     transferLimit(async () => {
       abort();
       const refined = await refiner?.move(run, !o.dryRun);
+      if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
       if (o.dryRun) return;
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
       const m = refined !== undefined ? { data: refined, zero: 0, hole: 0, zeroBlocks: 0 } : await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);

@@ -35,6 +35,13 @@ describe('summary line', () => {
     expect(summaryText(base)).not.toContain('zero');
   });
 
+  it('gives the share of bytes that match beside the share of blocks', () => {
+    const t = summaryText({ ...base, similarityBytes: 99.5, bytesDiffering: 327680 });
+    expect(t).toContain('64 of 64 blocks changed (0.00% similar; about 99.50% of bytes match, 320.00 KiB differ)');
+    const dry = summaryText({ ...base, dryRun: true, similarityBytes: 99.5, bytesDiffering: 327680, bytesSent: 327680 });
+    expect(dry).toContain('about 99.50% of bytes match, 320.00 KiB differ; would send 64 block(s), 320.00 KiB of 64.00 MiB');
+  });
+
   it('counts zero runs apart from the bytes sent, and the holes among them', () => {
     const t = summaryText({ ...base, blocksZero: 62, bytesZero: 62 * MiB, bytesHoles: 60 * MiB });
     expect(t).toContain('sent 2.00 MiB + 62.00 MiB of zeros as zero runs (62 block(s), 60.00 MiB of it left as holes) in 1.00 s');
