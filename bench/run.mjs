@@ -34,6 +34,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --pages LIST         refinement workloads instead (bench/lib/pages.mjs): scatter10, scatter50, cluster,
                        append, almost-all, blocks10 (10% of 1 MiB blocks rewritten), ...; each run with
                        pdiffcopy push, push --no-refine and rsync --inplace --stats
+  --page-variants LIST which of those: refine,norefine,rsync (default all)
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -58,6 +59,7 @@ function parseCli() {
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
       pages: { type: 'string' },
+      'page-variants': { type: 'string' },
       shape: { type: 'string' },
       loopback: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '600' },
@@ -87,6 +89,7 @@ function parseCli() {
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
     pages: values.pages ? list(values.pages) : null,
+    pageVariants: values['page-variants'] ? list(values['page-variants']) : null,
     sweepDelta: Number(values['sweep-delta']),
     shape: values.shape,
     loopback: values.loopback,
@@ -226,7 +229,7 @@ async function main() {
         timedRun: (a) => timedRun({ ...a, src, srcSha, size }),
         resetTarget: (target, n, mask) => resetTarget(target, src, n, mask, opts.seed),
         changedMask,
-        log,
+        variants: opts.pageVariants,
       }),
     );
   } else if (opts.sweep) {

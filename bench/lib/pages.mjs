@@ -140,12 +140,13 @@ function mib(bytes) {
  * `timedRun({ tool, extraArgs, reset, label })` runs one tool after `reset(target)`; returns the
  * markdown section.
  */
-export async function runPagesBench({ names, runs, srcSize, seed, timedRun, resetTarget, changedMask, log }) {
+export async function runPagesBench({ names, runs, srcSize, seed, timedRun, resetTarget, changedMask, variants: only }) {
+  const chosen = PAGE_VARIANTS.filter((v) => !only || only.includes(v.key));
   const cells = new Map();
   const differing = new Map();
   for (let rep = 0; rep < runs; rep++) {
     for (const [wi, name] of names.entries()) {
-      const variants = PAGE_VARIANTS.map((_, i) => PAGE_VARIANTS[(i + rep + wi) % PAGE_VARIANTS.length]);
+      const variants = chosen.map((_, i) => chosen[(i + rep + wi) % chosen.length]);
       for (const v of variants) {
         const reset = (target) => {
           const block = /^blocks(\d+)$/.exec(name);

@@ -344,7 +344,7 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
     /** Edits shaped like a database page update: header, a row in the middle, trailer. */
     const pageEdits = (pages: number[]) => pages.flatMap((p) => [p * PAGE + 4, p * PAGE + 5000 + (p % 7) * 100, p * PAGE + PAGE - 8]);
 
-    it('refinement: a few bytes in many pages cross as the 256-byte pieces that hold them', async () => {
+    it('refinement: a few bytes in many pages cross as the 64-byte pieces that hold them', async () => {
       const { src, dst } = fresh('refine-pages');
       const size = 4 * 1024 * 1024 + 333;
       writeSeededFile(src, size, 41);
@@ -354,9 +354,9 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
       expectSameBytes(dst, src);
       expect(summary.blocksChanged).toBe(new Set(pages.map((p) => Math.floor((p * PAGE) / (1 << 20)))).size);
-      // Each 8-byte edit lies in one or two 256-byte pieces.
-      expect(summary.bytesSent).toBeGreaterThanOrEqual(pages.length * 3 * 256);
-      expect(summary.bytesSent).toBeLessThanOrEqual(pages.length * 3 * 2 * 256);
+      // Each 8-byte edit lies in one or two 64-byte pieces.
+      expect(summary.bytesSent).toBeGreaterThanOrEqual(pages.length * 3 * 64);
+      expect(summary.bytesSent).toBeLessThanOrEqual(pages.length * 3 * 2 * 64);
       expect(summary.bytesDiffering).toBe(summary.bytesSent);
       expect(summary.bytesRefineHashes).toBeGreaterThan(0);
       expect(summary.bytesSent + summary.bytesRefineHashes).toBeLessThan((summary.blocksChanged << 20) / 10);
@@ -388,7 +388,7 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       const before = sha256File(dst);
       const { summary: dry } = await sync(src, dst, { blockSize: 1 << 20, dryRun: true });
       expect(sha256File(dst)).toBe(before);
-      expect(dry.bytesDiffering).toBeLessThan(16 * 256);
+      expect(dry.bytesDiffering).toBeLessThan(16 * 64);
       expect(dry.bytesSent).toBe(dry.bytesDiffering);
       const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
       expectSameBytes(dst, src);

@@ -19,14 +19,15 @@ const M = K * K;
 
 describe('refineLevels', () => {
   it.each<[number, number, readonly number[] | undefined, number[]]>([
-    [M, 8, undefined, [16 * K, K, 256]],
-    [16 * M, 8, undefined, [M, 16 * K, K, 256]],
-    [64 * K, 8, undefined, [16 * K, K, 256]],
-    [16 * K, 8, undefined, [K, 256]],
-    [4 * K, 8, undefined, [K, 256]],
-    [256, 8, undefined, []],
-    [M, 32, undefined, [16 * K, K, 256]],
-    [M, 64, undefined, [16 * K, K]], // sha512: 256 B is below its floor of 512
+    [M, 8, undefined, [16 * K, K, 64]],
+    [16 * M, 8, undefined, [M, 16 * K, K, 64]],
+    [64 * K, 8, undefined, [16 * K, K, 64]],
+    [16 * K, 8, undefined, [K, 64]],
+    [4 * K, 8, undefined, [K, 64]],
+    [64, 8, undefined, []],
+    [M, 32, undefined, [16 * K, K]], // sha256: 64 B is below its floor of 256
+    [M, 64, undefined, [16 * K, K]],
+    [K, 64, undefined, []],
     [M, 8, [64, 16 * K, K], [16 * K, K, 64]], // sorted, largest first
     [M, 8, [32, 16], []], // below the floor of 64
     [M, 8, [M, 2 * M], []], // none below the block size
