@@ -11,6 +11,7 @@
  * target that changed between two rounds (a piece found equal, then overwritten)
  * fails verification instead of passing as copied.
  */
+import pLimit from 'p-limit';
 import { PdcError } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { piecesBytes } from '../protocol/ops.js';
@@ -39,8 +40,16 @@ export interface RefineStats {
   runsRefined: number;
 }
 
+/**
+ * Runs refined at once. Their rounds are round trips that move little, so twice as many as
+ * the whole-run transfers keep both sides busy through the latency; each holds at most
+ * one run's digests, a read window on each side and its differing pieces (<= one run).
+ */
+export const REFINE_RUNS_IN_FLIGHT = 16;
+
 export class Refiner {
   readonly stats: RefineStats = { bytesDiffering: 0, bytesHashes: 0, runsRefined: 0 };
+  readonly limit = pLimit(REFINE_RUNS_IN_FLIGHT);
 
   constructor(private readonly o: RefineOptions) {}
 

@@ -141,18 +141,21 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
   const holesFrom = targetDevice ? Infinity : targetSize;
   const moved: Moved = { data: 0, zero: 0, hole: 0, zeroBlocks: 0 };
-  const transfer = (run: Run) =>
-    transferLimit(async () => {
+  const transfer = async (run: Run) => {
+    // Refinement rounds move digests and small pieces: more runs go through them at once than
+    // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
+    const refined = refiner ? await refiner.limit(() => (abort(), refiner.move(run, !o.dryRun))) : undefined;
+    if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
+    if (o.dryRun) return;
+    await transferLimit(async () => {
       abort();
-      const refined = await refiner?.move(run, !o.dryRun);
-      if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
-      if (o.dryRun) return;
       const sent = sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
       const m = refined !== undefined ? { data: refined, zero: 0, hole: 0, zeroBlocks: 0 } : await sendRun(src, dst, run, g.blockSize, holesFrom, srcName, sent);
       addMoved(moved, m);
       bytesSent += m.data;
       progress();
     });
+  };
 
   const schedule = (blocks: number[]) => {
     for (const b of blocks) changed.push(b);
