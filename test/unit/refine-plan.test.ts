@@ -52,10 +52,10 @@ describe('keepRefining', () => {
     [100, 1000, 8, undefined, false], // no next level
     [1000, 1000, 8, 1024, false], // all of it differs: new data, send it
     [999, 1000, 8, 1024, true], // next digests cost <= 1/64: always
-    [500, 1000, 8, 256, true], // dear next level: only while at most half differs
-    [501, 1000, 8, 256, false],
+    [750, 1000, 8, 256, true], // dear next level: only while at most three quarters differ
+    [751, 1000, 8, 256, false],
     [1, 1000, 8, 64, true],
-    [600, 1000, 32, 1024, false], // sha256 at 1 KiB is dear
+    [800, 1000, 32, 1024, false], // sha256 at 1 KiB is dear
     [600, 1000, 32, 2048, true],
   ])('%d of %d bytes differ, digest %d, next %s -> %s', (diff, bytes, d, next, want) => {
     expect(keepRefining(diff, bytes, d, next)).toBe(want);
@@ -135,12 +135,12 @@ describe('compareLevel', () => {
     },
     {
       name: 'per range: one range mostly differs (sent at a dear next level), the other goes on',
-      ranges: [0, 1024, 8192, 1024],
+      ranges: [0, 2048, 8192, 1024],
       grain: 256,
-      count: 8,
-      diff: [0, 1, 2, 7],
+      count: 12,
+      diff: [0, 1, 2, 3, 4, 5, 6, 11],
       next: 64,
-      want: { next: [8960, 256], send: [0, 768], digests: 8 },
+      want: { next: [8960, 256], send: [0, 1792], digests: 12 },
     },
   ])('$name', ({ ranges, grain, count, diff, next, want }) => {
     const [s, t] = digests(count, diff);
