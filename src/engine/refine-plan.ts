@@ -54,6 +54,14 @@ export function keepRefining(differing: number, rangeBytes: number, digestLength
   return differing * 4 <= rangeBytes * 3;
 }
 
+/** Pieces of the next level a probe hashes when every piece of a level differed. */
+export const PROBE_PIECES = 16;
+
+/** The probe: the first `bytes` of the first range (all of it when shorter). */
+export function probePiece(ranges: readonly number[], bytes: number): number[] {
+  return ranges.length === 0 ? [] : [ranges[0]!, Math.min(ranges[1]!, bytes)];
+}
+
 /** Merge touching pieces of a sorted flat list. */
 export function coalesceRanges(ranges: readonly number[]): number[] {
   const out: number[] = [];

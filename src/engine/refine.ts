@@ -16,7 +16,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { piecesBytes } from '../protocol/ops.js';
 import type { Run } from './plan.js';
-import { coalesceRanges, compareLevel, hashBatches, ioBatches, refineLevels } from './refine-plan.js';
+import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, probePiece, refineLevels } from './refine-plan.js';
 
 export interface RefineOptions {
   src: FileHost;
@@ -79,10 +79,27 @@ export class Refiner {
       const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain), this.hash(this.o.dst, ranges, grain)]);
       const r = compareLevel(ranges, grain, s, d, digestLength, levels[i + 1]);
       this.stats.bytesHashes += r.digests * digestLength;
+      if (levels[i + 1] !== undefined && r.next.length === 0 && piecesBytes(r.send) === piecesBytes(ranges) && (await this.probeFindsEqual(ranges, levels[i + 1]!))) {
+        ranges = r.send; // every piece differs, but not all over: small edits in every piece
+        continue;
+      }
       for (const x of r.send) send.push(x);
       ranges = r.next;
     }
     return coalesceRanges(sortRanges(send));
+  }
+
+  /**
+   * Every piece of a level differed: new data (sent whole), or a few bytes changed in every
+   * piece (every page of a table touched)? One piece hashed at the next level tells: new
+   * data has no equal sub-piece. It costs a round trip and one piece's digests.
+   */
+  private async probeFindsEqual(ranges: readonly number[], nextGrain: number): Promise<boolean> {
+    const probe = probePiece(ranges, nextGrain * PROBE_PIECES);
+    const [s, d] = await Promise.all([this.hash(this.o.src, probe, nextGrain), this.hash(this.o.dst, probe, nextGrain)]);
+    const r = compareLevel(probe, nextGrain, s, d, this.o.digestLength, undefined);
+    this.stats.bytesHashes += r.digests * this.o.digestLength;
+    return piecesBytes(r.send) < piecesBytes(probe);
   }
 
   private async hash(host: FileHost, ranges: readonly number[], grain: number): Promise<Buffer> {

@@ -379,6 +379,20 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       expect(summary.bytesRefineHashes).toBe(0);
     });
 
+    it('refinement: a few bytes changed in every page of a block are still refined (every 16 KiB piece differs)', async () => {
+      const { src, dst } = fresh('refine-every-page');
+      const size = 2 * 1024 * 1024;
+      writeSeededFile(src, size, 47);
+      copyFileSync(src, dst);
+      const pages = Array.from({ length: size / PAGE }, (_, p) => p);
+      flipBytes(dst, pageEdits(pages), 8);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(2);
+      expect(summary.bytesSent).toBeLessThanOrEqual(pages.length * 3 * 2 * 64);
+      expect(summary.bytesSent + summary.bytesRefineHashes).toBeLessThan(size / 10);
+    });
+
     it('refinement: a dry run estimates the differing bytes, writes nothing, and a real run then sends that', async () => {
       const { src, dst } = fresh('refine-dry');
       const size = 2 * 1024 * 1024 + 5;
@@ -404,8 +418,8 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
       const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
       expectSameBytes(dst, src);
       expect(summary.bytesSent).toBe(1 << 20);
-      // One round: a digest per 16 KiB piece of the block, no more.
-      expect(summary.bytesRefineHashes).toBe(64 * 8);
+      // One round (a digest per 16 KiB piece of the block) and a probe of one 16 KiB piece in 1 KiB pieces, no more.
+      expect(summary.bytesRefineHashes).toBe(64 * 8 + 16 * 8);
     });
 
     it(`refinement: random edits, block sizes and levels (${rounds} seeded rounds)`, async () => {

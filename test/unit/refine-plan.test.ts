@@ -7,6 +7,7 @@ import {
   hashBatches,
   ioBatches,
   keepRefining,
+  probePiece,
   refineFloor,
   refineLevels,
   requestBatches,
@@ -59,6 +60,16 @@ describe('keepRefining', () => {
     [600, 1000, 32, 2048, true],
   ])('%d of %d bytes differ, digest %d, next %s -> %s', (diff, bytes, d, next, want) => {
     expect(keepRefining(diff, bytes, d, next)).toBe(want);
+  });
+});
+
+describe('probePiece', () => {
+  it.each<[number[], number, number[]]>([
+    [[], 1024, []],
+    [[4096, 65536, 100000, 10], 16 * 1024, [4096, 16384]],
+    [[4096, 100, 100000, 10], 16 * 1024, [4096, 100]],
+  ])('%j, %d bytes -> %j', (ranges, bytes, want) => {
+    expect(probePiece(ranges, bytes)).toEqual(want);
   });
 });
 
