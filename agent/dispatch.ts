@@ -70,6 +70,15 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       }
       return {};
     },
+    hashpieces: async (a) => new WithPayload({}, await files.hashPieces(a.ranges, a.grain, a.method)),
+    readpieces: async (a) => {
+      const chunk = await files.readPieces(a.ranges);
+      return new WithPayload({}, chunk.buffers, chunk.release);
+    },
+    writepieces: async (a, payload) => {
+      await files.writePieces(a.ranges, payload ?? []);
+      return {};
+    },
     zero: async (a) => ((await files.zero(a.offset, a.length, a.punch)) ? { punched: true } : {}),
     truncate: async (a) => {
       await files.truncate(a.size);

@@ -23,6 +23,7 @@ import { cpuText, startCpuSampler } from './lib/cpu.mjs';
 import { bareBaselines, bareTable } from './lib/bare.mjs';
 
 registerBaseTools();
+import { rsyncLiteral, runPagesBench } from './lib/pages.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,6 +46,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --sparse-size SIZE   the sparse image's size (default 4G)
   --sparse-data SIZE   its data, in 16 extents (default 256M)
   --sparse-tools LIST  any of ${Object.keys(SPARSE_TOOLS).join(',')} (default all; none: device rows only)
+  --pages LIST         refinement workloads instead (bench/lib/pages.mjs): scatter10, scatter50, cluster,
+                       append, almost-all, blocks10 (10% of 1 MiB blocks rewritten), ...; each run with
+                       pdiffcopy push, push --no-refine and rsync --inplace --stats
+  --page-variants LIST which of those: refine,norefine,rsync (default all)
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -74,6 +79,8 @@ function parseCli() {
       sizes: { type: 'string' },
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
+      pages: { type: 'string' },
+      'page-variants': { type: 'string' },
       shape: { type: 'string' },
       sparse: { type: 'boolean', default: false },
       'sparse-size': { type: 'string', default: '4G' },
@@ -112,6 +119,8 @@ function parseCli() {
     bare: values.bare,
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
+    pages: values.pages ? list(values.pages) : null,
+    pageVariants: values['page-variants'] ? list(values['page-variants']) : null,
     sweepDelta: Number(values['sweep-delta']),
     shape: values.shape,
     sparse: values.sparse,
@@ -202,7 +211,7 @@ async function main() {
   let wrongCount = 0;
 
   /** One timed run of `tool` with the target first reset to `mask` relative to `src`. */
-  async function timedRun({ tool, src, srcSha, size, mask, label }) {
+  async function timedRun({ tool, src, srcSha, size, mask, label, extraArgs = [], reset }) {
     const cmd = buildCommandAB(
       tool,
       {
@@ -211,12 +220,14 @@ async function main() {
         localTarget,
         sshConfig: env.sshConfig,
         pdcCmd: opts.pdcCmd,
-        pdcArgs: opts.pdcArgs,
+        pdcArgs: TOOLS[tool].pdc ? [...opts.pdcArgs, ...extraArgs] : opts.pdcArgs,
       },
       opts.basePdcCmd,
     );
+    if (!TOOLS[tool].pdc && extraArgs.length) cmd.argv.splice(1, 0, ...extraArgs);
     // Untimed: target to its delta state (in place, fsynced, warm), flush everything dirty.
-    resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChanged(src, size, opts.seed)] : []));
+    if (reset) reset(cmd.target);
+    else resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChanged(src, size, opts.seed)] : []));
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
     fs.rmSync(rssFile, { force: true });
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;
@@ -252,6 +263,7 @@ async function main() {
         log(`!!!!!!!! WRONG: ${TOOLS[tool].label} at ${label}: target ${cmd.target} does not match the source (${rec.error})`);
       }
       if (TOOLS[tool].pdc) rec.pdc = parsePdcJson(r.stdout);
+      else if (/Literal data:/.test(r.stdout)) rec.literal = rsyncLiteral(r.stdout);
     }
     allRuns.push(rec);
     const rss = Number.isFinite(rssKiB) ? `, peak RSS ${(rssKiB / 1024).toFixed(0)} MiB` : '';
@@ -263,6 +275,22 @@ async function main() {
   const sections = [];
   if (opts.sparse) {
     sections.push(await runSparseBench({ env, work, opts, log, childEnv, repo: REPO }));
+  } else if (opts.pages) {
+    const size = opts.size;
+    const src = path.join(dataDir, `src-${size}.bin`);
+    const srcSha = ensureSource(src, size, opts.seed, log);
+    sections.push(
+      await runPagesBench({
+        names: opts.pages,
+        runs: opts.runs,
+        srcSize: size,
+        seed: opts.seed,
+        timedRun: (a) => timedRun({ ...a, src, srcSha, size }),
+        resetTarget: (target, n, mask) => resetTarget(target, src, n, mask, opts.seed),
+        changedMask,
+        variants: opts.pageVariants,
+      }),
+    );
   } else if (opts.sweep) {
     // Size sweep at one delta.
     const cells = new Map(); // `${size}/${tool}` -> runs

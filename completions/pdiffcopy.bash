@@ -5,6 +5,7 @@ _pdiffcopy() {
     -b|--block-size) COMPREPLY=(); return ;;
     -m|--hash-method) COMPREPLY=($(compgen -W "xxh64 sha1 sha256 sha512 md5 blake2b512" -- "$cur")); return ;;
     -c|--concurrency) COMPREPLY=(); return ;;
+    --refine-levels) COMPREPLY=(); return ;;
     --compress-level) COMPREPLY=(); return ;;
     --bwlimit) COMPREPLY=(); return ;;
     --timeout) COMPREPLY=(); return ;;
@@ -20,7 +21,7 @@ _pdiffcopy() {
     -B|--benchmark) COMPREPLY=(); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "-b --block-size -m --hash-method -W --whole-file -c --concurrency -n --dry-run --verify --atomic -r --recursive -a --archive --perms -t --times --owner -g --group --delete --checksum --sparse --force-device -z --compress --compress-level --bwlimit --timeout -p --port -i --identity -F --ssh-config -o --ssh-option -J --jump -e --rsh --connect-timeout --accept-new-host-key --remote-node --upload-node --sudo --connections --json --progress --no-progress --json-progress -v --verbose -q --quiet -B --benchmark -y --yes -h --help -V --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "-b --block-size -m --hash-method -W --whole-file -c --concurrency -n --dry-run --no-refine --refine-levels --verify --atomic -r --recursive -a --archive --perms -t --times --owner -g --group --delete --checksum --sparse --force-device -z --compress --compress-level --bwlimit --timeout -p --port -i --identity -F --ssh-config -o --ssh-option -J --jump -e --rsh --connect-timeout --accept-new-host-key --remote-node --upload-node --sudo --connections --json --progress --no-progress --json-progress -v --verbose -q --quiet -B --benchmark -y --yes -h --help -V --version" -- "$cur"))
     return
   fi
   COMPREPLY=($(compgen -f -- "$cur"))

@@ -8,6 +8,7 @@
 import { DEFAULT_HASH_METHOD, LISTED_HASH_METHODS } from '../hash/methods.js';
 import { MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
 import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
+import { DEFAULT_REFINE_LEVELS } from '../engine/refine-plan.js';
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
@@ -55,6 +56,11 @@ export const GROUP_TITLES: Record<OptionGroup, string> = {
 
 const MiB = 1024 * 1024;
 
+/** 1048576 -> 1M, 16384 -> 16K, 64 -> 64: as --refine-levels takes them. */
+function formatLevel(n: number): string {
+  return n % MiB === 0 ? `${n / MiB}M` : n % 1024 === 0 ? `${n / 1024}K` : String(n);
+}
+
 const DECLARED = [
   {
     short: 'b',
@@ -90,6 +96,20 @@ const DECLARED = [
     long: 'dry-run',
     kind: 'flag',
     description: 'compare only: print the similarity index (the share of blocks that already match) and what would be sent; never write',
+    group: 'copy',
+  },
+  {
+    long: 'no-refine',
+    kind: 'flag',
+    description: 'send differing blocks whole: do not hash them again in smaller pieces to send only the pieces that differ',
+    group: 'copy',
+  },
+  {
+    long: 'refine-levels',
+    kind: 'value',
+    value: 'SIZES',
+    description: 'piece sizes differing blocks are refined at, e.g. 16K,1K,64 (sizes not below the block size, or below 8 digests, are skipped)',
+    default: DEFAULT_REFINE_LEVELS.map(formatLevel).join(','),
     group: 'copy',
   },
   { long: 'verify', kind: 'flag', description: 'also compare whole-file sha256 digests computed independently on both sides', group: 'copy' },

@@ -4,6 +4,7 @@ import type { JobOptions, MetaOptions } from '../job/job.js';
 import { type Location, parseLocation } from '../location.js';
 import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
+import { DEFAULT_REFINE_LEVELS } from '../engine/refine-plan.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
 import type { RawFlags } from './option-table.js';
 import { parseSize } from './size.js';
@@ -172,6 +173,20 @@ function bwlimitFlag(f: RawFlags): number | undefined {
   return rate;
 }
 
+/** --refine-levels SIZES (sizes as -b takes them, separated by commas), or none with --no-refine. */
+function refineLevelsFlag(f: RawFlags): number[] {
+  if (f.refine === false) return [];
+  const text = last(f.refineLevels);
+  if (text === undefined) return [...DEFAULT_REFINE_LEVELS];
+  const sizes = String(text).split(',').map((t) => parseSize(t.trim()));
+  if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n < 1 || n > MAX_BLOCK_SIZE)) {
+    throw new PdcError('BAD_REFINE_LEVELS', `--refine-levels "${text}" is not a list of piece sizes`, {
+      hint: 'give sizes from 1 byte to 64 MiB separated by commas, e.g. --refine-levels 16K,1K,64 (or --no-refine)',
+    });
+  }
+  return sizes;
+}
+
 function sshFlags(f: RawFlags): SshFlags {
   const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
   return {
@@ -221,6 +236,7 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
     atomic: !!f.atomic,
     forceDevice: !!f.forceDevice,
     sparse: !!f.sparse,
+    refineLevels: refineLevelsFlag(f),
     concurrency,
     verbosity: count(f.verbose) - count(f.quiet),
     json: !!f.json,

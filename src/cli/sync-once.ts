@@ -21,6 +21,7 @@ const JOB_OPTION_KEYS = {
   meta: true,
   checksum: true,
   delete: true,
+  refineLevels: true,
 } satisfies Record<keyof JobOptions, true>;
 
 function jobOptions(cfg: RunConfig): JobOptions {

@@ -23,6 +23,12 @@ export interface SyncSummary {
   blocksChanged: number;
   /** Percentage of blocks that already matched. */
   similarity: number;
+  /** Bytes that differ, estimated: inside refined blocks the differing pieces, other changed blocks whole. */
+  bytesDiffering: number;
+  /** Percentage of bytes that already matched (from bytesDiffering). */
+  similarityBytes: number;
+  /** Digest bytes one side sent to refine differing blocks (the remote side's cross the wire beside bytesSent). */
+  bytesRefineHashes: number;
   seconds: number;
   /** bytesTotal / seconds. */
   throughput: number;

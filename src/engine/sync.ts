@@ -27,6 +27,7 @@ import {
 import { Profiler, profileText } from './profile.js';
 import { ensureSpace } from './space.js';
 import { zeroDigest } from '../hash/file-hash.js';
+import { byteSimilarity, refinerFor } from './refine.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 
@@ -50,6 +51,11 @@ export interface SyncOptions {
   forceDevice?: boolean;
   /** Zero runs inside an existing target become holes where the target's host can punch them. */
   sparse?: boolean;
+  /**
+   * Piece sizes to refine differing blocks at (largest first; those not below the block
+   * size or below the floor are dropped): default DEFAULT_REFINE_LEVELS; empty: off.
+   */
+  refineLevels?: readonly number[];
   /** Hash chunks in flight (and twice as many block transfers). */
   concurrency: number;
   signal?: AbortSignal;
@@ -113,6 +119,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // source is read once (not hashed, then read again: for a sparse image, its holes twice).
   const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
   const sentHasher = o.dryRun ? undefined : await createBlockHasher(o.hashMethod);
+  // Differing blocks are refined to the pieces that differ (a dry run too: its estimate of the bytes that differ).
+  const refiner = sendAll ? undefined : refinerFor({ src, dst, method: o.hashMethod, digestLength: digestLen, blockSize: g.blockSize, levels: o.refineLevels, targetSize, srcName });
   const changed: number[] = [];
   let bytesHashed = 0;
   let bytesSent = 0;
@@ -147,21 +155,31 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   // Blocks left wholly as holes: never written, so not re-read to verify.
   const unwritten = new Uint8Array(g.blocks);
-  const transfer = (run: Run, hashAsSent: boolean) =>
-    transferLimit(async () => {
+  const transfer = async (run: Run, hashAsSent: boolean) => {
+    // Refinement rounds move digests and small pieces: more runs go through them at once than
+    // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
+    // A streamed run has no target hashes to refine against: it goes whole.
+    const refined = refiner && !hashAsSent ? await refiner.limit(() => (abort(), refiner.move(run, !o.dryRun))) : undefined;
+    if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
+    if (o.dryRun) return;
+    await transferLimit(async () => {
       abort();
       const sent = hashAsSent && sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
+      const m =
+        refined !== undefined
+          ? { data: refined, wire: refined, zero: 0, hole: 0, zeroBlocks: 0, holeBlocks: [] }
+          : await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
       addMoved(moved, m);
       for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
       progress();
     });
+  };
 
   /** Send `blocks` (sorted); `hashAsSent`: their source hashes are taken from the bytes sent. */
   const schedule = (blocks: number[], hashAsSent = false): Promise<void>[] => {
     for (const b of blocks) changed.push(b);
-    if (o.dryRun) return [];
+    if (o.dryRun && !refiner) return [];
     const mine: Promise<void>[] = [];
     for (const run of coalesce(blocks, g, runBytes)) {
       bytesToSend += run.length;
@@ -182,7 +200,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     const history: ChunkComparison[] = [];
     let sinceCompared = 0;
     const streamNext = () => {
-      const stream = !o.dryRun && nextChunkMode(history, sinceCompared) === 'stream';
+      // Refinement keeps comparing while it finds equal pieces inside differing blocks (pages with a few bytes changed).
+      const stream = !o.dryRun && nextChunkMode(history, sinceCompared) === 'stream' && (!refiner || refiner.recentlyWhole());
       sinceCompared = stream ? sinceCompared + 1 : 0;
       return stream;
     };
@@ -243,11 +262,12 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     hashMethod: o.wholeFile ? 'none' : o.hashMethod,
     blockSize: g.blockSize,
     bytesTotal: g.size,
-    bytesSent: o.dryRun ? bytesChanged : moved.wire,
-    bytesData: o.dryRun ? bytesChanged : moved.data,
+    bytesSent: o.dryRun ? (refiner ? refiner.stats.bytesDiffering : bytesChanged) : moved.wire,
+    bytesData: o.dryRun ? (refiner ? refiner.stats.bytesDiffering : bytesChanged) : moved.data,
     blocksTotal: g.blocks,
     blocksChanged: changed.length,
     similarity: similarity(changed.length, g.blocks),
+    ...byteSimilarity(refiner?.stats, bytesChanged, g.size),
     seconds: Math.round(seconds * 1000) / 1000,
     throughput: seconds > 0 ? Math.round(g.size / seconds) : 0,
     verified,

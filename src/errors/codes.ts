@@ -14,6 +14,8 @@ export const ERROR_CATEGORY = {
   SAME_FILE: 'usage',
   CONFIRMATION_REQUIRED: 'usage',
   RSH_COMMAND_INVALID: 'usage',
+  /** --refine-levels is not a list of piece sizes. */
+  BAD_REFINE_LEVELS: 'usage',
   // source side
   SOURCE_NOT_FOUND: 'source',
   SOURCE_NOT_REGULAR: 'source',

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, existsSync, fstatSync, promises as fsp } from 'node:fs';
+import { constants as fsConstants, existsSync, fstatSync, promises as fsp, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
+import { createBlockHasher, createDigestWriter } from '../hash/methods.js';
+import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
 import type { CommitResult, OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
@@ -267,6 +269,97 @@ export class FileService {
       }
     } catch (e) {
       throw this.translate(e);
+    }
+  }
+
+  /**
+   * Digests of the pieces of each range (`grain` bytes from the range's start, the last
+   * clipped), concatenated: refinement inside a differing block. The ranges are read a
+   * window at a time, not piece by piece.
+   */
+  async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+    const len = (await createBlockHasher(method))(Buffer.alloc(0)).length;
+    const digest = await createDigestWriter(method);
+    const out = Buffer.allocUnsafe(piecesDigests(ranges, grain) * len);
+    let k = 0;
+    await this.eachPiece(ranges, (missingTo, bytes) => {
+      for (let s = 0; s < bytes.length; s += grain, k++) digest(bytes.subarray(s, Math.min(bytes.length, s + grain)), out, k * len);
+      // A range the file ends inside: its missing pieces hash as empty (never equal to real bytes on the other side).
+      for (let s = Math.ceil(bytes.length / grain) * grain; s < missingTo; s += grain, k++) digest(bytes.subarray(0, 0), out, k * len);
+    });
+    return out;
+  }
+
+  /** The pieces' bytes, concatenated in order, in a pooled buffer (release the chunk after use). */
+  async readPieces(ranges: readonly number[]): Promise<Chunk> {
+    const out = this.pool.acquire(piecesBytes(ranges));
+    let n = 0;
+    try {
+      await this.eachPiece(ranges, (_, bytes) => {
+        n += bytes.copy(out, n);
+      });
+    } catch (e) {
+      this.pool.release(out);
+      throw e;
+    }
+    return chunkOf([out.subarray(0, n)], () => this.pool.release(out));
+  }
+
+  /** Write each piece from the payload (the pieces' bytes concatenated, exactly as many as they cover). */
+  async writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    const data = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+    if (data.length !== piecesBytes(ranges)) {
+      throw new PdcError('PROTOCOL_ERROR', `bad "writepieces" request: ${data.length} bytes of payload for ${piecesBytes(ranges)} bytes of pieces`);
+    }
+    // Pieces are small and many (a few dozen bytes each): a synchronous positional write into
+    // the page cache costs a few microseconds, an asynchronous one a thread-pool round trip each.
+    const fd = this.handle().fd;
+    try {
+      for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1]!, i += 2) {
+        for (let done = 0; done < ranges[i + 1]!; ) done += writeSync(fd, data, at + done, ranges[i + 1]! - done, ranges[i]! + done);
+      }
+    } catch (e) {
+      throw this.translate(e);
+    }
+  }
+
+  /**
+   * Call `fn` with each range's bytes as read (shorter only at end of file; the second
+   * argument of fn is then the range's length, else 0). Reads a window of up to
+   * READ_CHUNK_BYTES reaching to the last range it can hold, so close pieces cost one read.
+   */
+  private async eachPiece(ranges: readonly number[], fn: (missingTo: number, bytes: Buffer) => void): Promise<void> {
+    const fh = this.handle();
+    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    try {
+      let winStart = 0;
+      let winLen = -1; // bytes held (fewer than asked: end of file)
+      let winAsked = 0;
+      for (let i = 0; i < ranges.length; i += 2) {
+        const off = ranges[i]!;
+        const len = ranges[i + 1]!;
+        if (len > buf.length) {
+          // Longer than a window: read it on its own.
+          const big = Buffer.allocUnsafe(len);
+          const got = await readFully(fh, big, len, off);
+          fn(got < len ? len : 0, big.subarray(0, got));
+          continue;
+        }
+        if (winLen < 0 || off < winStart || off + len > winStart + winAsked) {
+          let reach = off + len;
+          for (let j = i + 2; j < ranges.length && ranges[j]! + ranges[j + 1]! - off <= buf.length; j += 2) reach = ranges[j]! + ranges[j + 1]!;
+          winStart = off;
+          winAsked = reach - off;
+          winLen = await readFully(fh, buf, winAsked, off);
+        }
+        const s = off - winStart;
+        const got = Math.max(0, Math.min(len, winLen - s));
+        fn(got < len ? len : 0, buf.subarray(s, s + got));
+      }
+    } catch (e) {
+      throw this.translate(e);
+    } finally {
+      this.scratch.push(buf);
     }
   }
 

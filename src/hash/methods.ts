@@ -76,6 +76,26 @@ export async function createBlockHasher(method: string): Promise<BlockHasher> {
   return (data) => createHash(method).update(data).digest();
 }
 
+/** Hash `data` and write its digest into `out` at `at`: many small pieces without a buffer per digest. */
+export type DigestWriter = (data: Uint8Array, out: Buffer, at: number) => void;
+
+let xxhInto: Promise<DigestWriter> | undefined;
+
+export async function createDigestWriter(method: string): Promise<DigestWriter> {
+  const viaHasher = async (): Promise<DigestWriter> => {
+    const h = await createBlockHasher(method);
+    return (data, out, at) => void out.set(h(data), at);
+  };
+  if (method !== DEFAULT_HASH_METHOD) return viaHasher();
+  return (xxhInto ??= xxhash()
+    .then((api) => {
+      const w: DigestWriter = (data, out, at) => void out.writeBigUInt64BE(api.h64Raw(data), at);
+      w(new Uint8Array(1), Buffer.alloc(XXH64_DIGEST_BYTES), 0); // throws where wasm cannot return a BigInt (Node < 15)
+      return w;
+    })
+    .catch(viaHasher));
+}
+
 export async function digestLength(method: string): Promise<number> {
   const h = await createBlockHasher(method);
   return h(Buffer.alloc(0)).length;

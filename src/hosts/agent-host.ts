@@ -187,6 +187,18 @@ export class AgentHost implements FileHost {
     }
   }
 
+  async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+    return joinPayload((await this.call('hashpieces', { ranges: [...ranges], grain, method })).p);
+  }
+
+  async readPieces(ranges: readonly number[]): Promise<Chunk> {
+    return chunkOf((await this.call('readpieces', { ranges: [...ranges] })).p ?? []);
+  }
+
+  async writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    await this.call('writepieces', { ranges: [...ranges] }, buffers);
+  }
+
   async zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
     return !!(await this.call('zero', punch ? { offset, length, punch } : { offset, length })).punched;
   }

@@ -50,6 +50,15 @@ export interface FileHost {
   read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
   /** Resolves with the bytes that crossed a transport to write them (-z: packed, fewer), or nothing when written on this host. */
   write(offset: number, buffers: readonly Buffer[]): Promise<number | void>;
+  /**
+   * Refinement inside differing blocks; `ranges` is a flat [offset, length, ...] list.
+   * hashPieces: one digest per piece of `grain` bytes cut from each range's start.
+   */
+  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer>;
+  /** The pieces' bytes concatenated in order (release the chunk after use). */
+  readPieces(ranges: readonly number[]): Promise<Chunk>;
+  /** Write the pieces from their bytes concatenated in order. */
+  writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void>;
   /** Write `length` zero bytes at offset; with punch, make them a hole where the host can (true when it did). */
   zero(offset: number, length: number, punch?: boolean): Promise<boolean>;
   truncate(size: number): Promise<void>;

@@ -80,6 +80,19 @@ export class LocalHost implements FileHost {
     return this.files.read(offset, length, zeroUnit);
   }
 
+  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+    return this.files.hashPieces(ranges, grain, method);
+  }
+
+  readPieces(ranges: readonly number[]): Promise<Chunk> {
+    return this.files.readPieces(ranges);
+  }
+
+  writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    for (let i = 0; i < ranges.length; i += 2) this.ahead?.written(ranges[i]!, ranges[i + 1]!);
+    return this.files.writePieces(ranges, buffers);
+  }
+
   zero(offset: number, length: number, punch?: boolean): Promise<boolean> {
     this.ahead?.written(offset, length);
     return this.files.zero(offset, length, punch);

@@ -39,6 +39,8 @@ export interface JobOptions {
   meta: MetaOptions;
   /** Never skip a file because its size and mtime match. */
   checksum: boolean;
+  /** Piece sizes to refine differing blocks at (empty: --no-refine). */
+  refineLevels: number[];
   /** Remove target entries of a synced directory that the source does not have. */
   delete?: boolean;
 }
@@ -272,6 +274,7 @@ class JobRunner {
       atomic: o.atomic,
       forceDevice: o.forceDevice,
       sparse: o.sparse,
+      refineLevels: o.refineLevels,
       concurrency: o.concurrency,
       signal: this.signal,
       emit: this.emit,

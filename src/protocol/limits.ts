@@ -20,3 +20,11 @@ export const MAX_IN_FLIGHT = 1024;
 export const PATH_MAX = 4096;
 /** Linux NAME_MAX on the common file systems: one name in a path has at most this many bytes. */
 export const NAME_MAX = 255;
+/**
+ * Most pieces one hashpieces/readpieces/writepieces request lists: the list travels in
+ * the MessagePack body, which has FRAME_BODY_RESERVE bytes beside the payload; each
+ * piece is two numbers of at most 9 bytes, and 1 KiB is left for the rest of the body.
+ */
+export const MAX_PIECES = Math.floor((FRAME_BODY_RESERVE - 1024) / 18);
+/** Most file bytes one hashpieces request covers: bounds the agent's reading per request, as MAX_IO_BYTES does for a read. */
+export const MAX_HASH_PIECES_BYTES = MAX_IO_BYTES;

@@ -133,6 +133,37 @@ export interface ReadResult {
   p?: Buffer[];
 }
 
+/**
+ * Pieces of a file, as a flat list [offset, length, offset, length, ...]: sorted,
+ * disjoint, each length at least 1 (refinement inside differing blocks).
+ */
+export type PieceList = number[];
+
+/** Hash each range of `ranges` in pieces of `grain` bytes from its start (its last piece clipped). */
+export interface HashPiecesArgs {
+  ranges: PieceList;
+  grain: number;
+  method: string;
+}
+export interface HashPiecesResult {
+  /** Payload: one digest per piece, in order (a piece past end of file is hashed over the bytes that exist). */
+  p?: Buffer[];
+}
+
+/** Read these pieces. */
+export interface ReadPiecesArgs {
+  ranges: PieceList;
+}
+export interface ReadPiecesResult {
+  /** Payload: the pieces' bytes, concatenated in order (shorter only at end of file). */
+  p?: Buffer[];
+}
+
+/** Write these pieces: their bytes, concatenated in order, are the request's payload. */
+export interface WritePiecesArgs {
+  ranges: PieceList;
+}
+
 /** Write `length` zero bytes at offset: a zero run the source sent without its bytes. */
 export interface ZeroArgs {
   offset: number;
@@ -260,6 +291,9 @@ export interface Ops {
   read: { args: ReadArgs; result: ReadResult };
   write: { args: WriteArgs; result: Empty };
   zero: { args: ZeroArgs; result: ZeroResult };
+  hashpieces: { args: HashPiecesArgs; result: HashPiecesResult };
+  readpieces: { args: ReadPiecesArgs; result: ReadPiecesResult };
+  writepieces: { args: WritePiecesArgs; result: Empty };
   truncate: { args: TruncateArgs; result: Empty };
   fsync: { args: Empty; result: Empty };
   digest: { args: DigestArgs; result: DigestResult };

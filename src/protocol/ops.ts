@@ -15,7 +15,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { knownDigestLength } from '../hash/methods.js';
 import { MAX_ZERO_RUNS } from '../fileops/zero-runs.js';
 import { CODECS, type Codec, MAX_COMPRESS_LEVEL, MIN_PACK_UNIT, MIN_COMPRESS_LEVEL, packedProblem } from './compress.js';
-import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, PATH_MAX } from './limits.js';
+import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_HASH_PIECES_BYTES, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, MAX_PIECES, PATH_MAX } from './limits.js';
 import type { OpName, Ops, Role } from './messages.js';
 
 const INVALID: unique symbol = Symbol('invalid');
@@ -93,6 +93,47 @@ export function list<T>(item: Field<T>, maxItems: number): Field<T[]> {
     },
     outOfRange: [[item.outOfRange[0]], 'a', null],
   };
+}
+
+/**
+ * Pieces as a flat list [offset, length, ...]: at most MAX_PIECES of them, each at least
+ * one byte, sorted and disjoint, at most maxBytes in all (so a reply or a buffer sized
+ * from it is bounded before anything is read or allocated).
+ */
+export function pieces(maxBytes: number): Field<number[]> {
+  return {
+    expects: `a list [offset, length, ...] of at most ${MAX_PIECES} sorted, disjoint pieces of at least 1 byte, at most ${maxBytes} bytes in all`,
+    read: (v) => {
+      if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > 2 * MAX_PIECES) return INVALID;
+      let end = 0;
+      let total = 0;
+      for (let i = 0; i < v.length; i += 2) {
+        const off = v[i] as unknown;
+        const len = v[i + 1] as unknown;
+        if (typeof off !== 'number' || !Number.isSafeInteger(off) || off < end) return INVALID;
+        if (typeof len !== 'number' || !Number.isSafeInteger(len) || len < 1 || !Number.isSafeInteger(off + len)) return INVALID;
+        end = off + len;
+        total += len;
+        if (total > maxBytes) return INVALID;
+      }
+      return v as number[];
+    },
+    outOfRange: [[0], [0, 0], [10, 1, 5, 1], [0, maxBytes + 1], [-1, 1], new Array(2 * MAX_PIECES + 2).fill(1).map((x, i) => (i % 2 ? 1 : i)), 'a', null],
+  };
+}
+
+/** Bytes the pieces cover. */
+export function piecesBytes(ranges: readonly number[]): number {
+  let n = 0;
+  for (let i = 1; i < ranges.length; i += 2) n += ranges[i]!;
+  return n;
+}
+
+/** Digests a hashpieces reply holds: each range cut into pieces of `grain` from its start. */
+export function piecesDigests(ranges: readonly number[], grain: number): number {
+  let n = 0;
+  for (let i = 1; i < ranges.length; i += 2) n += Math.ceil(ranges[i]! / grain);
+  return n;
 }
 
 /** A value, or null where the answer is unknown. */
@@ -242,6 +283,20 @@ export const OPS: OpTable = {
   },
   write: { args: { offset: uint(), packed: optional(packed) }, result: empty, payload: 'request', check: (a) => (a.packed ? packedProblem(a.packed) : undefined) },
   zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES), punch: flag }, result: { punched: flag }, payload: 'none' },
+  hashpieces: {
+    args: { ranges: pieces(MAX_HASH_PIECES_BYTES), grain: uint(MAX_BLOCK_SIZE, 1), method },
+    result: empty,
+    payload: 'response',
+    check: (a) => {
+      const len = knownDigestLength(a.method);
+      if (len !== undefined && piecesDigests(a.ranges, a.grain) > maxHashBlocks(len)) {
+        return `the pieces must make at most ${maxHashBlocks(len)} digests of ${a.method} (the reply must fit one frame)`;
+      }
+      return undefined;
+    },
+  },
+  readpieces: { args: { ranges: pieces(MAX_READ_BYTES) }, result: empty, payload: 'response' },
+  writepieces: { args: { ranges: pieces(MAX_IO_BYTES) }, result: empty, payload: 'request' },
   truncate: { args: { size: uint() }, result: empty, payload: 'none' },
   fsync: { args: empty, result: empty, payload: 'none' },
   digest: { args: { method, limit: uint() }, result: { digest: bytes(1024) }, payload: 'none' },

@@ -2,7 +2,7 @@
  * The conformance suite for syncs: the same cases run over every way of reaching
  * a file (local agent, SSH push, SSH pull). Every case checks the target byte for byte.
  */
-import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
@@ -375,6 +375,118 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
         await sync(src, dst, { blockSize: bs });
         expectSameBytes(dst, src);
         expect(readFileSync(dst).equals(readFileSync(src))).toBe(true);
+      }
+    }, 120_000);
+
+    // Refinement: a few bytes changed inside blocks travel as the pieces that hold them.
+    /** Flip `len` bytes at each of `at` in place (every flipped byte differs). */
+    const flipBytes = (path: string, at: number[], len: number) => {
+      const fd = openSync(path, 'r+');
+      const b = Buffer.alloc(len);
+      for (const off of at) {
+        const n = readSync(fd, b, 0, len, off);
+        for (let i = 0; i < n; i++) b[i] ^= 0xa5;
+        writeSync(fd, b, 0, n, off);
+      }
+      closeSync(fd);
+    };
+    const PAGE = 16 * 1024;
+    /** Edits shaped like a database page update: header, a row in the middle, trailer. */
+    const pageEdits = (pages: number[]) => pages.flatMap((p) => [p * PAGE + 4, p * PAGE + 5000 + (p % 7) * 100, p * PAGE + PAGE - 8]);
+
+    it('refinement: a few bytes in many pages cross as the 64-byte pieces that hold them', async () => {
+      const { src, dst } = fresh('refine-pages');
+      const size = 4 * 1024 * 1024 + 333;
+      writeSeededFile(src, size, 41);
+      copyFileSync(src, dst);
+      const pages = pickBlocks(Math.floor(size / PAGE), 100, 42);
+      flipBytes(dst, pageEdits(pages), 8);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(new Set(pages.map((p) => Math.floor((p * PAGE) / (1 << 20)))).size);
+      // Each 8-byte edit lies in one or two 64-byte pieces.
+      expect(summary.bytesSent).toBeGreaterThanOrEqual(pages.length * 3 * 64);
+      expect(summary.bytesSent).toBeLessThanOrEqual(pages.length * 3 * 2 * 64);
+      expect(summary.bytesDiffering).toBe(summary.bytesSent);
+      expect(summary.bytesRefineHashes).toBeGreaterThan(0);
+      expect(summary.bytesSent + summary.bytesRefineHashes).toBeLessThan((summary.blocksChanged << 20) / 10);
+      expect(summary.similarityBytes).toBe(Math.round(((size - summary.bytesDiffering) / size) * 10000) / 100);
+      expect(summary.similarityBytes).toBeGreaterThan(97);
+      expect(summary.similarity).toBeLessThan(summary.similarityBytes);
+      expect(summary.verified).toBe('blocks');
+    }, 60_000);
+
+    it('refinement off (no levels): the differing blocks are sent whole', async () => {
+      const { src, dst } = fresh('refine-off');
+      const size = 2 * 1024 * 1024;
+      writeSeededFile(src, size, 43);
+      copyFileSync(src, dst);
+      flipBytes(dst, pageEdits([3, 70]), 8);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20, refineLevels: [] });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(2);
+      expect(summary.bytesSent).toBe(2 << 20);
+      expect(summary.bytesRefineHashes).toBe(0);
+    });
+
+    it('refinement: a few bytes changed in every page of a block are still refined (every 16 KiB piece differs)', async () => {
+      const { src, dst } = fresh('refine-every-page');
+      const size = 2 * 1024 * 1024;
+      writeSeededFile(src, size, 47);
+      copyFileSync(src, dst);
+      const pages = Array.from({ length: size / PAGE }, (_, p) => p);
+      flipBytes(dst, pageEdits(pages), 8);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.blocksChanged).toBe(2);
+      expect(summary.bytesSent).toBeLessThanOrEqual(pages.length * 3 * 2 * 64);
+      expect(summary.bytesSent + summary.bytesRefineHashes).toBeLessThan(size / 10);
+    });
+
+    it('refinement: a dry run estimates the differing bytes, writes nothing, and a real run then sends that', async () => {
+      const { src, dst } = fresh('refine-dry');
+      const size = 2 * 1024 * 1024 + 5;
+      writeSeededFile(src, size, 44);
+      copyFileSync(src, dst);
+      flipBytes(dst, pageEdits([1, 2, 90, 127]), 8);
+      const before = sha256File(dst);
+      const { summary: dry } = await sync(src, dst, { blockSize: 1 << 20, dryRun: true });
+      expect(sha256File(dst)).toBe(before);
+      expect(dry.bytesDiffering).toBeLessThan(16 * 64);
+      expect(dry.bytesSent).toBe(dry.bytesDiffering);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(dry.bytesSent);
+    });
+
+    it('refinement: a block that differs all over is sent whole after one round', async () => {
+      const { src, dst } = fresh('refine-whole');
+      const size = 3 * 1024 * 1024;
+      writeSeededFile(src, size, 45);
+      copyFileSync(src, dst);
+      mutateBlocks(dst, 1 << 20, [1], 46);
+      const { summary } = await sync(src, dst, { blockSize: 1 << 20 });
+      expectSameBytes(dst, src);
+      expect(summary.bytesSent).toBe(1 << 20);
+      // One round (a digest per 16 KiB piece of the block) and a probe of one 16 KiB piece in 1 KiB pieces, no more.
+      expect(summary.bytesRefineHashes).toBe(64 * 8 + 16 * 8);
+    });
+
+    it(`refinement: random edits, block sizes and levels (${rounds} seeded rounds)`, async () => {
+      const r = rng(777);
+      const levelSets = [undefined, [1000, 300, 64], [4096, 64], [16384, 1024, 64], [333]];
+      for (let round = 0; round < rounds; round++) {
+        const { src, dst } = fresh(`refine-random-${round}`);
+        const bs = [4096, 5000, 65536, 1 << 20][Math.floor(r() * 4)]!;
+        const size = Math.floor(r() * 2_000_000);
+        writeSeededFile(src, size, 3000 + round);
+        copyFileSync(src, dst);
+        const edits = Array.from({ length: Math.floor(r() * 40) }, () => Math.floor(r() * size));
+        flipBytes(dst, edits, 1 + Math.floor(r() * 300));
+        if (r() < 0.3) truncateSync(dst, Math.floor(size * (0.5 + r() / 2)));
+        const { summary } = await sync(src, dst, { blockSize: bs, refineLevels: levelSets[round % levelSets.length] });
+        expectSameBytes(dst, src);
+        expect(summary.bytesSent).toBeLessThanOrEqual(summary.blocksChanged * bs);
       }
     }, 120_000);
 

@@ -11,6 +11,7 @@ import { PdcError } from '../../src/errors/pdc-error.js';
 import { syncFile } from '../../src/engine/sync.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
 import { chunkOf } from '../../src/fileops/buffer-pool.js';
+import { piecesBytes, piecesDigests } from '../../src/protocol/ops.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB; // 16 hash chunks of 16 MiB, 64 transfer runs of 4 MiB
@@ -59,6 +60,9 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     read: async (_offset, length) => chunkOf([buf.subarray(0, length)]),
     write: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()),
     zero: (offset) => block(opts.write ? opts.write(offset) : Promise.resolve()).then(() => false),
+    hashPieces: async (ranges, grain) => Buffer.alloc(piecesDigests(ranges, grain) * 8, 0),
+    readPieces: async (ranges) => chunkOf([Buffer.alloc(piecesBytes(ranges))]),
+    writePieces: (ranges) => block(opts.write ? opts.write(ranges[0]!) : Promise.resolve()),
     truncate: async () => undefined,
     fsync: async () => undefined,
     digest: async () => Buffer.alloc(32),

@@ -193,6 +193,16 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
     .map((a) => () => a),
   // Zero runs that pass validation stay small, like writes.
   zero: fc.record({ offset: field(small), length: field(fc.oneof(small, fc.constantFrom(MAX_IO_BYTES + 1, 2 ** 40))), punch: field(fc.boolean()) }).map((a) => () => a),
+  // Pieces that pass validation stay small, like writes.
+  hashpieces: fc
+    .record({
+      ranges: field(fc.oneof(fc.constantFrom([0, 10], [0, 4, 8, 8], [4, 1, 2, 1], [0, 0], [0, MAX_IO_BYTES + 1]), fc.array(small, { maxLength: 6 }))),
+      grain: field(fc.oneof(fc.integer({ min: 0, max: 65_536 }), fc.constantFrom(MAX_BLOCK_SIZE + 1))),
+      method: hashMethod,
+    })
+    .map((a) => () => a),
+  readpieces: fc.record({ ranges: field(fc.oneof(fc.constantFrom([0, 10], [0, 4, 8, 8], [0, MAX_IO_BYTES + 1]), fc.array(small, { maxLength: 6 }))) }).map((a) => () => a),
+  writepieces: fc.record({ ranges: field(fc.oneof(fc.constantFrom([0, 10], [0, 4, 8, 8]), fc.array(small, { maxLength: 6 }))) }).map((a) => () => a),
   // Writes and truncates that pass validation stay small: a sparse TiB file would make later digests slow.
   write: fc.record({ offset: field(small) }).map((a) => () => a),
   truncate: fc.record({ size: field(small) }).map((a) => () => a),

@@ -11,6 +11,7 @@ import {
 } from '../../src/cli/options.js';
 import { DEFAULT_HASH_METHOD } from '../../src/hash/methods.js';
 import { MAX_BLOCK_SIZE } from '../../src/protocol/limits.js';
+import { DEFAULT_REFINE_LEVELS } from '../../src/engine/refine-plan.js';
 
 const ARGS = ['/tmp/src.img', '/tmp/dst.img'];
 
@@ -47,6 +48,7 @@ describe('resolveConfig defaults', () => {
       atomic: false,
       forceDevice: false,
       sparse: false,
+      refineLevels: [...DEFAULT_REFINE_LEVELS],
       concurrency: DEFAULT_CONCURRENCY,
       verbosity: 0,
       json: false,
@@ -127,6 +129,21 @@ describe('block size', () => {
       expect(codeOf(ARGS, { blockSize: bs })).toBe('BAD_BLOCK_SIZE');
     },
   );
+
+  it.each<[Record<string, unknown>, number[]]>([
+    [{ refine: false }, []],
+    [{ refine: false, refineLevels: '16K,1K' }, []],
+    [{ refineLevels: '16K,1K,64' }, [16384, 1024, 64]],
+    [{ refineLevels: '64' }, [64]],
+    [{ refineLevels: 4096 }, [4096]],
+    [{ refineLevels: ['1K', '4K'] }, [4096]],
+  ])('refinement flags %j -> levels %j', (flags, want) => {
+    expect(resolveConfig(ARGS, raw(flags)).refineLevels).toEqual(want);
+  });
+
+  it.each<string | number>(['', 'x', '16K,,1K', '0', '-1', '16K,abc', '65M', 1.5])('--refine-levels %j -> BAD_REFINE_LEVELS (exit 2)', (v) => {
+    expect(codeOf(ARGS, raw({ refineLevels: v }))).toBe('BAD_REFINE_LEVELS');
+  });
 
   it('BAD_BLOCK_SIZE is a usage error (exit 2) with a hint', () => {
     try {

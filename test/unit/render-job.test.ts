@@ -12,7 +12,7 @@ const sink = () => {
 
 const summary = (target: string): SyncSummary => ({
   source: 'a', target, dryRun: false, wholeFile: false, hashMethod: 'xxh64', blockSize: 1024, bytesTotal: 10, bytesSent: 10, bytesData: 10,
-  blocksTotal: 1, blocksChanged: 1, similarity: 0, seconds: 0.1, throughput: 100, verified: 'blocks', targetCreated: true,
+  blocksTotal: 1, blocksChanged: 1, similarity: 0, bytesDiffering: 10, similarityBytes: 0, bytesRefineHashes: 0, seconds: 0.1, throughput: 100, verified: 'blocks', targetCreated: true,
   blocksZero: 0, bytesZero: 0, bytesHoles: 0, targetDevice: false, bytesBeyondSource: 0,
 });
 const totals = (failed: number): JobTotals => ({

@@ -16,6 +16,9 @@ const base: SyncSummary = {
   blocksTotal: 64,
   blocksChanged: 64,
   similarity: 0,
+  bytesDiffering: 64 * MiB,
+  similarityBytes: 0,
+  bytesRefineHashes: 0,
   seconds: 1,
   throughput: 64 * MiB,
   verified: 'blocks',
@@ -37,6 +40,13 @@ describe('summary line', () => {
     expect(summaryText(base)).not.toContain('compressed');
     const t = summaryText({ ...base, bytesSent: MiB, bytesData: 2 * MiB });
     expect(t).toContain('sent 1.00 MiB (2.00 MiB of data compressed 2.00:1) in 1.00 s');
+  });
+
+  it('gives the share of bytes that match beside the share of blocks', () => {
+    const t = summaryText({ ...base, similarityBytes: 99.5, bytesDiffering: 327680 });
+    expect(t).toContain('64 of 64 blocks changed (0.00% similar; about 99.50% of bytes match, 320.00 KiB differ)');
+    const dry = summaryText({ ...base, dryRun: true, similarityBytes: 99.5, bytesDiffering: 327680, bytesSent: 327680 });
+    expect(dry).toContain('about 99.50% of bytes match, 320.00 KiB differ; would send 64 block(s), 320.00 KiB of 64.00 MiB');
   });
 
   it('counts zero runs apart from the bytes sent, and the holes among them', () => {

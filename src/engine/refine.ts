@@ -1,0 +1,174 @@
+/**
+ * Refinement inside differing blocks: send the bytes that changed, not whole blocks.
+ *
+ * A run of differing blocks that the target holds entirely is hashed again on both
+ * sides, level by level in smaller pieces (refine-plan.ts decides how far), and only
+ * the pieces that still differ at the end are read from the source and written to the
+ * target. Each run goes through its rounds on its own, so rounds of different runs
+ * overlap with each other and with the hashing of later chunks: no run waits for
+ * another's round trip. Nothing here weakens verification: every block of the run is
+ * still re-read after fsync and checked against the source's full block hash, so a
+ * target that changed between two rounds (a piece found equal, then overwritten)
+ * fails verification instead of passing as copied.
+ */
+import pLimit from 'p-limit';
+import { PdcError } from '../errors/pdc-error.js';
+import type { FileHost } from '../hosts/file-host.js';
+import { piecesBytes } from '../protocol/ops.js';
+import type { Run } from './plan.js';
+import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, probePiece, refineLevels } from './refine-plan.js';
+
+export interface RefineOptions {
+  src: FileHost;
+  dst: FileHost;
+  method: string;
+  digestLength: number;
+  /** Piece sizes, largest first (refineLevels()); empty: refinement is off. */
+  levels: readonly number[];
+  /** The target's size when opened: only runs it holds entirely are refined. */
+  targetSize: number;
+  srcName: string;
+}
+
+/** What refinement found and moved, over all runs. */
+export interface RefineStats {
+  /** Bytes of the differing blocks that differ at the finest level each was refined to (unrefined blocks count whole). */
+  bytesDiffering: number;
+  /** Digest bytes one side sent for refinement (the remote side's cross the wire). */
+  bytesHashes: number;
+  /** Runs whose differing pieces were sent instead of their blocks. */
+  runsRefined: number;
+}
+
+/**
+ * Runs refined at once. Their rounds are round trips that move little, so twice as many as
+ * the whole-run transfers keep both sides busy through the latency; each holds at most
+ * one run's digests, a read window on each side and its differing pieces (<= one run).
+ */
+export const REFINE_RUNS_IN_FLIGHT = 16;
+
+/** Runs judged to tell whether refinement still finds equal pieces (recentlyWhole). */
+export const WHOLE_WINDOW_RUNS = 8;
+
+export class Refiner {
+  readonly stats: RefineStats = { bytesDiffering: 0, bytesHashes: 0, runsRefined: 0 };
+  readonly limit = pLimit(REFINE_RUNS_IN_FLIGHT);
+  /** For the last runs moved: 1 where the run differed all over (went whole), 0 where pieces matched. */
+  private readonly outcomes: number[] = [];
+
+  constructor(private readonly o: RefineOptions) {}
+
+  /**
+   * Find the differing pieces of a run of differing blocks and, when `write`, move them.
+   * Returns the data bytes moved (a dry run: that would be moved), or undefined when
+   * the run is to be sent whole (it is not refinable, or all of it differs).
+   */
+  async move(run: Run, write: boolean): Promise<number | undefined> {
+    const pieces = await this.differingPieces(run);
+    const bytes = pieces === undefined ? run.length : piecesBytes(pieces);
+    this.stats.bytesDiffering += bytes;
+    this.outcomes.push(bytes === run.length ? 1 : 0);
+    if (this.outcomes.length > WHOLE_WINDOW_RUNS) this.outcomes.shift();
+    if (pieces === undefined || bytes === run.length) return undefined;
+    this.stats.runsRefined++;
+    if (write) await Promise.all(ioBatches(pieces).map((batch) => this.copyPieces(batch)));
+    return bytes;
+  }
+
+  /**
+   * The last WHOLE_WINDOW_RUNS runs all differed all over (new data, not edits): refining
+   * finds nothing, so the run may stop comparing and stream. False until that many were seen.
+   */
+  recentlyWhole(): boolean {
+    return this.outcomes.length >= WHOLE_WINDOW_RUNS && this.outcomes.every((x) => x === 1);
+  }
+
+  /** The run's differing pieces (sorted, coalesced), or undefined when it is not refined. */
+  private async differingPieces(run: Run): Promise<number[] | undefined> {
+    const { levels, digestLength } = this.o;
+    if (levels.length === 0 || run.length === 0 || run.offset + run.length > this.o.targetSize) return undefined;
+    let ranges = [run.offset, run.length];
+    const send: number[] = [];
+    for (let i = 0; i < levels.length && ranges.length > 0; i++) {
+      const grain = levels[i]!;
+      const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain), this.hash(this.o.dst, ranges, grain)]);
+      const r = compareLevel(ranges, grain, s, d, digestLength, levels[i + 1]);
+      this.stats.bytesHashes += r.digests * digestLength;
+      if (levels[i + 1] !== undefined && r.next.length === 0 && piecesBytes(r.send) === piecesBytes(ranges) && (await this.probeFindsEqual(ranges, levels[i + 1]!))) {
+        ranges = r.send; // every piece differs, but not all over: small edits in every piece
+        continue;
+      }
+      for (const x of r.send) send.push(x);
+      ranges = r.next;
+    }
+    return coalesceRanges(sortRanges(send));
+  }
+
+  /**
+   * Every piece of a level differed: new data (sent whole), or a few bytes changed in every
+   * piece (every page of a table touched)? One piece hashed at the next level tells: new
+   * data has no equal sub-piece. It costs a round trip and one piece's digests.
+   */
+  private async probeFindsEqual(ranges: readonly number[], nextGrain: number): Promise<boolean> {
+    const probe = probePiece(ranges, nextGrain * PROBE_PIECES);
+    const [s, d] = await Promise.all([this.hash(this.o.src, probe, nextGrain), this.hash(this.o.dst, probe, nextGrain)]);
+    const r = compareLevel(probe, nextGrain, s, d, this.o.digestLength, undefined);
+    this.stats.bytesHashes += r.digests * this.o.digestLength;
+    return piecesBytes(r.send) < piecesBytes(probe);
+  }
+
+  private async hash(host: FileHost, ranges: readonly number[], grain: number): Promise<Buffer> {
+    const parts = await Promise.all(hashBatches(ranges, grain, this.o.digestLength).map((b) => host.hashPieces(b, grain, this.o.method)));
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private async copyPieces(batch: number[]): Promise<void> {
+    const chunk = await this.o.src.readPieces(batch);
+    try {
+      if (chunk.length !== piecesBytes(batch)) throw sourceShrank(this.o.srcName);
+      await this.o.dst.writePieces(batch, chunk.buffers);
+    } finally {
+      chunk.release();
+    }
+  }
+}
+
+/** Sort a flat [offset, length, ...] list of disjoint pieces by offset. */
+export function sortRanges(ranges: readonly number[]): number[] {
+  const pairs: Array<[number, number]> = [];
+  for (let i = 0; i < ranges.length; i += 2) pairs.push([ranges[i]!, ranges[i + 1]!]);
+  pairs.sort((a, b) => a[0] - b[0]);
+  return pairs.flat();
+}
+
+/** The source ended before bytes it had when it was hashed. */
+export function sourceShrank(srcName: string): PdcError {
+  return new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
+    hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
+  });
+}
+
+/**
+ * The refiner for one file, or undefined when no level fits its blocks (or `levels`
+ * is empty: --no-refine).
+ */
+export function refinerFor(o: Omit<RefineOptions, 'levels'> & { blockSize: number; levels?: readonly number[] }): Refiner | undefined {
+  const levels = refineLevels(o.blockSize, o.digestLength, o.levels);
+  return levels.length === 0 ? undefined : new Refiner({ ...o, levels });
+}
+
+/** How similar the files are: the share of bytes that match, estimated from what refinement found. */
+export interface ByteSimilarity {
+  /** Bytes that differ: inside refined runs the differing pieces, other changed blocks whole. */
+  bytesDiffering: number;
+  /** Percentage of bytes that already matched (estimated as above; 100 for an empty file). */
+  similarityBytes: number;
+  /** Digest bytes sent for refinement by one side (the remote side's cross the wire). */
+  bytesRefineHashes: number;
+}
+
+export function byteSimilarity(stats: RefineStats | undefined, bytesChanged: number, bytesTotal: number): ByteSimilarity {
+  const differing = stats ? stats.bytesDiffering : bytesChanged;
+  const similar = bytesTotal === 0 ? 100 : Math.round(((bytesTotal - differing) / bytesTotal) * 10000) / 100;
+  return { bytesDiffering: differing, similarityBytes: similar, bytesRefineHashes: stats ? stats.bytesHashes : 0 };
+}

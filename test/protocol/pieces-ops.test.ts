@@ -1,0 +1,140 @@
+/**
+ * The refinement ops (hashpieces, readpieces, writepieces) through the real
+ * dispatcher on a real file: what they compute, and the limits that keep every
+ * request within one frame and refuse anything else before the file is touched.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createDispatcher } from '../../agent/dispatch.js';
+import { PdcError } from '../../src/errors/index.js';
+import { FileService } from '../../src/fileops/file-service.js';
+import { encodeBody, joinPayload } from '../../src/protocol/framing.js';
+import { FRAME_BODY_RESERVE, MAX_FRAME_BYTES, MAX_HASH_BLOCKS, MAX_IO_BYTES, MAX_PIECES, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
+import { readArgs } from '../../src/protocol/ops.js';
+import { RpcClient, serveRpc } from '../../src/protocol/rpc.js';
+
+let dir: string;
+let file: string;
+const CONTENT = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 31 + 7) & 0xff));
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pdc-pieces-'));
+  file = join(dir, 'file.bin');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Conn {
+  client: RpcClient;
+  files: FileService;
+  call(op: string, args: unknown, payload?: Buffer[]): Promise<{ p?: Buffer[] }>;
+}
+const conns: Conn[] = [];
+afterEach(async () => {
+  for (const c of conns.splice(0)) {
+    await c.files.close();
+    c.client.dispose();
+  }
+});
+
+/** The real dispatcher on a real FileService with `file` open as the target. */
+async function agent(): Promise<Conn> {
+  writeFileSync(file, CONTENT);
+  const up = new PassThrough();
+  const down = new PassThrough();
+  const files = new FileService();
+  serveRpc(up, down, createDispatcher(files), () => undefined);
+  const client = new RpcClient(down, up, 'agent');
+  const c: Conn = { client, files, call: (op, args, payload) => client.call(op as 'read', args as never, payload) as Promise<{ p?: Buffer[] }> };
+  conns.push(c);
+  await c.call('hello', { protocol: PROTOCOL_VERSION, client: 'test' });
+  await c.call('open', { path: file, role: 'target' });
+  return c;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(PdcError);
+    return (e as PdcError).code;
+  }
+  return 'resolved';
+}
+
+describe('hashpieces', () => {
+  it('one digest per piece cut from each range start, the same as the hash op gives a block there', async () => {
+    const c = await agent();
+    const pieces = joinPayload((await c.call('hashpieces', { ranges: [1000, 300, 5000, 64], grain: 100, method: 'sha256' })).p);
+    expect(pieces.length).toBe((3 + 1) * 32);
+    // The piece [1100, 1200) is block 11 of 100 bytes.
+    const block = joinPayload((await c.call('hash', { first: 11, count: 1, blockSize: 100, limit: CONTENT.length, method: 'sha256' })).p);
+    expect(pieces.subarray(32, 64).equals(block)).toBe(true);
+    // The second range is one short piece, [5000, 5064): block 50 of 100 bytes clipped at 5064.
+    const short = joinPayload((await c.call('hash', { first: 50, count: 1, blockSize: 100, limit: 5064, method: 'sha256' })).p);
+    expect(pieces.subarray(96, 128).equals(short)).toBe(true);
+  });
+
+  it('past end of file: the missing pieces still get a digest each, never equal to real bytes', async () => {
+    const c = await agent();
+    const d = joinPayload((await c.call('hashpieces', { ranges: [9950, 200], grain: 64, method: 'xxh64' })).p);
+    expect(d.length).toBe(4 * 8);
+    const full = joinPayload((await c.call('hashpieces', { ranges: [9950, 50], grain: 64, method: 'xxh64' })).p);
+    expect(d.subarray(0, 8).equals(full)).toBe(true);
+  });
+
+  it.each<[string, unknown]>([
+    ['unsorted ranges', { ranges: [100, 10, 0, 10], grain: 8, method: 'xxh64' }],
+    ['overlapping ranges', { ranges: [0, 10, 5, 10], grain: 8, method: 'xxh64' }],
+    ['an empty piece', { ranges: [0, 0], grain: 8, method: 'xxh64' }],
+    ['an odd list', { ranges: [0, 10, 20], grain: 8, method: 'xxh64' }],
+    ['more pieces than a body holds', { ranges: Array.from({ length: 2 * (MAX_PIECES + 1) }, (_, i) => (i % 2 ? 1 : i)), grain: 8, method: 'xxh64' }],
+    ['more bytes than a request may cover', { ranges: [0, MAX_IO_BYTES + 1], grain: MAX_IO_BYTES, method: 'xxh64' }],
+    ['more digests than a reply frame holds', { ranges: [0, MAX_HASH_BLOCKS + 1], grain: 1, method: 'xxh64' }],
+    ['grain 0', { ranges: [0, 10], grain: 0, method: 'xxh64' }],
+  ])('%s -> PROTOCOL_ERROR before the file is read', async (_name, args) => {
+    const c = await agent();
+    expect(() => readArgs('hashpieces', args)).toThrow(PdcError);
+    expect(await codeOf(c.call('hashpieces', args))).toBe('PROTOCOL_ERROR');
+  });
+});
+
+describe('readpieces and writepieces', () => {
+  it('read pieces, write them elsewhere: the bytes land where the ranges say', async () => {
+    const c = await agent();
+    const got = joinPayload((await c.call('readpieces', { ranges: [0, 4, 9000, 3] })).p);
+    expect(got.equals(Buffer.concat([CONTENT.subarray(0, 4), CONTENT.subarray(9000, 9003)]))).toBe(true);
+    await c.call('writepieces', { ranges: [10, 2, 500, 5] }, [Buffer.from('ab'), Buffer.from('cdefg')]);
+    const want = Buffer.from(CONTENT);
+    want.write('ab', 10);
+    want.write('cdefg', 500);
+    expect(readFileSync(file).equals(want)).toBe(true);
+  });
+
+  it.each<[string, number[], Buffer]>([
+    ['fewer bytes than the pieces cover', [0, 4, 100, 4], Buffer.alloc(7)],
+    ['more bytes than the pieces cover', [0, 4], Buffer.alloc(5)],
+    ['no payload', [0, 4], Buffer.alloc(0)],
+  ])('writepieces with %s -> PROTOCOL_ERROR, the file untouched', async (_name, ranges, payload) => {
+    const c = await agent();
+    expect(await codeOf(c.call('writepieces', { ranges }, payload.length ? [payload] : undefined))).toBe('PROTOCOL_ERROR');
+    expect(readFileSync(file).equals(CONTENT)).toBe(true);
+  });
+
+  it('readpieces past what one reply carries -> PROTOCOL_ERROR', async () => {
+    const c = await agent();
+    expect(await codeOf(c.call('readpieces', { ranges: [0, MAX_IO_BYTES, MAX_IO_BYTES + 10, 1] }))).toBe('PROTOCOL_ERROR');
+  });
+
+  it('the largest request allowed fits one frame: MAX_PIECES pieces at 2^52 offsets beside a full payload', () => {
+    const ranges: number[] = [];
+    const per = Math.floor(MAX_IO_BYTES / MAX_PIECES);
+    for (let i = 0; i < MAX_PIECES; i++) ranges.push(2 ** 52 + i * (per + 1), per);
+    expect(() => readArgs('writepieces', { ranges })).not.toThrow();
+    const body = encodeBody({ t: 'q', id: 2 ** 31, op: 'writepieces', a: { ranges } });
+    expect(body.length).toBeLessThanOrEqual(FRAME_BODY_RESERVE);
+    expect(body.length + MAX_IO_BYTES).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+  });
+});
