@@ -145,6 +145,8 @@ describe('every declared option has an effect', () => {
     atomic: ['--atomic'],
     'force-device': ['--force-device'],
     sparse: ['--sparse'],
+    'no-refine': ['--no-refine'],
+    'refine-levels': ['--refine-levels', '4K,64'],
     compress: ['-z'],
     'compress-level': ['--compress-level', '5'],
     bwlimit: ['--bwlimit', '50M'],
