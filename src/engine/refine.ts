@@ -48,7 +48,7 @@ export interface RefineStats {
 export const REFINE_RUNS_IN_FLIGHT = 16;
 
 /** Runs judged to tell whether refinement still finds equal pieces (recentlyWhole). */
-export const WHOLE_WINDOW_RUNS = 8;
+export const WHOLE_WINDOW_RUNS = 4;
 
 export class Refiner {
   readonly stats: RefineStats = { bytesDiffering: 0, bytesHashes: 0, runsRefined: 0 };

@@ -5,7 +5,7 @@
  * the verification phase (the comparing), and can make the target "disk" store wrong
  * bytes. The file spans 10 hash chunks of 16 MiB.
  */
-import { copyFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
@@ -103,6 +103,24 @@ describe('streaming once most blocks differ', () => {
     expect(s.profile!.chunks.streamed).toBeGreaterThan(0);
     expect(s.profile!.chunks.compared + s.profile!.chunks.streamed).toBe(10 + 1);
     expect(r.compared).toBeLessThan(BLOCKS / 2);
+  });
+
+  it('every block changed by a few bytes per 16 KiB page: refinement keeps comparing (nothing streamed), only the pieces move', async () => {
+    const dst = join(dir, 'pages');
+    copyFileSync(src, dst);
+    const fd = openSync(dst, 'r+');
+    try {
+      for (let at = 100; at < SIZE; at += 16 * 1024) writeSync(fd, Buffer.from([0x5a, 0xa5, 0x5a, 0xa5]), 0, 4, at);
+    } finally {
+      closeSync(fd);
+    }
+    const r = await run(src, dst);
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    const s = r.summary!;
+    expect(s.blocksChanged).toBe(BLOCKS);
+    expect(s.profile!.chunks.streamed).toBe(0);
+    expect(s.bytesSent).toBeLessThan(SIZE / 20);
   });
 
   it('a tenth changed: every chunk compared, only the changed blocks sent', async () => {
