@@ -175,7 +175,7 @@ async function inTree(givenRoot: string, givenPath: string): Promise<{ root: str
 }
 
 /** `path` inside the tree, its parent chain (root excluded) made of real directories, not links. */
-async function parentInTree(givenRoot: string, givenPath: string): Promise<{ path: string }> {
+export async function parentInTree(givenRoot: string, givenPath: string): Promise<{ path: string }> {
   const { root, parts } = await inTree(givenRoot, givenPath);
   if (parts.length === 0) return { path: root };
   let at = root;

@@ -3,6 +3,7 @@ import { pathTooLong } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
+import { bytesOfEach } from '../fileops/small-files.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
@@ -15,6 +16,8 @@ import type {
   OpenArgs,
   OpenResult,
   Ops,
+  ReadFilesArgs,
+  ReadFilesResult,
   Role,
   SetMetaArgs,
   SpaceResult,
@@ -23,6 +26,8 @@ import type {
   RemoveResult,
   SymlinkArgs,
   TreeChangeResult,
+  WriteFilesArgs,
+  WriteFilesResult,
 } from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
@@ -206,6 +211,19 @@ export class AgentHost implements FileHost {
 
   async remove(args: RemoveArgs): Promise<RemoveResult> {
     return this.callOn(this.agents[0]!, 'remove', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  // Batches need no open file: any agent takes one, so several batches run at once.
+  async readFiles(args: ReadFilesArgs): Promise<{ files: ReadFilesResult['files']; data: Buffer[] }> {
+    for (const f of args.files) this.checkPath(f.path, 'source');
+    const r = await this.call('readfiles', args);
+    const p = r.p === undefined ? [] : Buffer.isBuffer(r.p) ? [r.p] : [...r.p];
+    return { files: r.files, data: bytesOfEach(p, r.files.map((f, i) => (f.error ? 0 : args.files[i]!.size))) };
+  }
+
+  async writeFiles(args: WriteFilesArgs, data: readonly Buffer[]): Promise<WriteFilesResult> {
+    for (const f of args.files) this.checkPath(f.path, 'target');
+    return this.call('writefiles', args, data);
   }
 
   async close(): Promise<void> {
