@@ -15,6 +15,7 @@ import { changedMask, ensureSource, formatSize, parseSize, resetTarget, sha256Fi
 import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh } from './lib/proc.mjs';
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { ALL_TOOLS, buildCommand, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
+import { runTreeBench, TREE_BASE_TOOLS, TREE_TOOLS } from './lib/tree.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,6 +31,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --sizes LIST         size sweep (e.g. 256M,1G,4G) at one delta; default tools push,rsync-inplace
   --sweep-delta PCT    delta for --sizes (default 10)
   --quick              smoke preset: 256M, 1 run, deltas 0,100
+  --tree               tree mode: 2,000 files of 4-64 KiB plus 4 of 512 MiB, pdiffcopy -a push/pull
+                       beside rsync -a --inplace --no-whole-file (default deltas 0,10)
+  --tree-scale F       scale the tree: F x the small files' count and the big files' size (default 1)
+  --tree-base CMD      also run the tree with this pdiffcopy command (tools push-base, pull-base), e.g. the code before a change
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -53,6 +58,9 @@ function parseCli() {
       sizes: { type: 'string' },
       'sweep-delta': { type: 'string', default: '10' },
       quick: { type: 'boolean', default: false },
+      tree: { type: 'boolean', default: false },
+      'tree-scale': { type: 'string', default: '1' },
+      'tree-base': { type: 'string' },
       shape: { type: 'string' },
       loopback: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '600' },
@@ -71,17 +79,20 @@ function parseCli() {
   }
   const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
   const sweep = values.sizes ? list(values.sizes).map(parseSize) : null;
-  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : DEFAULT_TOOLS;
+  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : values.tree ? [...TREE_TOOLS, ...(values['tree-base'] ? TREE_BASE_TOOLS : [])] : DEFAULT_TOOLS;
   for (const t of tools) if (!TOOLS[t]) throw new Error(`unknown tool "${t}" (known: ${ALL_TOOLS.join(', ')})`);
   const opts = {
     size: parseSize(values.size ?? (values.quick ? '256M' : '2G')),
-    deltas: list(values.deltas ?? (values.quick ? '0,100' : '0,10,50,100')).map(Number),
+    deltas: list(values.deltas ?? (values.quick ? '0,100' : values.tree ? '0,10' : '0,10,50,100')).map(Number),
     runs: Number(values.runs ?? (values.quick ? 1 : 3)),
     tools,
     pdcCmd: splitArgs(values.pdiffcopy),
     pdcArgs: splitArgs(values['pdc-args']),
     sweep,
     sweepDelta: Number(values['sweep-delta']),
+    tree: values.tree,
+    treeScale: Number(values['tree-scale']),
+    treeBase: values['tree-base'] ? splitArgs(values['tree-base']) : undefined,
     shape: values.shape,
     loopback: values.loopback,
     timeoutMs: Number(values.timeout) * 1000,
@@ -93,6 +104,7 @@ function parseCli() {
   };
   for (const d of [...opts.deltas, opts.sweepDelta]) if (!(d >= 0 && d <= 100)) throw new Error(`bad delta ${d}`);
   if (!(opts.runs >= 1)) throw new Error('bad --runs');
+  if (!(opts.treeScale > 0)) throw new Error('bad --tree-scale');
   if (!(opts.timeoutMs > 0)) throw new Error('bad --timeout');
   return opts;
 }
@@ -204,7 +216,13 @@ async function main() {
   }
 
   const sections = [];
-  if (opts.sweep) {
+  if (opts.tree) {
+    const onWrong = (msg) => {
+      wrongCount++;
+      log(`!!!!!!!! WRONG: ${msg}`);
+    };
+    sections.push(await runTreeBench({ opts, env, work, dataDir, childEnv, repo: REPO, log, onWrong }));
+  } else if (opts.sweep) {
     // Size sweep at one delta.
     const cells = new Map(); // `${size}/${tool}` -> runs
     const skip = new Set();
