@@ -128,6 +128,7 @@ class JobRunner {
     const targetDir = this.job.target.replace(/(.)\/+$/, '$1');
     await this.ensureTargetDir(targetDir);
     this.batches = this.newBatches(targetDir);
+    this.emit({ type: 'phase', phase: 'syncing' });
     for (const source of this.job.sources) {
       this.abort();
       await this.attempt(source, this.dst.display(targetDir), () => this.copyTop(source, targetDir));
@@ -148,6 +149,7 @@ class JobRunner {
       throw new PdcError('SOURCE_NOT_REGULAR', `source ${this.src.display(source)} is a directory`, { hint: 'pass -r to copy directories' });
     }
     if (isDir) return this.copyTree(source, target, targetDir, entry);
+    this.found([entry]);
     const existing = await this.entryOf(this.dst, target, 'target');
     const named = { ...entry, name: baseName(target) };
     if (entry.kind === 'symlink' && !this.o.recursive) return this.apply({ do: 'sync', exists: !!existing }, named, source, target, targetDir);
@@ -175,6 +177,7 @@ class JobRunner {
       const theirs = dir.exists ? new Map((await this.listAll(this.dst, dir.dst, 'target')).map((e) => [e.name, e])) : new Map<string, DirEntry>();
       const below: typeof stack = [];
       const ours = await this.listAll(this.src, dir.src, 'source');
+      this.found(ours);
       if (this.o.delete) await this.deleteExtra(dir.dst, root, ours, [...theirs.values()]);
       for (const entry of ours) {
         const sp = this.src.join(dir.src, entry.name);
@@ -241,7 +244,7 @@ class JobRunner {
         return;
       case 'uptodate':
         if (entry.kind === 'file') this.totals.filesUpToDate++;
-        this.emit({ type: 'item', action: 'uptodate', path: shown });
+        this.emit({ type: 'item', action: 'uptodate', path: shown, ...(entry.kind === 'file' ? { size: entry.size } : {}) });
         return;
       case 'symlink':
         if (!this.o.dryRun) await this.dst.symlink({ root, path: target, linkTarget: entry.linkTarget! });
@@ -304,7 +307,7 @@ class JobRunner {
         metaOf: (e) => (this.wantsMeta() ? this.metaOf(e) : undefined),
         synced: (summary) => {
           this.countSynced(summary);
-          this.emit({ type: 'start', source: summary.source, target: summary.target, bytesTotal: summary.bytesTotal, blocksTotal: summary.blocksTotal, blockSize: summary.blockSize, targetSize: 0, hashMethod: summary.hashMethod, mode: 'whole-file' });
+          // No 'start': a batch's file ends as it is told, and a big file may be under way meanwhile.
           this.emit({ type: 'done', summary });
         },
         failed: (file, e) => this.recordFailure(this.src.display(file.source), this.dst.display(file.target), e),
@@ -312,6 +315,12 @@ class JobRunner {
       },
       this.signal,
     );
+  }
+
+  /** Tell the renderers of the regular files among these entries (the progress bar's files and bytes to do). */
+  private found(entries: readonly DirEntry[]): void {
+    const files = entries.filter((e) => e.kind === 'file');
+    if (files.length > 0) this.emit({ type: 'found', files: files.length, bytes: files.reduce((sum, e) => sum + e.size, 0) });
   }
 
   /** Make a directory of the tree unless it is there; says whether it exists now (a dry run makes nothing). */
