@@ -9,12 +9,13 @@
  * others go on. Node 12 built-ins only (the agent bundles this file).
  */
 import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError, type WireError } from '../errors/pdc-error.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileMeta, ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
-import { removeStaleTemps } from './atomic.js';
+import { isTempNameOf, removeStaleTemps, TEMP_MARK } from './atomic.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
@@ -80,10 +81,11 @@ export async function writeSmallFiles(a: WriteFilesArgs, payload: readonly Buffe
   const hasher = await createBlockHasher(a.method);
   const pieces = split(payload, a.files.map((f) => f.size));
   const out: WriteFilesResult['files'] = a.files.map(() => ({ created: false }));
+  const temps = new TempNames();
   await eachAtOnce(a.files.length, async (i) => {
     const f = a.files[i]!;
     try {
-      out[i] = await writeOne(a.root, f, pieces[i]!, hasher);
+      out[i] = await writeOne(a.root, f, pieces[i]!, hasher, temps);
     } catch (e) {
       out[i] = { created: false, error: wire(e, 'target', f.path) };
     }
@@ -96,6 +98,7 @@ async function writeOne(
   f: WriteFilesArgs['files'][number],
   data: Buffer[],
   hasher: (d: Uint8Array) => Uint8Array,
+  temps: TempNames,
 ): Promise<WriteFilesResult['files'][number]> {
   const { path } = await parentInTree(root, f.path);
   await refusePseudo(path, 'target');
@@ -113,12 +116,31 @@ async function writeOne(
     } finally {
       await fh.close().catch(() => undefined);
     }
-    const removed = await removeStaleTemps(path);
+    const removed = (await temps.anyOf(path)) ? await removeStaleTemps(path) : [];
     return removed.length > 0 ? { created, removed } : { created };
   } catch (e) {
     throw fromErrno(e, 'target', path);
   } finally {
     lock.release();
+  }
+}
+
+/**
+ * Temp names left by --atomic runs, read once per directory of a batch: a file is
+ * then looked at (removeStaleTemps) only when its directory holds a temp name of it,
+ * instead of each file of a big directory listing that directory again.
+ */
+class TempNames {
+  private readonly byDir = new Map<string, Promise<string[]>>();
+
+  async anyOf(target: string): Promise<boolean> {
+    const dir = dirname(target);
+    let names = this.byDir.get(dir);
+    if (!names) {
+      names = fsp.readdir(dir).then((all) => all.filter((n) => n.includes(TEMP_MARK)), () => []);
+      this.byDir.set(dir, names);
+    }
+    return (await names).some((n) => isTempNameOf(target, n));
   }
 }
 

@@ -108,6 +108,18 @@ describe('writefiles', () => {
     expect(readFileSync(join(tree, 'shrinks')).equals(data)).toBe(true);
   });
 
+  it("our temp file an earlier --atomic run left at a file's name is removed once that file is written; another file's stays", async () => {
+    const call = await agent();
+    const stale = join(tree, '.with-temp.pdiffcopy-tmp');
+    const other = join(tree, '.not-written.pdiffcopy-tmp');
+    writeFileSync(stale, 'half', { mode: 0o600 });
+    writeFileSync(other, 'half', { mode: 0o600 });
+    const [r] = await write(call, [['with-temp', seededBytes(30, 100)]]);
+    expect(r).toEqual({ created: true, removed: [{ path: stale, size: 4 }] });
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(other)).toBe(true);
+  });
+
   it('a file another run holds locked is left alone', async () => {
     const call = await agent();
     writeFileSync(join(tree, 'locked'), 'old');
