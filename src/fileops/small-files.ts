@@ -15,6 +15,7 @@ import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError, type WireError } from '../errors/pdc-error.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileMeta, ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
+import { MAX_ERROR_TEXT_BYTES } from '../protocol/ops.js';
 import { isTempNameOf, removeStaleTemps, TEMP_MARK } from './atomic.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
@@ -228,8 +229,16 @@ async function expanded(path: string, role: Role): Promise<string> {
   return p;
 }
 
+/** One file's error for its slot of the answer, its texts within what the op table lets an answer carry. */
 function wire(e: unknown, role: Role, path: string): WireError {
-  return (e instanceof PdcError ? e : fromErrno(e, role, path)).toWire();
+  const w = (e instanceof PdcError ? e : fromErrno(e, role, path)).toWire();
+  return { ...w, message: shorten(w.message), ...(w.hint ? { hint: shorten(w.hint) } : {}) };
+}
+
+function shorten(text: string): string {
+  let s = text;
+  while (Buffer.byteLength(s) > MAX_ERROR_TEXT_BYTES) s = `${s.slice(0, Math.floor(s.length * 0.9))}...`;
+  return s;
 }
 
 function notRegular(path: string, role: Role, what: string): PdcError {

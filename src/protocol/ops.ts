@@ -175,12 +175,14 @@ export const MAX_LIST_ENTRIES = 1000;
 
 /** Files one readfiles/writefiles request carries. */
 export const MAX_BATCH_FILES = 256;
-/** A batch entry's body besides its path, at most: size, mode, metadata, a digest of up to 1024 bytes, an error, keys. */
-const BATCH_ENTRY_BYTES = 3 * 1024;
-/** The bytes one batch carries: what a frame leaves beside a body of MAX_BATCH_FILES entries with paths at their limit. */
-export const MAX_BATCH_BYTES = MAX_FRAME_BYTES - FRAME_BODY_RESERVE - MAX_BATCH_FILES * (PATH_MAX + BATCH_ENTRY_BYTES);
+/** The longest message (and hint) one file's error in a batch answer carries, in bytes (the agent shortens longer ones). */
+export const MAX_ERROR_TEXT_BYTES = 2 * PATH_MAX;
+/** A batch entry's body at most: its path, an error's message and hint, and 2 KiB for the rest (size, mode, metadata, a digest of up to 1024 bytes, keys). */
+const BATCH_ENTRY_BYTES = PATH_MAX + 2 * MAX_ERROR_TEXT_BYTES + 2048;
+/** The bytes one batch carries: what a frame leaves beside a body of MAX_BATCH_FILES entries at their limits. */
+export const MAX_BATCH_BYTES = MAX_FRAME_BYTES - FRAME_BODY_RESERVE - MAX_BATCH_FILES * BATCH_ENTRY_BYTES;
 
-const wireError = record({ code: name, message: text(2 * PATH_MAX), hint: optional(text(2 * PATH_MAX)) });
+const wireError = record({ code: name, message: text(MAX_ERROR_TEXT_BYTES), hint: optional(text(MAX_ERROR_TEXT_BYTES)) });
 const batchSize = uint(MAX_BATCH_BYTES);
 /** A batch's files together stay within MAX_BATCH_BYTES. */
 function batchTooBig(files: ReadonlyArray<{ size: number }>): string | undefined {

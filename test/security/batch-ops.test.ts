@@ -16,7 +16,7 @@ import { createBlockHasher } from '../../src/hash/methods.js';
 import { PdcError } from '../../src/errors/pdc-error.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import type { ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../../src/protocol/messages.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_FILES } from '../../src/protocol/ops.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_FILES, readResult } from '../../src/protocol/ops.js';
 import { WithPayload } from '../../src/protocol/rpc.js';
 import { seededBytes, tempDir } from '../support/files.js';
 import { HOSTILE, hostileSkipReason } from '../support/hostile-user.js';
@@ -154,6 +154,21 @@ describe('writefiles', () => {
     const big = { ...args, files: [{ ...args.files[0]!, size: MAX_BATCH_BYTES }, { ...args.files[0]!, size: 1 }] };
     await expect(call('writefiles', big, [])).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });
     expect(existsSync(join(tree, 'x'))).toBe(false);
+  });
+});
+
+describe('long paths', () => {
+  it('an error about a path near PATH_MAX still fits its slot of the answer (the client reads it through the op table)', async () => {
+    const call = await agent();
+    // A link loop early in the path: the errno's own text names the whole path a second time.
+    symlinkSync('loop', join(dir, 'loop'));
+    const long = `${dir}/loop/${'x/'.repeat(2100)}`.slice(0, 4094);
+    const r = (await call('readfiles', { files: [{ path: long, size: 3 }] })) as WithPayload;
+    expect(Buffer.byteLength((r.result as ReadFilesResult).files[0]!.error!.message)).toBeGreaterThan(4000);
+    const result = readResult('readfiles', r.result, false);
+    expect(result.files[0]!.error?.code).toMatch(/^SOURCE_/);
+    const w = (await call('writefiles', { root: dir, method: 'sha256', files: [{ path: long, size: 0, hash: sha256(Buffer.alloc(0)) }] }, [])) as WriteFilesResult;
+    expect(readResult('writefiles', w, false).files[0]!.error?.code).toMatch(/^TARGET_/);
   });
 });
 
