@@ -4,6 +4,7 @@ import { BufferPool } from '../src/fileops/buffer-pool.js';
 import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
+import { readSmallFiles, writeSmallFiles } from '../src/fileops/small-files.js';
 import { localHashMethods } from '../src/hash/methods.js';
 import { localCodecs, pack, unpack } from '../src/protocol/compress.js';
 import { PROTOCOL_VERSION } from '../src/protocol/limits.js';
@@ -102,6 +103,11 @@ export function createDispatcher(files = new FileService()): RpcHandler {
       return {};
     },
     remove: (a) => removeEntry(a),
+    readfiles: async (a) => {
+      const { result, buffers } = await readSmallFiles(a);
+      return new WithPayload(result, buffers);
+    },
+    writefiles: (a, payload) => writeSmallFiles(a, payload ?? []),
   };
   return async (op, raw, payload) => {
     if (!greeted && op !== 'hello') throw new PdcError('PROTOCOL_ERROR', `"${op}" before "hello"`);

@@ -24,6 +24,7 @@ import { bareBaselines, bareTable } from './lib/bare.mjs';
 
 registerBaseTools();
 import { rsyncLiteral, runPagesBench } from './lib/pages.mjs';
+import { runTreeBench, TREE_BASE_TOOLS, TREE_TOOLS } from './lib/tree.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,6 +51,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
                        append, almost-all, blocks10 (10% of 1 MiB blocks rewritten), ...; each run with
                        pdiffcopy push, push --no-refine and rsync --inplace --stats
   --page-variants LIST which of those: refine,norefine,rsync (default all)
+  --tree               tree mode: 2,000 files of 4-64 KiB plus 4 of 512 MiB, pdiffcopy -a push/pull
+                       beside rsync -a --inplace --no-whole-file (default deltas 0,10)
+  --tree-scale F       scale the tree: F x the small files' count and the big files' size (default 1)
+  --tree-base CMD      also run the tree with this pdiffcopy command (tools push-base, pull-base), e.g. the code before a change
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -81,6 +86,9 @@ function parseCli() {
       quick: { type: 'boolean', default: false },
       pages: { type: 'string' },
       'page-variants': { type: 'string' },
+      tree: { type: 'boolean', default: false },
+      'tree-scale': { type: 'string', default: '1' },
+      'tree-base': { type: 'string' },
       shape: { type: 'string' },
       sparse: { type: 'boolean', default: false },
       'sparse-size': { type: 'string', default: '4G' },
@@ -106,11 +114,11 @@ function parseCli() {
   }
   const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
   const sweep = values.sizes ? list(values.sizes).map(parseSize) : null;
-  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : DEFAULT_TOOLS;
+  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : values.tree ? [...TREE_TOOLS, ...(values['tree-base'] ? TREE_BASE_TOOLS : [])] : DEFAULT_TOOLS;
   for (const t of tools) if (!TOOLS[t]) throw new Error(`unknown tool "${t}" (known: ${ALL_TOOLS.join(', ')})`);
   const opts = {
     size: parseSize(values.size ?? (values.quick ? '256M' : '2G')),
-    deltas: list(values.deltas ?? (values.quick ? '0,100' : '0,10,50,100')).map(Number),
+    deltas: list(values.deltas ?? (values.quick ? '0,100' : values.tree ? '0,10' : '0,10,50,100')).map(Number),
     runs: Number(values.runs ?? (values.quick ? 1 : 3)),
     tools,
     pdcCmd: splitArgs(values.pdiffcopy),
@@ -122,6 +130,9 @@ function parseCli() {
     pages: values.pages ? list(values.pages) : null,
     pageVariants: values['page-variants'] ? list(values['page-variants']) : null,
     sweepDelta: Number(values['sweep-delta']),
+    tree: values.tree,
+    treeScale: Number(values['tree-scale']),
+    treeBase: values['tree-base'] ? splitArgs(values['tree-base']) : undefined,
     shape: values.shape,
     sparse: values.sparse,
     sparseSize: parseSize(values['sparse-size']),
@@ -141,6 +152,7 @@ function parseCli() {
   for (const d of [...opts.deltas, opts.sweepDelta]) if (!(d >= 0 && d <= 100)) throw new Error(`bad delta ${d}`);
   if (!(opts.runs >= 1)) throw new Error('bad --runs');
   if (opts.data !== 'random' && opts.data !== 'db') throw new Error('bad --data (random or db)');
+  if (!(opts.treeScale > 0)) throw new Error('bad --tree-scale');
   if (!(opts.timeoutMs > 0)) throw new Error('bad --timeout');
   return opts;
 }
@@ -291,6 +303,12 @@ async function main() {
         variants: opts.pageVariants,
       }),
     );
+  } else if (opts.tree) {
+    const onWrong = (msg) => {
+      wrongCount++;
+      log(`!!!!!!!! WRONG: ${msg}`);
+    };
+    sections.push(await runTreeBench({ opts, env, work, dataDir, childEnv, repo: REPO, log, onWrong }));
   } else if (opts.sweep) {
     // Size sweep at one delta.
     const cells = new Map(); // `${size}/${tool}` -> runs

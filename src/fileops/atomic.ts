@@ -34,12 +34,15 @@ const TEMP_MODE = 0o600;
 const UNIQUE_ATTEMPTS = 16;
 const COPY_BUFFER_BYTES = 8 * 1024 * 1024;
 
+/** What every temp name of ours contains (see tempPathFor). */
+export const TEMP_MARK = '.pdiffcopy-tmp';
+
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.pdiffcopy-tmp`);
+  return join(dirname(target), `.${basename(target)}${TEMP_MARK}`);
 }
 
 /** A temp name of `target`: the fixed one, or the fixed one plus a unique suffix. */
-function isTempNameOf(target: string, name: string): boolean {
+export function isTempNameOf(target: string, name: string): boolean {
   const fixed = basename(tempPathFor(target));
   return name === fixed || (name.startsWith(`${fixed}.`) && /^[0-9a-f]{12}$/.test(name.slice(fixed.length + 1)));
 }

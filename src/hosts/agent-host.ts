@@ -4,7 +4,9 @@ import { PdcError } from '../errors/pdc-error.js';
 import { BufferPool, type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
+import { bytesOfEach } from '../fileops/small-files.js';
 import type { BlockRange } from '../hash/file-hash.js';
+import { piecesBytes } from '../protocol/ops.js';
 import { type PackRequest, pack, unpack } from '../protocol/compress.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
 import { PATH_MAX } from '../protocol/limits.js';
@@ -17,6 +19,8 @@ import type {
   OpenArgs,
   OpenResult,
   Ops,
+  ReadFilesArgs,
+  ReadFilesResult,
   Role,
   SetMetaArgs,
   SpaceResult,
@@ -25,6 +29,8 @@ import type {
   RemoveResult,
   SymlinkArgs,
   TreeChangeResult,
+  WriteFilesArgs,
+  WriteFilesResult,
 } from '../protocol/messages.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import { type ConnectOptions, type ConnectedAgent, connectAgent } from './agent-connect.js';
@@ -192,10 +198,12 @@ export class AgentHost implements FileHost {
   }
 
   async readPieces(ranges: readonly number[]): Promise<Chunk> {
+    await this.opts.bandwidth?.take(piecesBytes(ranges), this.closing.signal);
     return chunkOf((await this.call('readpieces', { ranges: [...ranges] })).p ?? []);
   }
 
   async writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
+    await this.opts.bandwidth?.take(piecesBytes(ranges), this.closing.signal);
     await this.call('writepieces', { ranges: [...ranges] }, buffers);
   }
 
@@ -253,6 +261,23 @@ export class AgentHost implements FileHost {
 
   async remove(args: RemoveArgs): Promise<RemoveResult> {
     return this.callOn(this.agents[0]!, 'remove', { ...args, path: this.checkPath(args.path, 'target') });
+  }
+
+  // Batches need no open file: any agent takes one, so several batches run at once.
+  async readFiles(args: ReadFilesArgs): Promise<{ files: ReadFilesResult['files']; data: Buffer[] }> {
+    for (const f of args.files) this.checkPath(f.path, 'source');
+    const asked = args.files.reduce((n, f) => n + f.size, 0);
+    await this.opts.bandwidth?.take(asked, this.closing.signal);
+    const r = await this.call('readfiles', args);
+    const p = r.p === undefined ? [] : Buffer.isBuffer(r.p) ? [r.p] : [...r.p];
+    this.opts.bandwidth?.giveBack(asked - p.reduce((n, b) => n + b.length, 0));
+    return { files: r.files, data: bytesOfEach(p, r.files.map((f, i) => (f.error ? 0 : args.files[i]!.size))) };
+  }
+
+  async writeFiles(args: WriteFilesArgs, data: readonly Buffer[]): Promise<WriteFilesResult> {
+    for (const f of args.files) this.checkPath(f.path, 'target');
+    await this.opts.bandwidth?.take(data.reduce((n, b) => n + b.length, 0), this.closing.signal);
+    return this.call('writefiles', args, data);
   }
 
   async close(): Promise<void> {

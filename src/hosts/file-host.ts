@@ -7,6 +7,8 @@ import type {
   MkdirArgs,
   OpenArgs,
   OpenResult,
+  ReadFilesArgs,
+  ReadFilesResult,
   Role,
   SetMetaArgs,
   SpaceResult,
@@ -15,6 +17,8 @@ import type {
   RemoveResult,
   SymlinkArgs,
   TreeChangeResult,
+  WriteFilesArgs,
+  WriteFilesResult,
 } from '../protocol/messages.js';
 
 /**
@@ -77,6 +81,10 @@ export interface FileHost {
   setmeta(args: SetMetaArgs): Promise<void>;
   /** --delete: an entry of the tree, a directory with its contents; links are removed, never followed. */
   remove(args: RemoveArgs): Promise<RemoveResult>;
+  /** Trees, source: small files read whole, many per request (see ReadFilesArgs); `data[i]` holds file i's bytes. */
+  readFiles(args: ReadFilesArgs): Promise<{ files: ReadFilesResult['files']; data: Buffer[] }>;
+  /** Trees, target: small files written whole, many per request (see WriteFilesArgs); `data[i]` holds file i's bytes. */
+  writeFiles(args: WriteFilesArgs, data: readonly Buffer[]): Promise<WriteFilesResult>;
   /** Close the file and end every process or thread this host started. Idempotent. */
   close(): Promise<void>;
 }

@@ -5,6 +5,8 @@ import { FileService } from '../fileops/file-service.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import { DIGEST_METHOD, localHashMethods } from '../hash/methods.js';
 import type { CommitResult, ListArgs, ListResult, MkdirArgs, OpenArgs, OpenResult, Role, SetMetaArgs, SpaceResult, StatResult, SymlinkArgs, TreeChangeResult, RemoveArgs, RemoveResult } from '../protocol/messages.js';
+import type { ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
+import { readSmallFiles, writeSmallFiles } from '../fileops/small-files.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../fileops/tree.js';
 import type { FileHost } from './file-host.js';
 import { HashAhead, type Identity } from './hash-ahead.js';
@@ -138,6 +140,16 @@ export class LocalHost implements FileHost {
 
   remove(args: RemoveArgs): Promise<RemoveResult> {
     return removeEntry(args);
+  }
+
+  async readFiles(args: ReadFilesArgs): Promise<{ files: ReadFilesResult['files']; data: Buffer[] }> {
+    const { result, buffers } = await readSmallFiles(args);
+    let k = 0;
+    return { files: result.files, data: result.files.map((f, i) => (f.error || args.files[i]!.size === 0 ? Buffer.alloc(0) : buffers[k++]!)) };
+  }
+
+  writeFiles(args: WriteFilesArgs, data: readonly Buffer[]): Promise<WriteFilesResult> {
+    return writeSmallFiles(args, data);
   }
 
   async close(): Promise<void> {

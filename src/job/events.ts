@@ -48,7 +48,10 @@ export interface JobTotals {
 }
 
 export type JobEvent =
-  | { type: 'item'; action: ItemAction; path: string; reason?: string }
+  /** `size`: set on a regular file that is up to date (it counts as a file done). */
+  | { type: 'item'; action: ItemAction; path: string; reason?: string; size?: number }
+  /** Regular files the job has just come across (a listed directory's, or a file SOURCE): they add to the files to do. */
+  | { type: 'found'; files: number; bytes: number }
   | ({ type: 'file-failed' } & FileFailure)
   | { type: 'job-done'; totals: JobTotals };
 

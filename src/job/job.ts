@@ -10,7 +10,8 @@ import { syncFile } from '../engine/sync.js';
 import { ERROR_CATEGORY } from '../errors/codes.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
-import type { DirEntry, Role, SetMetaArgs } from '../protocol/messages.js';
+import type { DirEntry, FileMeta, Role } from '../protocol/messages.js';
+import { SmallFileBatches, sentInBatch } from './batch.js';
 import { MAX_LIST_ENTRIES } from '../protocol/ops.js';
 import type { FileFailure, JobEmit, JobTotals } from './events.js';
 import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, toDelete } from './plan.js';
@@ -98,6 +99,8 @@ class JobRunner {
   private readonly src: FileHost;
   private readonly dst: FileHost;
   private readonly o: JobOptions;
+  /** Several files or a tree: small files go through batches (see batch.ts). */
+  private batches: SmallFileBatches | undefined;
 
   constructor(
     private readonly job: Job,
@@ -129,10 +132,13 @@ class JobRunner {
   async many(): Promise<JobResult> {
     const targetDir = this.job.target.replace(/(.)\/+$/, '$1');
     await this.ensureTargetDir(targetDir);
+    this.batches = this.newBatches(targetDir);
+    this.emit({ type: 'phase', phase: 'syncing' });
     for (const source of this.job.sources) {
       this.abort();
       await this.attempt(source, this.dst.display(targetDir), () => this.copyTop(source, targetDir));
     }
+    await this.batches.flush();
     const totals = this.finishTotals();
     this.emit({ type: 'job-done', totals });
     return { totals };
@@ -148,6 +154,7 @@ class JobRunner {
       throw new PdcError('SOURCE_NOT_REGULAR', `source ${this.src.display(source)} is a directory`, { hint: 'pass -r to copy directories' });
     }
     if (isDir) return this.copyTree(source, target, targetDir, entry);
+    this.found([entry]);
     const existing = await this.entryOf(this.dst, target, 'target');
     const named = { ...entry, name: baseName(target) };
     if (entry.kind === 'symlink' && !this.o.recursive) return this.apply({ do: 'sync', exists: !!existing }, named, source, target, targetDir);
@@ -175,6 +182,7 @@ class JobRunner {
       const theirs = dir.exists ? new Map((await this.listAll(this.dst, dir.dst, 'target')).map((e) => [e.name, e])) : new Map<string, DirEntry>();
       const below: typeof stack = [];
       const ours = await this.listAll(this.src, dir.src, 'source');
+      this.found(ours);
       if (this.o.delete) await this.deleteExtra(dir.dst, root, ours, [...theirs.values()]);
       for (const entry of ours) {
         const sp = this.src.join(dir.src, entry.name);
@@ -191,6 +199,8 @@ class JobRunner {
       }
       stack.push(...below.reverse());
     }
+    // The directories' metadata comes after every file in them, batched ones included.
+    await this.batches?.flush();
     if (this.o.dryRun || !this.wantsMeta()) return;
     for (const d of made.reverse()) await this.attempt(this.src.display(d.path), this.dst.display(d.path), () => this.setMeta(root, d.path, d.entry));
   }
@@ -239,7 +249,7 @@ class JobRunner {
         return;
       case 'uptodate':
         if (entry.kind === 'file') this.totals.filesUpToDate++;
-        this.emit({ type: 'item', action: 'uptodate', path: shown });
+        this.emit({ type: 'item', action: 'uptodate', path: shown, ...(entry.kind === 'file' ? { size: entry.size } : {}) });
         return;
       case 'symlink':
         if (!this.o.dryRun) await this.dst.symlink({ root, path: target, linkTarget: entry.linkTarget! });
@@ -252,6 +262,10 @@ class JobRunner {
           this.emit({ type: 'item', action: plan.exists ? 'would-update' : 'would-create', path: shown });
           if (!plan.exists) return;
         }
+        if (this.batches && entry.kind === 'file' && sentInBatch(entry.size, this.o) && this.dst.hashMethods.has(this.o.hashMethod)) {
+          return this.batches.add({ source, target, entry });
+        }
+        await this.batches?.send();
         await this.syncOne(source, target);
         if (!this.o.dryRun && this.wantsMeta()) await this.setMeta(root, target, entry);
         return;
@@ -279,11 +293,42 @@ class JobRunner {
       signal: this.signal,
       emit: this.emit,
     });
+    this.countSynced(summary);
+    return summary;
+  }
+
+  private countSynced(summary: SyncSummary): void {
     this.totals.filesSynced++;
     this.totals.bytesTotal += summary.bytesTotal;
     this.totals.bytesSent += summary.bytesSent;
     this.totals.bytesData += summary.bytesData;
-    return summary;
+  }
+
+  /** The batches of a job into `root`: each file's outcome is told as the engine tells one file's. */
+  private newBatches(root: string): SmallFileBatches {
+    return new SmallFileBatches(
+      this.src,
+      this.dst,
+      root,
+      this.o,
+      {
+        metaOf: (e) => (this.wantsMeta() ? this.metaOf(e) : undefined),
+        synced: (summary) => {
+          this.countSynced(summary);
+          // No 'start': a batch's file ends as it is told, and a big file may be under way meanwhile.
+          this.emit({ type: 'done', summary });
+        },
+        failed: (file, e) => this.recordFailure(this.src.display(file.source), this.dst.display(file.target), e),
+        note: (message) => this.emit({ type: 'log', level: 1, message }),
+      },
+      this.signal,
+    );
+  }
+
+  /** Tell the renderers of the regular files among these entries (the progress bar's files and bytes to do). */
+  private found(entries: readonly DirEntry[]): void {
+    const files = entries.filter((e) => e.kind === 'file');
+    if (files.length > 0) this.emit({ type: 'found', files: files.length, bytes: files.reduce((sum, e) => sum + e.size, 0) });
   }
 
   /** Make a directory of the tree unless it is there; says whether it exists now (a dry run makes nothing). */
@@ -311,14 +356,19 @@ class JobRunner {
   }
 
   private async setMeta(root: string, path: string, e: DirEntry): Promise<void> {
-    const m = this.o.meta;
-    const args: SetMetaArgs = { root, path };
-    if (m.perms) args.mode = e.mode;
-    if (m.owner) args.uid = e.uid;
-    if (m.group) args.gid = e.gid;
-    if (m.times) args.mtimeMs = e.mtimeMs;
     if (e.kind === 'symlink') return; // a link's own metadata is not carried over
-    await this.dst.setmeta(args);
+    await this.dst.setmeta({ root, path, ...this.metaOf(e) });
+  }
+
+  /** What -p, -o, -g and -t carry over from a source entry. */
+  private metaOf(e: DirEntry): FileMeta {
+    const m = this.o.meta;
+    const meta: FileMeta = {};
+    if (m.perms) meta.mode = e.mode;
+    if (m.owner) meta.uid = e.uid;
+    if (m.group) meta.gid = e.gid;
+    if (m.times) meta.mtimeMs = e.mtimeMs;
+    return meta;
   }
 
   private wantsMeta(): boolean {
@@ -367,11 +417,16 @@ class JobRunner {
     try {
       await work();
     } catch (e) {
-      if (!(e instanceof PdcError) || FATAL.has(ERROR_CATEGORY[e.code]) || this.signal?.aborted) throw e;
-      this.totals.filesFailed++;
-      const failure: FileFailure = { source, target, error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
-      this.emit({ type: 'file-failed', ...failure });
+      this.recordFailure(source, target, e);
     }
+  }
+
+  /** One entry's failure is reported and the job goes on; one that stops every file is thrown on. */
+  private recordFailure(source: string, target: string, e: unknown): void {
+    if (!(e instanceof PdcError) || FATAL.has(ERROR_CATEGORY[e.code]) || this.signal?.aborted) throw e;
+    this.totals.filesFailed++;
+    const failure: FileFailure = { source, target, error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
+    this.emit({ type: 'file-failed', ...failure });
   }
 
   private abort(): void {

@@ -280,6 +280,44 @@ export interface SetMetaArgs {
   mtimeMs?: number;
 }
 
+/**
+ * Trees, source: read several whole small files in one request. Each is opened without
+ * following a link and must be a regular file of exactly `size` bytes (what the listing
+ * saw) that does not change while it is read.
+ */
+export interface ReadFilesArgs {
+  files: Array<{ path: string; size: number }>;
+}
+export interface ReadFilesResult {
+  /** One per file, in order: its mtime as read, or why it was not read (its bytes then are absent from the payload). */
+  files: Array<{ mtimeMs: number; error?: WireError }>;
+  /** The files' bytes, one after another. */
+  p?: Buffer[];
+}
+/** Metadata a batch sets on a file it wrote, through the descriptor it wrote (see SetMetaArgs). */
+export interface FileMeta {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtimeMs?: number;
+}
+/**
+ * Trees, target: write several whole small files in one request (their bytes, one after
+ * another, in the payload), each opened as the `open` op opens an in-place target (locked,
+ * a new one created exclusively with `mode` narrowed by the umask), inside `root` as the
+ * tree ops require; fsynced, read back and checked against `hash` (the `method` digest of
+ * the whole file), then given `meta`.
+ */
+export interface WriteFilesArgs {
+  root: string;
+  method: string;
+  files: Array<{ path: string; size: number; hash: Uint8Array; mode?: number; meta?: FileMeta }>;
+}
+export interface WriteFilesResult {
+  /** One per file, in order. `removed`: our temp files of earlier --atomic runs at that name, now obsolete. */
+  files: Array<{ created: boolean; removed?: Array<{ path: string; size: number }>; error?: WireError }>;
+}
+
 export type Empty = Record<string, never>;
 
 export interface Ops {
@@ -304,6 +342,8 @@ export interface Ops {
   symlink: { args: SymlinkArgs; result: TreeChangeResult };
   setmeta: { args: SetMetaArgs; result: Empty };
   remove: { args: RemoveArgs; result: RemoveResult };
+  readfiles: { args: ReadFilesArgs; result: ReadFilesResult };
+  writefiles: { args: WriteFilesArgs; result: WriteFilesResult };
 }
 export type OpName = keyof Ops;
 export { OP_NAMES } from './ops.js';

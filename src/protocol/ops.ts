@@ -15,7 +15,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { knownDigestLength } from '../hash/methods.js';
 import { MAX_ZERO_RUNS } from '../fileops/zero-runs.js';
 import { CODECS, type Codec, MAX_COMPRESS_LEVEL, MIN_PACK_UNIT, MIN_COMPRESS_LEVEL, packedProblem } from './compress.js';
-import { MAX_BLOCK_SIZE, MAX_HASH_BLOCKS, MAX_HASH_PIECES_BYTES, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, MAX_PIECES, PATH_MAX } from './limits.js';
+import { FRAME_BODY_RESERVE, MAX_BLOCK_SIZE, MAX_FRAME_BYTES, MAX_HASH_BLOCKS, MAX_HASH_PIECES_BYTES, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, MAX_PIECES, PATH_MAX } from './limits.js';
 import type { OpName, Ops, Role } from './messages.js';
 
 const INVALID: unique symbol = Symbol('invalid');
@@ -229,6 +229,24 @@ export const MAX_READ_BYTES = Math.min(MAX_IO_BYTES, MAX_PAYLOAD_BYTES);
 /** Entries per `list` page: with names and link targets at their limits a page stays far below one frame. */
 export const MAX_LIST_ENTRIES = 1000;
 
+/** Files one readfiles/writefiles request carries. */
+export const MAX_BATCH_FILES = 256;
+/** The longest message (and hint) one file's error in a batch answer carries, in bytes (the agent shortens longer ones). */
+export const MAX_ERROR_TEXT_BYTES = 2 * PATH_MAX;
+/** A batch entry's body at most: its path, an error's message and hint, and 2 KiB for the rest (size, mode, metadata, a digest of up to 1024 bytes, keys). */
+const BATCH_ENTRY_BYTES = PATH_MAX + 2 * MAX_ERROR_TEXT_BYTES + 2048;
+/** The bytes one batch carries: what a frame leaves beside a body of MAX_BATCH_FILES entries at their limits. */
+export const MAX_BATCH_BYTES = MAX_FRAME_BYTES - FRAME_BODY_RESERVE - MAX_BATCH_FILES * BATCH_ENTRY_BYTES;
+
+const wireError = record({ code: name, message: text(MAX_ERROR_TEXT_BYTES), hint: optional(text(MAX_ERROR_TEXT_BYTES)) });
+const batchSize = uint(MAX_BATCH_BYTES);
+/** A batch's files together stay within MAX_BATCH_BYTES. */
+function batchTooBig(files: ReadonlyArray<{ size: number }>): string | undefined {
+  let total = 0;
+  for (const f of files) total += f.size;
+  return total > MAX_BATCH_BYTES ? `the files' sizes add up to ${total} bytes, more than ${MAX_BATCH_BYTES}` : undefined;
+}
+
 export const OPS: OpTable = {
   hello: {
     args: { protocol: uint(), client: name },
@@ -330,6 +348,33 @@ export const OPS: OpTable = {
     payload: 'none',
   },
   remove: { args: { root: path, path }, result: { removed: uint() }, payload: 'none' },
+  readfiles: {
+    args: { files: list(record({ path, size: batchSize }), MAX_BATCH_FILES) },
+    result: { files: list(record({ mtimeMs: num(), error: optional(wireError) }), MAX_BATCH_FILES) },
+    payload: 'response',
+    check: (a) => batchTooBig(a.files),
+  },
+  writefiles: {
+    args: {
+      root: path,
+      method,
+      files: list(
+        record({
+          path,
+          size: batchSize,
+          hash: bytes(1024),
+          mode: optional(mode),
+          meta: optional(record({ mode: optional(mode), uid: optional(uint(0xffffffff)), gid: optional(uint(0xffffffff)), mtimeMs: optional(num()) })),
+        }),
+        MAX_BATCH_FILES,
+      ),
+    },
+    result: {
+      files: list(record({ created: boolean, removed: optional(list(record({ path, size: uint() }), 1000)), error: optional(wireError) }), MAX_BATCH_FILES),
+    },
+    payload: 'request',
+    check: (a) => batchTooBig(a.files),
+  },
 };
 
 export const OP_NAMES = Object.keys(OPS) as readonly OpName[];

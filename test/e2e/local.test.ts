@@ -5,6 +5,7 @@ import { LocalHost } from '../../src/hosts/local-host.js';
 import { packUnit } from '../../src/protocol/compress.js';
 import { createLocalTransport } from '../../src/transport/local.js';
 import { defineSyncSuite } from './sync-suite.js';
+import { defineTreeSuite } from './tree-suite.js';
 
 async function localAgent(nodePath?: string, compress?: { level: number; unit: number }): Promise<AgentHost> {
   return AgentHost.start(createLocalTransport({ nodePath }), {
@@ -34,6 +35,12 @@ defineSyncSuite('local transport, agent reads', {
     const target = new LocalHost(2);
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },
+});
+
+defineTreeSuite('trees, local transport, agent writes', async () => {
+  const source = new LocalHost(2);
+  const target = await localAgent();
+  return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
 });
 
 // The oldest Node the agent promises to run on (scripts/fetch-node12.sh puts it in .cache; .ci/run fetches it).

@@ -10,6 +10,7 @@ import { exitStatusError } from '../../src/ssh/index.js';
 import { transportTo } from '../ssh/helpers.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { defineSyncSuite } from './sync-suite.js';
+import { defineTreeSuite } from './tree-suite.js';
 
 let sshd: TestSshd;
 beforeAll(async () => {
@@ -37,6 +38,18 @@ defineSyncSuite('ssh push (remote agents write)', {
     const target = await remoteAgents();
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },
+});
+
+defineTreeSuite('trees, ssh push', async () => {
+  const source = new LocalHost(2);
+  const target = await remoteAgents();
+  return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+});
+
+defineTreeSuite('trees, ssh pull', async () => {
+  const source = await remoteAgents();
+  const target = new LocalHost(2);
+  return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
 });
 
 defineSyncSuite('ssh pull (remote agents read)', {

@@ -72,6 +72,8 @@ function fakeHost(opts: { exists: boolean; hashMs: number; write?: (offset: numb
     symlink: async () => ({ created: false }),
     setmeta: async () => undefined,
     remove: async () => ({ removed: 0 }),
+    readFiles: async () => ({ files: [], data: [] }),
+    writeFiles: async () => ({ files: [] }),
     close: async () => undefined,
   };
   return {

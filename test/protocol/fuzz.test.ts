@@ -221,6 +221,16 @@ const argsFor: Record<string, fc.Arbitrary<Args>> = {
     .map(({ path: p, ...rest }) => () => ({ root: dir, path: p(), ...rest })),
   // Only inside a scratch directory of its own: the fuzzed paths name the other ops' files.
   remove: fc.stringMatching(/^[a-z]{1,6}$/).map((name) => () => ({ root: join(dir, 'made'), path: join(dir, 'made', name) })),
+  // Batches of small files: read anything; write only small files inside the test's directory (or junk).
+  readfiles: fc
+    .array(fc.record({ path, size: field(fc.oneof(small, fc.constant(2 ** 40))) }), { maxLength: 4 })
+    .map((files) => () => ({ files: files.map(({ path: p, size }) => ({ path: p(), size })) })),
+  writefiles: fc
+    .record({
+      method: hashMethod,
+      files: fc.array(fc.record({ path, size: field(fc.integer({ min: 0, max: 100 })), hash: fc.uint8Array({ maxLength: 64 }), mode: field(fc.integer({ min: 0, max: 0o777 })) }), { maxLength: 4 }),
+    })
+    .map(({ method, files }) => () => ({ root: dir, method, files: files.map(({ path: p, ...rest }) => ({ ...rest, path: p() })) })),
 };
 
 /** A request: a known op with fuzzed args, an unknown op, or fully random args; maybe with a payload. */

@@ -54,6 +54,8 @@ const valid = (): { [K in OpName]: Ops[K]['args'] } => ({
   symlink: { root: dir, path: join(dir, 'link'), linkTarget: 'file.bin' },
   setmeta: { root: dir, path: file, mtimeMs: 1e12 },
   remove: { root: dir, path: join(dir, 'no-such-entry') },
+  readfiles: { files: [{ path: file, size: CONTENT.length }] },
+  writefiles: { root: dir, method: 'sha256', files: [{ path: join(dir, 'batched'), size: 0, hash: Buffer.alloc(32), mode: 0o644, meta: { mtimeMs: 1e12 } }] },
 });
 
 const FILE_METHODS = ['stat', 'open', 'space', 'hash', 'read', 'write', 'zero', 'truncate', 'fsync', 'digest', 'commit', 'close'] as const;
@@ -195,6 +197,8 @@ const validResult = (): { [K in OpName]: Omit<Ops[K]['result'], 'p'> } => ({
   symlink: { created: false },
   setmeta: {},
   remove: { removed: 1 },
+  readfiles: { files: [{ mtimeMs: 1.5 }, { mtimeMs: 0, error: { code: 'SOURCE_CHANGED', message: 'changed', hint: 'rerun' } }] },
+  writefiles: { files: [{ created: true }, { created: false, removed: [{ path: '/t/.x.pdc-tmp', size: 3 }] }] },
 });
 
 /** A client and a scripted server that answers every request with `answer(op)`. */

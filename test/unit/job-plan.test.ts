@@ -1,4 +1,6 @@
 /** The job's pure decisions: rsync's trailing-slash rule, and what happens to each entry of a directory. */
+import { BATCH_BYTES, sentInBatch } from '../../src/job/batch.js';
+import { MAX_BATCH_BYTES } from '../../src/protocol/ops.js';
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type EntryPlan, baseName, dirName, landing, namesContents, planEntry, safeName, toDelete } from '../../src/job/plan.js';
@@ -92,5 +94,24 @@ describe('toDelete: what --delete removes from a synced directory', () => {
     ['names that could leave the directory are never acted on', [], ['..', '.', 'a/b', ''], []],
   ])('%s', (_name, ours, theirs, want) => {
     expect(toDelete(new Set(ours), theirs.map((name) => e({ name }))).map((x) => x.name)).toEqual(want);
+  });
+});
+
+describe('sentInBatch: which files travel whole in batches', () => {
+  const o = { blockSize: 1 << 20, hashMethod: 'xxh64', dryRun: false, atomic: false, verify: false };
+  it.each<[string, number, Partial<typeof o>, boolean]>([
+    ['an empty file', 0, {}, true],
+    ['a file of one block', 1 << 20, {}, true],
+    ['a file one byte over a block', (1 << 20) + 1, {}, false],
+    ['a small file in a dry run (it is compared, not sent)', 10, { dryRun: true }, false],
+    ['a small file with --atomic (its temp file and rename)', 10, { atomic: true }, false],
+    ['a small file with --verify (sha256 digests)', 10, { verify: true }, false],
+    ['a one-block file bigger than a batch gathers (-b 64M)', BATCH_BYTES + 1, { blockSize: 64 << 20 }, false],
+    ['a file of a batch exactly (-b 64M)', BATCH_BYTES, { blockSize: 64 << 20 }, true],
+  ])('%s', (_what, size, over, want) => {
+    expect(sentInBatch(size, { ...o, ...over })).toBe(want);
+  });
+  it('a batch gathers no more than one request may carry', () => {
+    expect(BATCH_BYTES).toBeLessThanOrEqual(MAX_BATCH_BYTES);
   });
 });

@@ -159,3 +159,50 @@ describe('--json-progress', () => {
     expect(r.fail()).toBe('kept');
   });
 });
+
+describe('a tree: files done of those found, and the bytes', () => {
+  const summary = (bytesTotal: number) => ({ bytesTotal }) as SyncSummary;
+  it('counts files found as directories are listed, and done as each ends (synced, up to date, failed); the fraction is the tree\'s', () => {
+    const c = clock();
+    const m = new ProgressModel(c.now);
+    m.update({ type: 'phase', phase: 'syncing' });
+    expect(m.snapshot().files).toBeUndefined(); // one file: no file counts
+    m.update({ type: 'found', files: 3, bytes: 300 * MiB });
+    m.update({ type: 'item', action: 'uptodate', path: 'up', size: 100 * MiB });
+    m.update({ type: 'item', action: 'symlink', path: 'link' }); // not a file: not counted
+    expect(m.snapshot().files).toEqual({ done: 1, found: 3, bytesDone: 100 * MiB, bytesFound: 300 * MiB, bytesSent: 0 });
+    m.update(start);
+    m.update(progress(50 * MiB, 0));
+    expect(m.snapshot().fraction).toBeCloseTo(150 / 300);
+    m.update({ type: 'done', summary: { ...summary(100 * MiB), bytesSent: 7 * MiB } });
+    m.update({ type: 'found', files: 2, bytes: 100 * MiB });
+    expect(m.snapshot()).toMatchObject({ files: { done: 2, found: 5, bytesDone: 200 * MiB, bytesFound: 400 * MiB, bytesSent: 7 * MiB }, fraction: 0.5 });
+    m.update({ type: 'file-failed', source: 's', target: 't', error: { code: 'SOURCE_IO', message: 'x' } });
+    expect(m.snapshot().files!.done).toBe(3);
+  });
+
+  it('the rate and ETA are the tree\'s: bytes of files done per second, across files', () => {
+    const c = clock();
+    const m = new ProgressModel(c.now);
+    m.update({ type: 'found', files: 10, bytes: 10 * MiB });
+    for (let i = 0; i < 4; i++) {
+      c.advance(1000);
+      m.update({ type: 'done', summary: summary(MiB) });
+    }
+    const s = m.snapshot();
+    expect(s.rate).toBeCloseTo(MiB);
+    expect(s.etaS).toBeCloseTo(6);
+  });
+
+  it('the progress line names the files and their bytes', () => {
+    const c = clock();
+    const out = sink();
+    const r = progressLinesRenderer(0, out, c.now, 1000);
+    r.event({ type: 'phase', phase: 'syncing' });
+    r.event({ type: 'found', files: 2, bytes: 200 * MiB });
+    r.event(start);
+    c.advance(1500);
+    r.event(progress(10 * MiB, 0));
+    expect(out.lines.find((l) => l.includes('files '))).toMatch(/^pdiffcopy: syncing 5\.0%, files 0\/2 \(0 B\/200(\.00)? MiB\), compared 10(\.00)? MiB\/100(\.00)? MiB, sent 0 B,/);
+  });
+});

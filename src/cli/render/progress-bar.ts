@@ -14,8 +14,11 @@ const BAR_STEPS = 1000;
  * above the bar, which stays on screen; everything else is the plain renderer's.
  */
 export function progressBarRenderer(verbosity: number, now: () => number = () => performance.now()): Renderer {
-  const plain = plainRenderer(verbosity);
+  // Lines print above the bar while it is on screen.
+  const plain = plainRenderer(verbosity, { write: (text: string) => (bar ? bars.log(text) : process.stderr.write(text)) });
   const model = new ProgressModel(now);
+  /** Several files or a tree: one bar for the whole job (files done/found and bytes), not one per file. */
+  let job = false;
   // A MultiBar with one bar: it can print log lines above the bar without breaking it.
   const bars = new cliProgress.MultiBar(
     { stream: process.stderr, format: '|{bar}| {text}', hideCursor: true, clearOnComplete: true, fps: 5 },
@@ -33,8 +36,12 @@ export function progressBarRenderer(verbosity: number, now: () => number = () =>
   return {
     event(e: RunEvent) {
       model.update(e);
-      if (e.type === 'start' && !bar) bar = bars.create(BAR_STEPS, 0, { text: progressText(model.snapshot()) });
-      else if (e.type === 'done' || e.type === 'item' || e.type === 'file-failed' || e.type === 'job-done') {
+      if (e.type === 'found') job = true;
+      if ((e.type === 'start' || e.type === 'found') && !bar) bar = bars.create(BAR_STEPS, 0, { text: progressText(model.snapshot()) });
+      else if (job && e.type !== 'job-done') {
+        plain.event(e);
+        redraw();
+      } else if (e.type === 'done' || e.type === 'item' || e.type === 'file-failed' || e.type === 'job-done') {
         // Each file of a job gets its own bar; the job's lines print between them.
         stop();
         plain.event(e);

@@ -6,7 +6,10 @@ export interface ProgressSnapshot {
   phase: Phase;
   /** Seconds since the first event. */
   elapsedS: number;
-  /** Work done and to do: bytes compared plus bytes sent or handled as zero runs (the send total grows as differences are found). */
+  /**
+   * Work done and to do: bytes compared plus bytes sent or handled as zero runs (the send total grows
+   * as differences are found); for a tree, bytes of the files done (with the current file's share) of the files found.
+   */
   done: number;
   total: number;
   /** 0..1 (0 while nothing is known). */
@@ -21,6 +24,12 @@ export interface ProgressSnapshot {
   rate: number;
   /** Seconds left at the recent rate; undefined while the rate is unknown. */
   etaS: number | undefined;
+  /**
+   * Several files or a tree: regular files done (synced, up to date or failed) of those
+   * found so far, and their bytes (the found ones grow as directories are listed).
+   * `done`, `total`, `fraction`, `rate` and `etaS` are then the tree's (see `done`).
+   */
+  files?: { done: number; found: number; bytesDone: number; bytesFound: number; bytesSent: number };
 }
 
 /** The rate is measured over this much recent time: long enough to be steady, short enough to follow a change. */
@@ -36,6 +45,9 @@ export class ProgressModel {
   private p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0, bytesZero: 0 };
   /** (time, done) samples inside the rate window, oldest first. */
   private samples: Array<[number, number]> = [];
+  private files: ProgressSnapshot['files'];
+  /** The size of the file the engine is on (its share of a tree's fraction). */
+  private fileBytes = 0;
 
   constructor(
     private readonly now: () => number = () => performance.now(),
@@ -52,21 +64,32 @@ export class ProgressModel {
     }
     if (e.type === 'start') {
       this.p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0, bytesZero: 0 };
-      this.samples = [[t, 0]];
+      // A tree's rate runs on across its files; one file's starts with it.
+      if (!this.files) this.samples = [[t, 0]];
+      this.fileBytes = e.bytesTotal;
+      return true;
+    }
+    if (this.countFiles(e)) {
+      this.sample(t);
       return true;
     }
     if (e.type !== 'progress') return false;
     this.p = { bytesHashed: e.bytesHashed, bytesToCompare: e.bytesToCompare, bytesSent: e.bytesSent, bytesToSend: e.bytesToSend, bytesZero: e.bytesZero };
+    this.sample(t);
+    return true;
+  }
+
+  private sample(t: number): void {
     this.samples.push([t, this.done()]);
     // Keep one sample at or before the window's start, so the window is always spanned.
     while (this.samples.length > 2 && this.samples[1]![0] <= t - this.windowMs) this.samples.shift();
-    return true;
   }
 
   snapshot(): ProgressSnapshot {
     const t = this.now();
     const done = this.done();
-    const total = this.p.bytesToCompare + this.p.bytesToSend;
+    const f = this.files;
+    const total = f ? f.bytesFound : this.p.bytesToCompare + this.p.bytesToSend;
     const rate = this.rate(t, done);
     const left = Math.max(0, total - done);
     return {
@@ -78,11 +101,40 @@ export class ProgressModel {
       ...this.p,
       rate,
       etaS: rate > 0 ? left / rate : left === 0 && total > 0 ? 0 : undefined,
+      ...(f ? { files: { ...f, done: Math.min(f.done, f.found) } } : {}),
     };
   }
 
+  /** A job's files: found as listed, done as each ends (synced, up to date or failed). */
+  private countFiles(e: RunEvent): boolean {
+    if (e.type === 'found') {
+      this.files ??= { done: 0, found: 0, bytesDone: 0, bytesFound: 0, bytesSent: 0 };
+      this.files.found += e.files;
+      this.files.bytesFound += e.bytes;
+      return true;
+    }
+    const f = this.files;
+    if (!f) return false;
+    if (e.type === 'done') {
+      f.done++;
+      f.bytesDone += e.summary.bytesTotal;
+      f.bytesSent += e.summary.bytesSent;
+      this.fileBytes = 0;
+      this.p = { bytesHashed: 0, bytesToCompare: 0, bytesSent: 0, bytesToSend: 0, bytesZero: 0 };
+    } else if (e.type === 'file-failed') f.done++;
+    else if (e.type === 'item' && e.size !== undefined) {
+      f.done++;
+      f.bytesDone += e.size;
+    } else return false;
+    return true;
+  }
+
+  /** One file: bytes compared plus bytes sent. A tree: bytes of the files done, plus the current file's share of its size. */
   private done(): number {
-    return this.p.bytesHashed + this.p.bytesSent + this.p.bytesZero;
+    const fileDone = this.p.bytesHashed + this.p.bytesSent + this.p.bytesZero;
+    if (!this.files) return fileDone;
+    const fileTotal = this.p.bytesToCompare + this.p.bytesToSend;
+    return this.files.bytesDone + (fileTotal > 0 ? Math.min(1, fileDone / fileTotal) * this.fileBytes : 0);
   }
 
   private rate(t: number, done: number): number {
