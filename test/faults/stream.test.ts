@@ -94,7 +94,8 @@ describe('streaming once most blocks differ', () => {
   it('every block changed: most chunks are streamed (the target hashed only for a few), the target is byte-identical', async () => {
     const dst = join(dir, 'all');
     writeSeededFile(dst, SIZE, 2);
-    const r = await run(src, dst);
+    // The block-level rule alone (refinement's own rule waits for refined runs: the next test).
+    const r = await run(src, dst, { refineLevels: [] });
     expect(r.error).toBeUndefined();
     expectSameBytes(dst, src);
     const s = r.summary!;
@@ -103,6 +104,16 @@ describe('streaming once most blocks differ', () => {
     expect(s.profile!.chunks.streamed).toBeGreaterThan(0);
     expect(s.profile!.chunks.compared + s.profile!.chunks.streamed).toBe(10 + 1);
     expect(r.compared).toBeLessThan(BLOCKS / 2);
+  });
+
+  it('every block changed, refinement on (the default): once refined runs differ all over, chunks stream', async () => {
+    const dst = join(dir, 'all-refined');
+    writeSeededFile(dst, SIZE, 5);
+    const r = await run(src, dst);
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    expect(r.summary!.blocksChanged).toBe(BLOCKS);
+    expect(r.summary!.profile!.chunks.streamed).toBeGreaterThan(0);
   });
 
   it('every block changed by a few bytes per 16 KiB page: refinement keeps comparing (nothing streamed), only the pieces move', async () => {
