@@ -10,17 +10,7 @@ import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
 import type { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
 import { allocatedBytes, attachLoop, canLoop, detachLoop, expectSameBytes, expectSamePrefix, mutateBlocks, pickBlocks, rng, seededBytes, sha256File, tempDir, textBytes, writeSeededFile, writeSparseFile } from '../support/files.js';
-
-/** `host` with some of its methods replaced (the rest still run on `host` itself). */
-function hostWith(host: FileHost, over: Partial<FileHost>): FileHost {
-  return new Proxy(host, {
-    get(t, k) {
-      if (k in over) return over[k as keyof FileHost];
-      const v = Reflect.get(t, k, t) as unknown;
-      return typeof v === 'function' ? v.bind(t) : v;
-    },
-  });
-}
+import { hostWith } from '../support/hosts.js';
 
 export interface HostPair {
   source: FileHost;

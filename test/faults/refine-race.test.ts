@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncFile } from '../../src/engine/sync.js';
 import { PdcError } from '../../src/errors/pdc-error.js';
-import type { FileHost } from '../../src/hosts/file-host.js';
 import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { createLocalTransport } from '../../src/transport/local.js';
 import { expectSameBytes, tempDir, writeSeededFile } from '../support/files.js';
+import { hostWith } from '../support/hosts.js';
 
 const MiB = 1 << 20;
 const PAGE = 16 * 1024;
@@ -28,16 +28,6 @@ let dir: string;
 let cleanup: () => void;
 beforeAll(() => ({ dir, cleanup } = tempDir('pdc-refine-race-')));
 afterAll(() => cleanup?.());
-
-function wrap(host: FileHost, over: Partial<FileHost>): FileHost {
-  return new Proxy(host, {
-    get(target, key) {
-      if (key in over) return over[key as keyof FileHost];
-      const v = Reflect.get(target, key) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
 
 function flip(path: string, offset: number, len: number): void {
   const fd = openSync(path, 'r+');
@@ -57,7 +47,7 @@ async function run(src: string, dst: string, intrude: boolean): Promise<unknown>
   });
   let rounds = 0;
   const target = intrude
-    ? wrap(agent, {
+    ? hostWith(agent, {
         hashPieces: async (ranges, grain, method) => {
           const d = await agent.hashPieces(ranges, grain, method);
           // After the first round found page INTRUDED equal: another writer changes it.

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
 import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
 import { PdcError } from '../../src/errors/pdc-error.js';
-import type { FileHost } from '../../src/hosts/file-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
 import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
+import { hostWith } from '../support/hosts.js';
 
 const BS = 1024 * 1024;
 const SIZE = 10 * HASH_CHUNK_BYTES + 12345;
@@ -24,17 +24,6 @@ let dir: string;
 let cleanup: () => void;
 beforeAll(() => ({ dir, cleanup } = tempDir('pdc-stream-')));
 afterAll(() => cleanup?.());
-
-/** `host` with some methods replaced. */
-function wrap(host: FileHost, over: Partial<FileHost>): FileHost {
-  return new Proxy(host, {
-    get(target, key) {
-      if (key in over) return over[key as keyof FileHost];
-      const v = Reflect.get(target, key) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
 
 interface Outcome {
   summary?: SyncSummary;
@@ -48,7 +37,7 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
   const target = new LocalHost(1);
   let verifying = false;
   let compared = 0;
-  const t = wrap(target, {
+  const t = hostWith(target, {
     hash: (range, method) => {
       if (!verifying) compared += range.count;
       return target.hash(range, method);

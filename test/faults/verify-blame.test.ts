@@ -13,6 +13,7 @@ import { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { expectSameBytes, mutateBlocks, sha256File, tempDir, writeSeededFile } from '../support/files.js';
+import { hostWith } from '../support/hosts.js';
 
 const BS = 64 * 1024;
 const SIZE = 40 * BS + 123;
@@ -24,20 +25,9 @@ let cleanup: () => void;
 beforeAll(() => ({ dir, cleanup } = tempDir('pdc-verify-blame-')));
 afterAll(() => cleanup?.());
 
-/** `host` with some methods replaced. */
-function wrap(host: FileHost, over: Partial<FileHost>): FileHost {
-  return new Proxy(host, {
-    get(target, key) {
-      if (key in over) return over[key as keyof FileHost];
-      const v = Reflect.get(target, key) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
-
 /** A target whose disk stores the victim block with its first byte flipped. */
 function corruptingTarget(host: FileHost): FileHost {
-  return wrap(host, {
+  return hostWith(host, {
     write: (offset, buffers) => {
       const at = VICTIM * BS - offset;
       const bytes = Buffer.concat(buffers);
@@ -50,7 +40,7 @@ function corruptingTarget(host: FileHost): FileHost {
 /** A source that is rewritten (victim block, same size) right after the run holding it was read. */
 function changingSource(host: FileHost, path: string): FileHost {
   let done = false;
-  return wrap(host, {
+  return hostWith(host, {
     read: async (offset, length) => {
       const chunk = await host.read(offset, length);
       if (!done && offset <= VICTIM * BS && VICTIM * BS < offset + length) {
