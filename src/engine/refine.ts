@@ -50,11 +50,15 @@ export const REFINE_RUNS_IN_FLIGHT = 16;
 /** Runs judged to tell whether refinement still finds equal pieces (recentlyWhole). */
 export const WHOLE_WINDOW_RUNS = 4;
 
+/** While runs differ all over, one run in this many is still refined (a probe). */
+export const REFINE_PROBE_EVERY = 8;
+
 export class Refiner {
   readonly stats: RefineStats = { bytesDiffering: 0, bytesHashes: 0, runsRefined: 0 };
   readonly limit = pLimit(REFINE_RUNS_IN_FLIGHT);
   /** For the last runs moved: 1 where the run differed all over (went whole), 0 where pieces matched. */
   private readonly outcomes: number[] = [];
+  private sinceProbe = 0;
 
   constructor(private readonly o: RefineOptions) {}
 
@@ -64,6 +68,10 @@ export class Refiner {
    * the run is to be sent whole (it is not refinable, or all of it differs).
    */
   async move(run: Run, write: boolean): Promise<number | undefined> {
+    if (!this.refinable(run) || (write && this.skipWhileWhole())) {
+      this.stats.bytesDiffering += run.length;
+      return undefined;
+    }
     const pieces = await this.differingPieces(run);
     const bytes = pieces === undefined ? run.length : piecesBytes(pieces);
     this.stats.bytesDiffering += bytes;
@@ -83,10 +91,25 @@ export class Refiner {
     return this.outcomes.length >= WHOLE_WINDOW_RUNS && this.outcomes.every((x) => x === 1);
   }
 
+  /**
+   * While the recent runs differed all over (new data), refining a run costs a hash of it on
+   * both sides for nothing: only every REFINE_PROBE_EVERY-th run is refined, as a probe that
+   * notices when edits start again; the others go whole. (A dry run refines every run: its
+   * estimate is what it reports.)
+   */
+  private skipWhileWhole(): boolean {
+    if (!this.recentlyWhole()) return false;
+    return ++this.sinceProbe % REFINE_PROBE_EVERY !== 0;
+  }
+
+  /** A run the target holds entirely, with levels to refine at. */
+  private refinable(run: Run): boolean {
+    return this.o.levels.length > 0 && run.length > 0 && run.offset + run.length <= this.o.targetSize;
+  }
+
   /** The run's differing pieces (sorted, coalesced), or undefined when it is not refined. */
   private async differingPieces(run: Run): Promise<number[] | undefined> {
     const { levels, digestLength } = this.o;
-    if (levels.length === 0 || run.length === 0 || run.offset + run.length > this.o.targetSize) return undefined;
     let ranges = [run.offset, run.length];
     const send: number[] = [];
     for (let i = 0; i < levels.length && ranges.length > 0; i++) {
