@@ -54,7 +54,6 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --tree               tree mode: 2,000 files of 4-64 KiB plus 4 of 512 MiB, pdiffcopy -a push/pull
                        beside rsync -a --inplace --no-whole-file (default deltas 0,10)
   --tree-scale F       scale the tree: F x the small files' count and the big files' size (default 1)
-  --tree-base CMD      also run the tree with this pdiffcopy command (tools push-base, pull-base), e.g. the code before a change
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
   --timeout SEC        per-run timeout (default 600)
@@ -88,7 +87,6 @@ function parseCli() {
       'page-variants': { type: 'string' },
       tree: { type: 'boolean', default: false },
       'tree-scale': { type: 'string', default: '1' },
-      'tree-base': { type: 'string' },
       shape: { type: 'string' },
       sparse: { type: 'boolean', default: false },
       'sparse-size': { type: 'string', default: '4G' },
@@ -114,7 +112,7 @@ function parseCli() {
   }
   const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
   const sweep = values.sizes ? list(values.sizes).map(parseSize) : null;
-  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : values.tree ? [...TREE_TOOLS, ...(values['tree-base'] ? TREE_BASE_TOOLS : [])] : DEFAULT_TOOLS;
+  const tools = values.tools ? list(values.tools) : sweep ? ['push', 'rsync-inplace'] : values.tree ? [...TREE_TOOLS, ...(values['base-pdiffcopy'] ? TREE_BASE_TOOLS : [])] : DEFAULT_TOOLS;
   for (const t of tools) if (!TOOLS[t]) throw new Error(`unknown tool "${t}" (known: ${ALL_TOOLS.join(', ')})`);
   const opts = {
     size: parseSize(values.size ?? (values.quick ? '256M' : '2G')),
@@ -132,7 +130,6 @@ function parseCli() {
     sweepDelta: Number(values['sweep-delta']),
     tree: values.tree,
     treeScale: Number(values['tree-scale']),
-    treeBase: values['tree-base'] ? splitArgs(values['tree-base']) : undefined,
     shape: values.shape,
     sparse: values.sparse,
     sparseSize: parseSize(values['sparse-size']),

@@ -15,6 +15,7 @@ import { firstErrorLine, run, sh } from './proc.mjs';
 import { renderTables } from './table.mjs';
 import { HOST_ALIAS } from './env.mjs';
 import { CIPHER, parsePdcJson, TOOLS } from './tools.mjs';
+import { BASE_TOOLS } from './baseline.mjs';
 
 const SMALL_FILES = 2000;
 const SMALL_DIRS = 20;
@@ -24,10 +25,8 @@ const PIECE = 4096;
 const FIXED_MTIME = new Date('2020-01-01T00:00:00Z');
 
 export const TREE_TOOLS = ['push', 'pull', 'rsync-inplace'];
-/** With --tree-base CMD: the same pushes and pulls by another pdiffcopy (the code before a change), in the same run. */
-export const TREE_BASE_TOOLS = ['push-base', 'pull-base'];
-TOOLS['push-base'] = { label: 'push, --tree-base', pdc: true, direction: 'push' };
-TOOLS['pull-base'] = { label: 'pull, --tree-base', pdc: true, direction: 'pull' };
+/** With --base-pdiffcopy CMD: the same pushes and pulls by another pdiffcopy (the code before a change), in the same run. */
+export const TREE_BASE_TOOLS = Object.keys(BASE_TOOLS);
 
 function mulberry32(a) {
   return () => {
@@ -185,7 +184,7 @@ export async function runTreeBench({ opts, env, work, dataDir, childEnv, repo, l
   const layout = treeLayout(scale, opts.seed);
   const srcRoot = path.join(dataDir, `tree-${scale}`);
   const shas = ensureTree(srcRoot, layout, opts.seed, log);
-  const tools = opts.tools.filter((t) => TREE_TOOLS.includes(t) || (opts.treeBase && TREE_BASE_TOOLS.includes(t)));
+  const tools = opts.tools.filter((t) => TREE_TOOLS.includes(t) || (opts.basePdcCmd.length > 0 && TREE_BASE_TOOLS.includes(t)));
   if (!tools.length) throw new Error(`--tree needs one of the tools ${TREE_TOOLS.join(', ')}`);
   const rows = [];
   for (const d of opts.deltas) for (const part of ['small', 'whole']) rows.push({ part, delta: d, key: `${part}/${d}` });
@@ -203,7 +202,7 @@ export async function runTreeBench({ opts, env, work, dataDir, childEnv, repo, l
           remoteDir: path.join(work, 'tree-remote', sub),
           localDir: path.join(work, 'tree-local', sub),
         };
-        const cmd = command(tool, { ...dirs, sshConfig: env.sshConfig, pdcCmd: opts.pdcCmd, pdcArgs: opts.pdcArgs, baseCmd: opts.treeBase });
+        const cmd = command(tool, { ...dirs, sshConfig: env.sshConfig, pdcCmd: opts.pdcCmd, pdcArgs: opts.pdcArgs, baseCmd: opts.basePdcCmd });
         const rel = (f) => ({ ...f, rel: sub ? path.relative(sub, f.rel) : f.rel });
         const relFiles = { small: files.small.map(rel), big: files.big.map(rel) };
         const relShas = new Map([...files.small, ...files.big].map((f) => [rel(f).rel, shas.get(f.rel)]));
