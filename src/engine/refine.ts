@@ -12,7 +12,7 @@
  * fails verification instead of passing as copied.
  */
 import pLimit from 'p-limit';
-import { PdcError } from '../errors/pdc-error.js';
+import { sourceChanged } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { piecesBytes } from '../protocol/ops.js';
 import type { Run } from './plan.js';
@@ -148,7 +148,7 @@ export class Refiner {
   private async copyPieces(batch: number[]): Promise<void> {
     const chunk = await this.o.src.readPieces(batch);
     try {
-      if (chunk.length !== piecesBytes(batch)) throw sourceShrank(this.o.srcName);
+      if (chunk.length !== piecesBytes(batch)) throw sourceChanged(this.o.srcName, 'it became shorter');
       await this.o.dst.writePieces(batch, chunk.buffers);
     } finally {
       chunk.release();
@@ -162,13 +162,6 @@ export function sortRanges(ranges: readonly number[]): number[] {
   for (let i = 0; i < ranges.length; i += 2) pairs.push([ranges[i]!, ranges[i + 1]!]);
   pairs.sort((a, b) => a[0] - b[0]);
   return pairs.flat();
-}
-
-/** The source ended before bytes it had when it was hashed. */
-export function sourceShrank(srcName: string): PdcError {
-  return new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
-    hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-  });
 }
 
 /**

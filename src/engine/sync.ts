@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { PdcError } from '../errors/pdc-error.js';
+import { PdcError, sourceChanged } from '../errors/pdc-error.js';
 import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { OpenResult, StatResult } from '../protocol/messages.js';
@@ -548,9 +548,7 @@ async function sendRun(
   try {
     const zeros = chunk.zeros ?? [];
     if (chunk.length + zeroBytesOf(zeros) !== run.length) {
-      throw new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy (it became shorter)`, {
-        hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-      });
+      throw sourceChanged(srcName, 'it became shorter');
     }
     const data = chunk.buffers.length === 1 ? chunk.buffers[0]! : Buffer.concat(chunk.buffers);
     if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
@@ -595,10 +593,4 @@ function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: n
     if (!zero) at += len;
     out.set(digest, (run.first + k) * digestLen);
   }
-}
-
-function sourceChanged(srcName: string): PdcError {
-  return new PdcError('SOURCE_CHANGED', `source ${srcName} changed during the copy`, {
-    hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
-  });
 }

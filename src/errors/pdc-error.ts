@@ -46,3 +46,10 @@ export interface WireError {
 export function isPdcError(e: unknown): e is PdcError {
   return e instanceof PdcError;
 }
+
+/** The source's bytes, size or mtime changed while it was copied (`detail`: how, when known). */
+export function sourceChanged(name: string, detail?: string): PdcError {
+  return new PdcError('SOURCE_CHANGED', `source ${name} changed during the copy${detail ? ` (${detail})` : ''}`, {
+    hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
+  });
+}

@@ -12,7 +12,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { fromErrno, type Role } from '../errors/errno.js';
-import { PdcError, type WireError } from '../errors/pdc-error.js';
+import { PdcError, sourceChanged, type WireError } from '../errors/pdc-error.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileMeta, ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
 import { MAX_ERROR_TEXT_BYTES } from '../protocol/ops.js';
@@ -244,11 +244,5 @@ function shorten(text: string): string {
 function notRegular(path: string, role: Role, what: string): PdcError {
   return new PdcError(role === 'source' ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR', `${role} ${path} is ${what}`, {
     hint: 'pdiffcopy copies regular files, directories and symlinks; rerun to pick up what changed',
-  });
-}
-
-function sourceChanged(path: string): PdcError {
-  return new PdcError('SOURCE_CHANGED', `source ${path} changed during the copy`, {
-    hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
   });
 }
