@@ -14,6 +14,7 @@
 import pLimit from 'p-limit';
 import { sourceChanged } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
+import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes } from '../protocol/ops.js';
 import type { Run } from './plan.js';
 import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, probePiece, refineLevels } from './refine-plan.js';
@@ -40,13 +41,6 @@ export interface RefineStats {
   runsRefined: number;
 }
 
-/**
- * Runs refined at once. Their rounds are round trips that move little, so twice as many as
- * the whole-run transfers keep both sides busy through the latency; each holds at most
- * one run's digests, a read window on each side and its differing pieces (<= one run).
- */
-export const REFINE_RUNS_IN_FLIGHT = 16;
-
 /** Runs judged to tell whether refinement still finds equal pieces (recentlyWhole). */
 export const WHOLE_WINDOW_RUNS = 4;
 
@@ -55,10 +49,18 @@ export const REFINE_PROBE_EVERY = 8;
 
 export class Refiner {
   readonly stats: RefineStats = { bytesDiffering: 0, bytesHashes: 0, runsRefined: 0 };
+  /**
+   * Runs refined at once. Their rounds are round trips that move little, so twice as many as
+   * the whole-run transfers keep both sides busy through the latency; each holds at most one
+   * run's digests, a read window on each side (kept there for its next rounds) and its
+   * differing pieces (<= one run).
+   */
   readonly limit = pLimit(REFINE_RUNS_IN_FLIGHT);
   /** For the last runs moved: 1 where the run differed all over (went whole), 0 where pieces matched. */
   private readonly outcomes: number[] = [];
   private sinceProbe = 0;
+  /** Tells the hosts which requests belong to one run (affinity: its rounds go to one agent). */
+  private runs = 0;
 
   constructor(private readonly o: RefineOptions) {}
 
@@ -72,14 +74,15 @@ export class Refiner {
       this.stats.bytesDiffering += run.length;
       return undefined;
     }
-    const pieces = await this.differingPieces(run);
+    const affinity = this.runs++;
+    const pieces = await this.differingPieces(run, affinity);
     const bytes = pieces === undefined ? run.length : piecesBytes(pieces);
     this.stats.bytesDiffering += bytes;
     this.outcomes.push(bytes === run.length ? 1 : 0);
     if (this.outcomes.length > WHOLE_WINDOW_RUNS) this.outcomes.shift();
     if (pieces === undefined || bytes === run.length) return undefined;
     this.stats.runsRefined++;
-    if (write) await Promise.all(ioBatches(pieces).map((batch) => this.copyPieces(batch)));
+    if (write) await Promise.all(ioBatches(pieces).map((batch) => this.copyPieces(batch, affinity)));
     return bytes;
   }
 
@@ -108,16 +111,16 @@ export class Refiner {
   }
 
   /** The run's differing pieces (sorted, coalesced), or undefined when it is not refined. */
-  private async differingPieces(run: Run): Promise<number[] | undefined> {
+  private async differingPieces(run: Run, affinity: number): Promise<number[] | undefined> {
     const { levels, digestLength } = this.o;
     let ranges = [run.offset, run.length];
     const send: number[] = [];
     for (let i = 0; i < levels.length && ranges.length > 0; i++) {
       const grain = levels[i]!;
-      const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain), this.hash(this.o.dst, ranges, grain)]);
+      const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain, affinity), this.hash(this.o.dst, ranges, grain, affinity)]);
       const r = compareLevel(ranges, grain, s, d, digestLength, levels[i + 1]);
       this.stats.bytesHashes += r.digests * digestLength;
-      if (levels[i + 1] !== undefined && r.next.length === 0 && piecesBytes(r.send) === piecesBytes(ranges) && (await this.probeFindsEqual(ranges, levels[i + 1]!))) {
+      if (levels[i + 1] !== undefined && r.next.length === 0 && piecesBytes(r.send) === piecesBytes(ranges) && (await this.probeFindsEqual(ranges, levels[i + 1]!, affinity))) {
         ranges = r.send; // every piece differs, but not all over: small edits in every piece
         continue;
       }
@@ -132,21 +135,21 @@ export class Refiner {
    * piece (every page of a table touched)? One piece hashed at the next level tells: new
    * data has no equal sub-piece. It costs a round trip and one piece's digests.
    */
-  private async probeFindsEqual(ranges: readonly number[], nextGrain: number): Promise<boolean> {
+  private async probeFindsEqual(ranges: readonly number[], nextGrain: number, affinity: number): Promise<boolean> {
     const probe = probePiece(ranges, nextGrain * PROBE_PIECES);
-    const [s, d] = await Promise.all([this.hash(this.o.src, probe, nextGrain), this.hash(this.o.dst, probe, nextGrain)]);
+    const [s, d] = await Promise.all([this.hash(this.o.src, probe, nextGrain, affinity), this.hash(this.o.dst, probe, nextGrain, affinity)]);
     const r = compareLevel(probe, nextGrain, s, d, this.o.digestLength, undefined);
     this.stats.bytesHashes += r.digests * this.o.digestLength;
     return piecesBytes(r.send) < piecesBytes(probe);
   }
 
-  private async hash(host: FileHost, ranges: readonly number[], grain: number): Promise<Buffer> {
-    const parts = await Promise.all(hashBatches(ranges, grain, this.o.digestLength).map((b) => host.hashPieces(b, grain, this.o.method)));
+  private async hash(host: FileHost, ranges: readonly number[], grain: number, affinity: number): Promise<Buffer> {
+    const parts = await Promise.all(hashBatches(ranges, grain, this.o.digestLength).map((b) => host.hashPieces(b, grain, this.o.method, affinity)));
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  private async copyPieces(batch: number[]): Promise<void> {
-    const chunk = await this.o.src.readPieces(batch);
+  private async copyPieces(batch: number[], affinity: number): Promise<void> {
+    const chunk = await this.o.src.readPieces(batch, affinity);
     try {
       if (chunk.length !== piecesBytes(batch)) throw sourceChanged(this.o.srcName, 'it became shorter');
       await this.o.dst.writePieces(batch, chunk.buffers);

@@ -6,6 +6,7 @@ import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import { createBlockHasher, createDigestWriter } from '../hash/methods.js';
+import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
@@ -19,6 +20,7 @@ import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
 import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
+import { type Window, WindowCache } from './window-cache.js';
 import { FALLOCATE_PATHS, findFallocate, punchHole } from './punch-hole.js';
 
 /** Hash workers reopen our descriptor through this, so they read the file we hold even if its name is swapped. */
@@ -55,6 +57,8 @@ export class FileService {
   /** Permission bits (before the umask) for a target this run creates. */
   private newMode = DEFAULT_NEW_MODE;
   private readonly scratch: Buffer[] = [];
+  /** Refinement's read windows, kept for its next rounds over the same run (window-cache.ts). */
+  private readonly windows = new WindowCache(REFINE_RUNS_IN_FLIGHT);
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
@@ -242,6 +246,8 @@ export class FileService {
    * as zero runs and left out of the chunk's buffers.
    */
   async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
+    // Read to be sent whole: refinement is done with these bytes.
+    this.forget(offset, length);
     const buf = this.pool.acquire(length);
     try {
       const got = await readFully(this.handle(), buf, length, offset);
@@ -259,6 +265,7 @@ export class FileService {
   /** Positional gather-write of a chunk list (a stream's chunks as received: no copy). */
   async write(offset: number, buffers: readonly Buffer[]): Promise<void> {
     const fh = this.handle();
+    this.forget(offset, buffers.reduce((n, b) => n + b.length, 0));
     try {
       let list = buffers.filter((b) => b.length > 0);
       let pos = offset;
@@ -298,6 +305,8 @@ export class FileService {
       await this.eachPiece(ranges, (_, bytes) => {
         n += bytes.copy(out, n);
       });
+      // The run's last round on this side: its windows are not needed again.
+      for (let i = 0; i < ranges.length; i += 2) this.forget(ranges[i]!, ranges[i + 1]!);
     } catch (e) {
       this.pool.release(out);
       throw e;
@@ -314,6 +323,7 @@ export class FileService {
     // Pieces are small and many (a few dozen bytes each): a synchronous positional write into
     // the page cache costs a few microseconds, an asynchronous one a thread-pool round trip each.
     const fd = this.handle().fd;
+    for (let i = 0; i < ranges.length; i += 2) this.forget(ranges[i]!, ranges[i + 1]!);
     try {
       for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1]!, i += 2) {
         for (let done = 0; done < ranges[i + 1]!; ) done += writeSync(fd, data, at + done, ranges[i + 1]! - done, ranges[i]! + done);
@@ -330,37 +340,52 @@ export class FileService {
    */
   private async eachPiece(ranges: readonly number[], fn: (missingTo: number, bytes: Buffer) => void): Promise<void> {
     const fh = this.handle();
-    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
     try {
-      let winStart = 0;
-      let winLen = -1; // bytes held (fewer than asked: end of file)
-      let winAsked = 0;
       for (let i = 0; i < ranges.length; i += 2) {
         const off = ranges[i]!;
         const len = ranges[i + 1]!;
-        if (len > buf.length) {
+        if (len > READ_CHUNK_BYTES) {
           // Longer than a window: read it on its own.
           const big = Buffer.allocUnsafe(len);
           const got = await readFully(fh, big, len, off);
           fn(got < len ? len : 0, big.subarray(0, got));
           continue;
         }
-        if (winLen < 0 || off < winStart || off + len > winStart + winAsked) {
-          let reach = off + len;
-          for (let j = i + 2; j < ranges.length && ranges[j]! + ranges[j + 1]! - off <= buf.length; j += 2) reach = ranges[j]! + ranges[j + 1]!;
-          winStart = off;
-          winAsked = reach - off;
-          winLen = await readFully(fh, buf, winAsked, off);
-        }
-        const s = off - winStart;
-        const got = Math.max(0, Math.min(len, winLen - s));
-        fn(got < len ? len : 0, buf.subarray(s, s + got));
+        // Used synchronously only: an await may hand the window's buffer to another read.
+        const w = this.windows.find(off, len) ?? (await this.readWindow(fh, ranges, i));
+        const s = off - w.start;
+        const got = Math.max(0, Math.min(len, w.length - s));
+        fn(got < len ? len : 0, w.buf.subarray(s, s + got));
       }
     } catch (e) {
       throw this.translate(e);
-    } finally {
-      this.scratch.push(buf);
     }
+  }
+
+  /** Read a window from range i reaching to the last of the following ranges it can hold, and keep it. */
+  private async readWindow(fh: FileHandle, ranges: readonly number[], i: number): Promise<Window> {
+    const off = ranges[i]!;
+    let reach = off + ranges[i + 1]!;
+    for (let j = i + 2; j < ranges.length && ranges[j]! + ranges[j + 1]! - off <= READ_CHUNK_BYTES; j += 2) reach = ranges[j]! + ranges[j + 1]!;
+    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let length: number;
+    try {
+      length = await readFully(fh, buf, reach - off, off);
+    } catch (e) {
+      this.scratch.push(buf);
+      throw e;
+    }
+    const w = { start: off, asked: reach - off, length, buf };
+    this.scratch.push(...this.windows.keep(w));
+    return w;
+  }
+
+  /**
+   * No kept window may answer for [offset, offset+length) any more: a write is coming
+   * there, or the run is done with refinement (read to be sent, its pieces read).
+   */
+  private forget(offset: number, length: number): void {
+    this.scratch.push(...this.windows.invalidate(offset, length));
   }
 
   /**
@@ -369,6 +394,7 @@ export class FileService {
    * A device gets zeros: it has no holes.
    */
   async zero(offset: number, length: number, punch = false): Promise<boolean> {
+    this.forget(offset, length);
     if (punch && !this.device && (await this.punch(offset, length))) return true;
     await this.write(offset, zeroBuffers(length));
     return false;
@@ -385,6 +411,7 @@ export class FileService {
 
   async truncate(size: number): Promise<void> {
     if (this.device) throw new PdcError('PROTOCOL_ERROR', `${this.path} is a block device: it is never truncated`);
+    this.forget(0, Infinity);
     try {
       await this.handle().truncate(size);
     } catch (e) {
@@ -454,6 +481,7 @@ export class FileService {
     const fh = this.fh;
     this.fh = undefined;
     this.scratch.length = 0;
+    this.windows.clear();
     if (fh) await fh.close().catch(() => undefined);
     this.tempPath = undefined;
     this.atomic = undefined;

@@ -193,13 +193,13 @@ export class AgentHost implements FileHost {
     }
   }
 
-  async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
-    return joinPayload((await this.call('hashpieces', { ranges: [...ranges], grain, method })).p);
+  async hashPieces(ranges: readonly number[], grain: number, method: string, affinity?: number): Promise<Buffer> {
+    return joinPayload((await this.callOn(this.pickFor(affinity), 'hashpieces', { ranges: [...ranges], grain, method })).p);
   }
 
-  async readPieces(ranges: readonly number[]): Promise<Chunk> {
+  async readPieces(ranges: readonly number[], affinity?: number): Promise<Chunk> {
     await this.opts.bandwidth?.take(piecesBytes(ranges), this.closing.signal);
-    return chunkOf((await this.call('readpieces', { ranges: [...ranges] })).p ?? []);
+    return chunkOf((await this.callOn(this.pickFor(affinity), 'readpieces', { ranges: [...ranges] })).p ?? []);
   }
 
   async writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void> {
@@ -318,6 +318,14 @@ export class AgentHost implements FileHost {
   private checkPath(path: string, role: Role): string {
     if (Buffer.byteLength(path) >= PATH_MAX) throw pathTooLong(role, path, this.display(path));
     return path;
+  }
+
+  /** The live agent for `affinity` (the same while the pool does not change), else the least busy. */
+  private pickFor(affinity: number | undefined): ConnectedAgent {
+    const n = this.agents.length;
+    if (affinity === undefined || n === 0) return this.pick();
+    const a = this.agents[affinity % n]!;
+    return a.rpc.failed ? this.pick() : a;
   }
 
   /** The least busy live agent; round-robin among equals. */

@@ -57,10 +57,12 @@ export interface FileHost {
   /**
    * Refinement inside differing blocks; `ranges` is a flat [offset, length, ...] list.
    * hashPieces: one digest per piece of `grain` bytes cut from each range's start.
+   * Requests with the same `affinity` (one run's rounds) go to the same process where the
+   * host has several: the bytes it read for the first round are kept there for the next.
    */
-  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer>;
+  hashPieces(ranges: readonly number[], grain: number, method: string, affinity?: number): Promise<Buffer>;
   /** The pieces' bytes concatenated in order (release the chunk after use). */
-  readPieces(ranges: readonly number[]): Promise<Chunk>;
+  readPieces(ranges: readonly number[], affinity?: number): Promise<Chunk>;
   /** Write the pieces from their bytes concatenated in order. */
   writePieces(ranges: readonly number[], buffers: readonly Buffer[]): Promise<void>;
   /** Write `length` zero bytes at offset; with punch, make them a hole where the host can (true when it did). */

@@ -82,11 +82,12 @@ export class LocalHost implements FileHost {
     return this.files.read(offset, length, zeroUnit);
   }
 
-  hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
+  /** One process holds the file here: every affinity is the same. */
+  hashPieces(ranges: readonly number[], grain: number, method: string, _affinity?: number): Promise<Buffer> {
     return this.files.hashPieces(ranges, grain, method);
   }
 
-  readPieces(ranges: readonly number[]): Promise<Chunk> {
+  readPieces(ranges: readonly number[], _affinity?: number): Promise<Chunk> {
     return this.files.readPieces(ranges);
   }
 

@@ -28,3 +28,8 @@ export const NAME_MAX = 255;
 export const MAX_PIECES = Math.floor((FRAME_BODY_RESERVE - 1024) / 18);
 /** Most file bytes one hashpieces request covers: bounds the agent's reading per request, as MAX_IO_BYTES does for a read. */
 export const MAX_HASH_PIECES_BYTES = MAX_IO_BYTES;
+/**
+ * Runs the engine refines at once; each side of the file keeps as many read windows
+ * (file-service.ts), so that a run's later rounds find its bytes in memory.
+ */
+export const REFINE_RUNS_IN_FLIGHT = 16;

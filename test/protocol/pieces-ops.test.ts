@@ -138,3 +138,45 @@ describe('readpieces and writepieces', () => {
     expect(body.length + MAX_IO_BYTES).toBeLessThanOrEqual(MAX_FRAME_BYTES);
   });
 });
+
+describe('read windows kept between rounds', () => {
+  const hash = async (c: Conn, ranges: number[]) => joinPayload((await c.call('hashpieces', { ranges, grain: 64, method: 'xxh64' })).p);
+  const fresh = async (ranges: number[]) => {
+    // A second service on the same file: nothing kept, reads the file as it is now.
+    const files = new FileService();
+    await files.open({ path: file, role: 'source' });
+    try {
+      return await files.hashPieces(ranges, 64, 'xxh64');
+    } finally {
+      await files.close();
+    }
+  };
+
+  // Each write path, then the same ranges hashed again: the answer must be the file's bytes now.
+  it.each<[string, (c: Conn) => Promise<unknown>]>([
+    ['writepieces', (c) => c.call('writepieces', { ranges: [1000, 3] }, [Buffer.from('xyz')])],
+    ['write', (c) => c.call('write', { offset: 1024 }, [Buffer.from('12345')])],
+    ['zero', (c) => c.call('zero', { offset: 1030, length: 70 })],
+    ['truncate', (c) => c.call('truncate', { size: 1100 })],
+  ])('after %s through the same agent, the next round sees the new bytes', async (_name, change) => {
+    const c = await agent();
+    const before = await hash(c, [0, 4096]); // the first round reads and keeps the window
+    expect(before.equals(await fresh([0, 4096]))).toBe(true);
+    await change(c);
+    const after = await hash(c, [960, 256]);
+    expect(after.equals(await fresh([960, 256]))).toBe(true);
+    expect(after.equals(before.subarray((960 / 64) * 8, (1216 / 64) * 8))).toBe(false);
+  });
+
+  it('a later round inside the first round\'s range is answered without reading the file again', async () => {
+    const c = await agent();
+    const first = await hash(c, [0, 4096]);
+    // Changed behind the agent's back: a kept window still answers (the read-back after writing is what catches this).
+    const other = Buffer.from(CONTENT);
+    other.fill(0, 0, 4096);
+    writeFileSync(file, other);
+    expect((await hash(c, [128, 64])).equals(first.subarray(16, 24))).toBe(true);
+    // Outside every kept window: read from the file.
+    expect((await hash(c, [8192, 64])).equals(await fresh([8192, 64]))).toBe(true);
+  });
+});
