@@ -11,6 +11,7 @@ import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
 import type { CommitResult, OpenArgs, OpenResult, SpaceResult, StatResult } from '../protocol/messages.js';
+import { alignedBuffer } from './aligned-buffer.js';
 import { BufferPool, type Chunk, chunkOf } from './buffer-pool.js';
 import { type AtomicTarget, commitTemp, joinTemp, openAtomicTarget, removeStaleTemps, resolveOnce } from './atomic.js';
 import { blockDeviceSize, deviceInUse, deviceInUseError } from './block-device.js';
@@ -230,7 +231,7 @@ export class FileService {
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     const fh = this.handle();
     // One scratch buffer per concurrent hash request, reused across requests.
-    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(Math.max(READ_CHUNK_BYTES, range.blockSize));
+    const buf = this.scratch.pop() ?? alignedBuffer(Math.max(READ_CHUNK_BYTES, range.blockSize));
     try {
       return await hashFileBlocks(fh, range, method, buf);
     } catch (e) {
@@ -367,7 +368,7 @@ export class FileService {
     const off = ranges[i]!;
     let reach = off + ranges[i + 1]!;
     for (let j = i + 2; j < ranges.length && ranges[j]! + ranges[j + 1]! - off <= READ_CHUNK_BYTES; j += 2) reach = ranges[j]! + ranges[j + 1]!;
-    const buf = this.scratch.pop() ?? Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    const buf = this.scratch.pop() ?? alignedBuffer(READ_CHUNK_BYTES);
     let length: number;
     try {
       length = await readFully(fh, buf, reach - off, off);

@@ -6,10 +6,11 @@ import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { fromErrno } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
+import { alignedBuffer } from '../fileops/aligned-buffer.js';
 import { digestFile, hashFileBlocks, READ_CHUNK_BYTES } from './file-hash.js';
 import type { WorkerRequest, WorkerResponse } from './worker-messages.js';
 
-const scratch = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+const scratch = alignedBuffer(READ_CHUNK_BYTES);
 
 async function handle(req: WorkerRequest): Promise<Buffer> {
   const fh = await open(req.file.path, 'r');

@@ -1,0 +1,33 @@
+/**
+ * Large read buffers that start on a page boundary.
+ *
+ * The kernel copies from the page cache into a buffer several times slower when the
+ * buffer does not start on a 64-byte boundary (measured on these AMD EPYC machines:
+ * 1 GiB read in 4 MiB preads took 0.9-1.2 s into `Buffer.allocUnsafe` memory, which
+ * Node's allocator aligns to 16 bytes, and 0.2 s into page-aligned memory; `dd` gets
+ * the latter). A WebAssembly.Memory's buffer is page aligned on every Node from 12 and
+ * costs physical memory only where it is touched. Where one cannot be made (an address
+ * space limit: each reserves virtual space for its guard region), an ordinary buffer
+ * is returned: slower to read into, otherwise the same.
+ *
+ * Only for buffers that are allocated once and reused (pools, scratch): each is its
+ * own mapping, too costly for short-lived or small ones.
+ */
+const WASM_PAGE_BYTES = 64 * 1024;
+/** Below this a buffer is not worth its own mapping. */
+const ALIGNED_MIN_BYTES = 256 * 1024;
+/** A WebAssembly.Memory holds at most 65536 pages (4 GiB). */
+const MAX_WASM_PAGES = 65536;
+
+export function alignedBuffer(size: number): Buffer {
+  const pages = Math.ceil(size / WASM_PAGE_BYTES);
+  if (size >= ALIGNED_MIN_BYTES && pages <= MAX_WASM_PAGES && typeof WebAssembly === 'object') {
+    try {
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      return Buffer.from(memory.buffer, 0, size);
+    } catch {
+      // No address space for another memory: fall back to an ordinary buffer.
+    }
+  }
+  return Buffer.allocUnsafe(size);
+}
