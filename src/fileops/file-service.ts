@@ -28,6 +28,11 @@ import { FALLOCATE_PATHS, findFallocate, punchHole } from './punch-hole.js';
 const PROC_FD_DIR = '/proc/self/fd';
 const procFdUsable = existsSync(PROC_FD_DIR);
 
+/** Written bytes after which writing them back to disk is started (see FileService.wrote). */
+const EARLY_FLUSH_BYTES = 64 * 1024 * 1024;
+/** A write of any size dirties at least one page of the page cache. */
+const PAGE_BYTES = 4096;
+
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -64,6 +69,10 @@ export class FileService {
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
   private device = false;
+  /** Bytes (whole pages for pieces) written since the last flush was started. */
+  private unflushed = 0;
+  /** The flush started while writing (settles with its failure, if any: fsync() reports it). */
+  private flushing: Promise<unknown> | undefined;
   /** fallocate(1) for --sparse: null until looked for, undefined when missing or failing. */
   private fallocate: string | undefined | null = null;
 
@@ -275,6 +284,7 @@ export class FileService {
         pos += bytesWritten;
         list = dropFront(list, bytesWritten);
       }
+      this.wrote(pos - offset);
     } catch (e) {
       throw this.translate(e);
     }
@@ -328,6 +338,7 @@ export class FileService {
     try {
       for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1]!, i += 2) {
         for (let done = 0; done < ranges[i + 1]!; ) done += writeSync(fd, data, at + done, ranges[i + 1]! - done, ranges[i]! + done);
+        this.wrote(Math.max(PAGE_BYTES, ranges[i + 1]!));
       }
     } catch (e) {
       throw this.translate(e);
@@ -420,8 +431,30 @@ export class FileService {
     }
   }
 
+  /**
+   * Start writing dirty pages back once EARLY_FLUSH_BYTES were written since the last start,
+   * so that the disk works during the transfer instead of during the final fsync (which
+   * still runs and still decides success).
+   */
+  private wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < EARLY_FLUSH_BYTES || this.flushing || !this.fh) return;
+    this.unflushed = 0;
+    const flush = this.fh.datasync().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    this.flushing = flush;
+    void flush.then((failed) => {
+      if (!failed && this.flushing === flush) this.flushing = undefined;
+    });
+  }
+
   async fsync(): Promise<void> {
     try {
+      const failed = await this.flushing;
+      this.flushing = undefined;
+      if (failed) throw failed;
       await this.handle().sync();
     } catch (e) {
       throw this.translate(e);
@@ -483,6 +516,10 @@ export class FileService {
     this.fh = undefined;
     this.scratch.length = 0;
     this.windows.clear();
+    // A flush still running is waited for (it holds the descriptor); its failure no longer matters.
+    await this.flushing;
+    this.flushing = undefined;
+    this.unflushed = 0;
     if (fh) await fh.close().catch(() => undefined);
     this.tempPath = undefined;
     this.atomic = undefined;
