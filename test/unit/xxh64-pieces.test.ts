@@ -5,10 +5,14 @@
  * The committed module is checked by what it computes (these digests), not by its bytes;
  * test/unit/xxh64-pieces-gen.test.ts checks that it is what the .wat compiles to.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
 import xxhash from 'xxhash-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPiecesDigester, XXH64_BYTES } from '../../src/hash/xxh64-pieces.js';
-import { seededBytes } from '../support/files.js';
+import { seededBytes, tempDir } from '../support/files.js';
 
 let h64Raw: (data: Uint8Array) => bigint;
 beforeAll(async () => {
@@ -98,4 +102,61 @@ describe('xxh64 pieces: equal to h64Raw per piece', () => {
   it.each([0, -1, 1.5, NaN])('grain %s is refused (it would never advance)', (grain) => {
     expect(() => createPiecesDigester().pieces(Buffer.alloc(10), grain, Buffer.alloc(80), 0)).toThrow(RangeError);
   });
+});
+
+// The agent's floor: the module and its wrapper, bundled for Node 12 as the agent is, run under
+// that binary on the same lengths and grains; its digests must be h64Raw's.
+const node12 = join(process.cwd(), '.cache/node12/bin/node');
+describe.skipIf(!existsSync(node12))('xxh64 pieces on Node 12 (skipped without .cache/node12: scripts/fetch-node12.sh)', () => {
+  it('every length 0..600 in every grain, and 1 MiB + 7 bytes, equal h64Raw per piece', async () => {
+    const { dir, cleanup } = tempDir('pdc-xxh64-node12-');
+    try {
+      await esbuild.build({
+        stdin: {
+          contents: `
+            const { createPiecesDigester } = require(${JSON.stringify(join(process.cwd(), 'src/hash/xxh64-pieces.ts'))});
+            const { data, grains, big } = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+            const bytes = Buffer.from(data, 'base64');
+            const d = createPiecesDigester();
+            const out = [];
+            for (const grain of grains) {
+              for (let len = 0; len <= 600; len++) {
+                const o = Buffer.alloc(Math.ceil(len / grain) * 8);
+                d.pieces(bytes.subarray(0, len), grain, o, 0);
+                out.push(o.toString('hex'));
+              }
+              const o = Buffer.alloc(Math.ceil(big / grain) * 8);
+              d.pieces(bytes.subarray(0, big), grain, o, 0);
+              out.push(o.toString('hex'));
+            }
+            process.stdout.write(JSON.stringify({ version: process.version, out }));`,
+          resolveDir: process.cwd(),
+          loader: 'ts',
+        },
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node12',
+        outfile: join(dir, 'run.cjs'),
+        logLevel: 'silent',
+      });
+      const big = MiB + 7;
+      const bytes = seededBytes(12, big);
+      const grains = GRAINS.filter((g) => g >= 7); // grain 1 over 1 MiB: a million reference calls for nothing new
+      const r = spawnSync(node12, [join(dir, 'run.cjs')], { input: JSON.stringify({ data: bytes.toString('base64'), grains, big }), encoding: 'utf8', maxBuffer: 64 * MiB });
+      expect(r.stderr).toBe('');
+      const { version, out } = JSON.parse(r.stdout) as { version: string; out: string[] };
+      expect(version).toMatch(/^v12\./);
+      const want: string[] = [];
+      for (const grain of grains) {
+        for (let len = 0; len <= 600; len++) want.push(reference(bytes.subarray(0, len), grain).toString('hex'));
+        want.push(reference(bytes.subarray(0, big), grain).toString('hex'));
+      }
+      expect(out.length).toBe(want.length);
+      const wrong = out.flatMap((h, i) => (h === want[i] ? [] : [i]));
+      expect(wrong).toEqual([]);
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
 });
