@@ -2,7 +2,7 @@ import { createHash, getHashes } from 'node:crypto';
 import { createXXHash64 } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
 import { PdcError } from '../errors/pdc-error.js';
-import { createPiecesDigester, type PiecesDigester } from './xxh64-pieces.js';
+import { createPiecesDigester, type PiecesDigester, XXH64_BYTES } from './xxh64-pieces.js';
 
 /**
  * Block hash methods. The default is xxh64 from a WebAssembly build (xxhash-wasm,
@@ -18,7 +18,7 @@ import { createPiecesDigester, type PiecesDigester } from './xxh64-pieces.js';
  */
 export const DEFAULT_HASH_METHOD = 'xxh64';
 export const DIGEST_METHOD = 'sha256';
-const XXH64_DIGEST_BYTES = 8;
+const XXH64_DIGEST_BYTES = XXH64_BYTES;
 
 /**
  * The methods an error or the help names: node:crypto knows dozens more (mostly
