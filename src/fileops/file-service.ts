@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
-import { createBlockHasher, createDigestWriter } from '../hash/methods.js';
+import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
@@ -298,10 +298,11 @@ export class FileService {
   async hashPieces(ranges: readonly number[], grain: number, method: string): Promise<Buffer> {
     const len = (await createBlockHasher(method))(Buffer.alloc(0)).length;
     const digest = await createDigestWriter(method);
+    const pieces = await createPiecesWriter(method);
     const out = Buffer.allocUnsafe(piecesDigests(ranges, grain) * len);
     let k = 0;
     await this.eachPiece(ranges, (missingTo, bytes) => {
-      for (let s = 0; s < bytes.length; s += grain, k++) digest(bytes.subarray(s, Math.min(bytes.length, s + grain)), out, k * len);
+      k += pieces(bytes, grain, out, k * len);
       // A range the file ends inside: its missing pieces hash as empty (never equal to real bytes on the other side).
       for (let s = Math.ceil(bytes.length / grain) * grain; s < missingTo; s += grain, k++) digest(bytes.subarray(0, 0), out, k * len);
     });

@@ -2,6 +2,7 @@ import { createHash, getHashes } from 'node:crypto';
 import { createXXHash64 } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
 import { PdcError } from '../errors/pdc-error.js';
+import { createPiecesDigester, type PiecesDigester, XXH64_BYTES } from './xxh64-pieces.js';
 
 /**
  * Block hash methods. The default is xxh64 from a WebAssembly build (xxhash-wasm,
@@ -17,7 +18,7 @@ import { PdcError } from '../errors/pdc-error.js';
  */
 export const DEFAULT_HASH_METHOD = 'xxh64';
 export const DIGEST_METHOD = 'sha256';
-const XXH64_DIGEST_BYTES = 8;
+const XXH64_DIGEST_BYTES = XXH64_BYTES;
 
 /**
  * The methods an error or the help names: node:crypto knows dozens more (mostly
@@ -94,6 +95,26 @@ export async function createDigestWriter(method: string): Promise<DigestWriter> 
       return w;
     })
     .catch(viaHasher));
+}
+
+/**
+ * Digest each `grain`-byte piece of `data` (the last clipped) into `out` from `at`, the
+ * digests concatenated; returns how many. xxh64 hashes all pieces in one wasm call (per
+ * call overhead would dominate 64-byte pieces); other methods hash piece by piece.
+ */
+export type PiecesWriter = (data: Uint8Array, grain: number, out: Buffer, at: number) => number;
+
+let xxhPieces: PiecesDigester | undefined;
+
+export async function createPiecesWriter(method: string): Promise<PiecesWriter> {
+  if (method === DEFAULT_HASH_METHOD) return (xxhPieces ??= createPiecesDigester().pieces);
+  const digest = await createDigestWriter(method);
+  const len = await digestLength(method);
+  return (data, grain, out, at) => {
+    let k = 0;
+    for (let s = 0; s < data.length; s += grain, k++) digest(data.subarray(s, Math.min(data.length, s + grain)), out, at + k * len);
+    return k;
+  };
 }
 
 export async function digestLength(method: string): Promise<number> {
