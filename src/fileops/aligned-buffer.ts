@@ -12,6 +12,10 @@
  *
  * Only for buffers that are allocated once and reused (pools, scratch): each is its
  * own mapping, too costly for short-lived or small ones.
+ *
+ * With `tailBytes`, the memory has that much room after the buffer's bytes, outside the
+ * Buffer: code running in that memory (a wasm hasher, src/hash/xxh64-pieces.ts) can work
+ * on the buffer's bytes where they are and write its results there.
  */
 const WASM_PAGE_BYTES = 64 * 1024;
 /** Below this a buffer is not worth its own mapping. */
@@ -19,15 +23,32 @@ const ALIGNED_MIN_BYTES = 256 * 1024;
 /** A WebAssembly.Memory holds at most 65536 pages (4 GiB). */
 const MAX_WASM_PAGES = 65536;
 
-export function alignedBuffer(size: number): Buffer {
-  const pages = Math.ceil(size / WASM_PAGE_BYTES);
+/** Where a buffer's memory and the room after its bytes are. */
+export interface WasmRegion {
+  memory: WebAssembly.Memory;
+  /** Offset in the memory of the room after the buffer's bytes, and its size. */
+  tailAt: number;
+  tailBytes: number;
+}
+
+/** Keyed by the memory's ArrayBuffer, which every view of the buffer shares. */
+const regions = new WeakMap<ArrayBuffer, WasmRegion>();
+
+export function alignedBuffer(size: number, tailBytes = 0): Buffer {
+  const pages = Math.ceil((size + tailBytes) / WASM_PAGE_BYTES);
   if (size >= ALIGNED_MIN_BYTES && pages <= MAX_WASM_PAGES && typeof WebAssembly === 'object') {
     try {
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      if (tailBytes > 0) regions.set(memory.buffer, { memory, tailAt: size, tailBytes: pages * WASM_PAGE_BYTES - size });
       return Buffer.from(memory.buffer, 0, size);
     } catch {
       // No address space for another memory: fall back to an ordinary buffer.
     }
   }
   return Buffer.allocUnsafe(size);
+}
+
+/** The wasm memory `bytes` live in and the room after them, if they are a view of an aligned buffer made with a tail. */
+export function wasmRegionOf(bytes: Uint8Array): WasmRegion | undefined {
+  return regions.get(bytes.buffer as ArrayBuffer);
 }

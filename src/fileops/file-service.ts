@@ -6,6 +6,7 @@ import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
+import { inPlaceTail } from '../hash/xxh64-pieces.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
@@ -240,7 +241,8 @@ export class FileService {
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     const fh = this.handle();
     // One scratch buffer per concurrent hash request, reused across requests.
-    const buf = this.scratch.pop() ?? alignedBuffer(Math.max(READ_CHUNK_BYTES, range.blockSize));
+    const size = Math.max(READ_CHUNK_BYTES, range.blockSize);
+    const buf = this.scratch.pop() ?? alignedBuffer(size, inPlaceTail(size));
     try {
       return await hashFileBlocks(fh, range, method, buf);
     } catch (e) {
@@ -380,7 +382,8 @@ export class FileService {
     const off = ranges[i]!;
     let reach = off + ranges[i + 1]!;
     for (let j = i + 2; j < ranges.length && ranges[j]! + ranges[j + 1]! - off <= READ_CHUNK_BYTES; j += 2) reach = ranges[j]! + ranges[j + 1]!;
-    const buf = this.scratch.pop() ?? alignedBuffer(READ_CHUNK_BYTES);
+    // Room after the bytes: their pieces are hashed where they were read (xxh64-pieces.ts).
+    const buf = this.scratch.pop() ?? alignedBuffer(READ_CHUNK_BYTES, inPlaceTail(READ_CHUNK_BYTES));
     let length: number;
     try {
       length = await readFully(fh, buf, reach - off, off);

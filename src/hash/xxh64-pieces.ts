@@ -1,3 +1,4 @@
+import { wasmRegionOf } from '../fileops/aligned-buffer.js';
 import { XXH64_PIECES_WASM_BASE64 } from './xxh64-pieces-wasm.js';
 
 /**
@@ -15,7 +16,6 @@ export type PiecesDigester = (data: Uint8Array, grain: number, out: Uint8Array, 
 export const XXH64_BYTES = 8;
 
 interface PiecesExports {
-  memory: WebAssembly.Memory;
   pieces(ptr: number, len: number, grain: number, out: number): number;
   whole(ptr: number, len: number, out: number): void;
 }
@@ -28,25 +28,58 @@ const WASM_PAGE_BYTES = 64 * 1024;
  */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The smallest piece hashed in place (refinement's floor for an 8-byte digest): a buffer
+ * made with inPlaceTail(size) bytes after it has room for the digests of its pieces.
+ */
+export const IN_PLACE_MIN_GRAIN = 64;
+export function inPlaceTail(size: number): number {
+  return Math.ceil(size / IN_PLACE_MIN_GRAIN) * XXH64_BYTES;
+}
+
 let module: WebAssembly.Module | undefined;
+const compiled = (): WebAssembly.Module => (module ??= new WebAssembly.Module(Buffer.from(XXH64_PIECES_WASM_BASE64, 'base64')));
+const instantiate = (memory: WebAssembly.Memory): PiecesExports =>
+  new WebAssembly.Instance(compiled(), { env: { memory } }).exports as unknown as PiecesExports;
+
+/** One instance per aligned buffer's memory, made on first use. */
+const inPlaceInstances = new WeakMap<WebAssembly.Memory, PiecesExports>();
+
+/**
+ * Hash `data` where it lies when it is a view of an aligned buffer with room for the
+ * digests after it (no copy into another memory); undefined when it is not.
+ */
+function piecesInPlace(data: Uint8Array, grain: number, out: Uint8Array, at: number): number | undefined {
+  const region = wasmRegionOf(data);
+  const count = Math.ceil(data.length / grain);
+  if (!region || count * XXH64_BYTES > region.tailBytes) return undefined;
+  let wasm = inPlaceInstances.get(region.memory);
+  if (!wasm) inPlaceInstances.set(region.memory, (wasm = instantiate(region.memory)));
+  wasm.pieces(data.byteOffset, data.length, grain, region.tailAt);
+  out.set(new Uint8Array(region.memory.buffer, region.tailAt, count * XXH64_BYTES), at);
+  return count;
+}
 
 /** A digester with its own wasm instance (synchronous: the module is under a kilobyte). */
 export function createPiecesDigester(): { pieces: PiecesDigester; whole: (data: Uint8Array, out: Uint8Array, at: number) => void } {
-  module ??= new WebAssembly.Module(Buffer.from(XXH64_PIECES_WASM_BASE64, 'base64'));
-  const wasm = new WebAssembly.Instance(module, {}).exports as unknown as PiecesExports;
-  let mem = new Uint8Array(wasm.memory.buffer);
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const wasm = instantiate(memory);
+  let mem = new Uint8Array(memory.buffer);
 
   /** Room for `bytes` at address 0 (growing detaches the old view: take a new one). */
   const reserve = (bytes: number): Uint8Array => {
     if (bytes > mem.length) {
-      wasm.memory.grow(Math.ceil((bytes - mem.length) / WASM_PAGE_BYTES));
-      mem = new Uint8Array(wasm.memory.buffer);
+      memory.grow(Math.ceil((bytes - mem.length) / WASM_PAGE_BYTES));
+      mem = new Uint8Array(memory.buffer);
     }
     return mem;
   };
 
   const pieces: PiecesDigester = (data, grain, out, at) => {
     if (!(Number.isInteger(grain) && grain >= 1)) throw new RangeError(`piece size must be a positive integer, got ${grain}`);
+    if (data.length === 0) return 0;
+    const done = piecesInPlace(data, grain, out, at);
+    if (done !== undefined) return done;
     const step = grain >= CHUNK_BYTES ? grain : CHUNK_BYTES - (CHUNK_BYTES % grain);
     let k = 0;
     for (let s = 0; s < data.length; s += step) {

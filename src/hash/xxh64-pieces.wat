@@ -1,8 +1,10 @@
 ;; XXH64 (seed 0) over many pieces of one buffer in a single call.
 ;;
 ;; Source of src/hash/xxh64-pieces-wasm.ts (regenerate with `npm run gen:wasm`, needs wat2wasm
-;; from wabt). WebAssembly 1.0 (MVP) only: i32/i64 ops, no SIMD, no bulk memory, no imports,
-;; so it runs on Node 12 (the agent's floor). No i64 crosses the JS boundary (Node < 15 cannot
+;; from wabt). WebAssembly 1.0 (MVP) only: i32/i64 ops, no SIMD, no bulk memory, so it runs on
+;; Node 12 (the agent's floor). The memory is imported: the JS side gives either a memory of
+;; its own (bytes copied in) or the page-aligned memory a read buffer already lives in
+;; (src/fileops/aligned-buffer.ts: hashed where it was read). No i64 crosses the JS boundary (Node < 15 cannot
 ;; pass one): digests are stored in memory.
 ;;
 ;; Digests are stored big-endian, the bytes `writeBigUInt64BE(h64Raw(piece))` gives, so the
@@ -17,7 +19,7 @@
 ;; merge(h, v)      = (h ^ round(0, v)) * P1 + P4
 
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1))
 
   ;; Hash [p, end) in pieces of `grain` bytes (the last clipped), digest k at out + 8k; returns
   ;; the count. Runs at least once: with p = end and grain 0 that is the digest of no bytes.

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildSync } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alignedBuffer } from '../../src/fileops/aligned-buffer.js';
+import { alignedBuffer, wasmRegionOf } from '../../src/fileops/aligned-buffer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pdc-aligned-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,6 +30,18 @@ describe('alignedBuffer', () => {
     expect(a[123]).toBe(1);
   });
 
+  it('with a tail: room after the bytes, in the same memory, outside the Buffer', () => {
+    const b = alignedBuffer(4 * 1024 * 1024, 512 * 1024);
+    const r = wasmRegionOf(b.subarray(100, 200))!;
+    expect(r.memory.buffer).toBe(b.buffer);
+    expect(r.tailAt).toBe(b.length);
+    expect(r.tailBytes).toBeGreaterThanOrEqual(512 * 1024);
+    new Uint8Array(r.memory.buffer, r.tailAt, r.tailBytes).fill(9);
+    expect(b.every((x) => x === 0)).toBe(true);
+    expect(wasmRegionOf(alignedBuffer(4 * 1024 * 1024))).toBeUndefined();
+    expect(wasmRegionOf(Buffer.alloc(10))).toBeUndefined();
+  });
+
   it('a file read into one holds the file bytes', () => {
     const file = join(dir, 'f.bin');
     const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 0xff));
@@ -45,10 +58,8 @@ describe('alignedBuffer', () => {
 
   it('under an address-space limit (ulimit -v) it still returns a working buffer', () => {
     // A WebAssembly.Memory reserves far more address space than it uses: 4 GB leaves no room for that.
-    const script = `const { alignedBuffer } = require(${JSON.stringify(join(dir, 'ab.cjs'))}); const b = alignedBuffer(4 << 20); b.fill(3); process.stdout.write(String(b.length + b[9]));`;
-    const src = readFileSync(join(__dirname, '../../src/fileops/aligned-buffer.ts'), 'utf8');
-    const js = src.replace(/export function/, 'function').replace(/: number\)/g, ')').replace(/\): Buffer \{/, ') {') + '\nmodule.exports = { alignedBuffer };';
-    writeFileSync(join(dir, 'ab.cjs'), js);
+    const script = `const { alignedBuffer } = require(${JSON.stringify(join(dir, 'ab.cjs'))}); const b = alignedBuffer(4 << 20, 1 << 19); b.fill(3); process.stdout.write(String(b.length + b[9]));`;
+    buildSync({ entryPoints: [join(__dirname, '../../src/fileops/aligned-buffer.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: join(dir, 'ab.cjs'), logLevel: 'error' });
     const out = execFileSync('bash', ['-c', `ulimit -v 4000000; exec ${JSON.stringify(process.execPath)} -e ${JSON.stringify(script)}`], { encoding: 'utf8' });
     expect(out).toBe(String((4 << 20) + 3));
   });

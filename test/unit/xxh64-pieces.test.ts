@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import xxhash from 'xxhash-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createPiecesDigester, XXH64_BYTES } from '../../src/hash/xxh64-pieces.js';
+import { alignedBuffer, wasmRegionOf } from '../../src/fileops/aligned-buffer.js';
+import { createPiecesDigester, inPlaceTail, XXH64_BYTES } from '../../src/hash/xxh64-pieces.js';
 import { seededBytes, tempDir } from '../support/files.js';
 
 let h64Raw: (data: Uint8Array) => bigint;
@@ -159,4 +160,31 @@ describe.skipIf(!existsSync(node12))('xxh64 pieces on Node 12 (skipped without .
       cleanup();
     }
   }, 120_000);
+});
+
+describe('xxh64 pieces hashed in place (views of an aligned buffer with room after it)', () => {
+  const size = 4 * MiB;
+  const buf = alignedBuffer(size, inPlaceTail(size));
+  seededBytes(99, size).copy(buf);
+  // [offset into the buffer, length, grain]: odd offsets, the whole buffer, one byte, the last bytes.
+  it.each<[number, number, number]>([
+    [0, size, 64],
+    [0, size, 16384],
+    [1, 1023, 64],
+    [4093, 70_000, 1000],
+    [size - 1, 1, 64],
+    [size - 100, 100, 64],
+    [12345, 1, 1],
+  ])('view at %i of %i bytes, grain %i: the digests of a copy', (off, len, grain) => {
+    const view = buf.subarray(off, off + len);
+    expect(wasmRegionOf(view)).toBeDefined();
+    expect(batch(view, grain).equals(reference(Buffer.from(view), grain))).toBe(true);
+  });
+
+  it('more digests than the room after it holds: copied and hashed elsewhere, the same digests', () => {
+    const view = buf.subarray(0, 100_000);
+    const region = wasmRegionOf(view)!;
+    expect(100_000 * XXH64_BYTES).toBeGreaterThan(region.tailBytes); // grain 1: the in-place path cannot take it
+    expect(batch(view, 1).equals(reference(view, 1))).toBe(true);
+  });
 });
