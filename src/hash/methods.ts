@@ -1,17 +1,13 @@
 import { createHash, getHashes } from 'node:crypto';
-import { createXXHash64 } from 'hash-wasm';
-import xxhash from 'xxhash-wasm';
 import { PdcError } from '../errors/pdc-error.js';
-import { createPiecesDigester, type PiecesDigester, XXH64_BYTES } from './xxh64-pieces.js';
+import { createPiecesDigester, XXH64_BYTES } from './xxh64-pieces.js';
 
 /**
- * Block hash methods. The default is xxh64 from a WebAssembly build (xxhash-wasm,
- * bundled into the agent): about 7-8 GB/s on one core here against 1.3-1.7 GB/s
- * for sha1/sha256, computed identically on every Node >= 12 without native code.
- * xxhash-wasm passes the 64-bit result as a BigInt across the wasm boundary,
- * which V8 allows only from Node 15; on older Nodes (remote agents on Node 12-14)
- * the same XXH64 comes from hash-wasm, which returns it through wasm memory
- * (slower, about 1.5 GB/s here, but identical values).
+ * Block hash methods. The default is xxh64 from our own WebAssembly module
+ * (xxh64-pieces.ts, bundled into the agent): about 7 GB/s on one core here against
+ * 1.3-1.7 GB/s for sha1/sha256, computed identically on every Node >= 12 without
+ * native code (no 64-bit value crosses the wasm boundary, which Node < 15 cannot pass).
+ * Bytes read into an aligned buffer are hashed where they lie, without a copy.
  * 64 bits suffice for comparing the same block position on two sides (a chance
  * collision is about 2^-64 per block), and every run can add --verify (sha256).
  * Any node:crypto hash available on both sides may be chosen with -m.
@@ -38,27 +34,17 @@ export function unknownHashMethod(method: string, available: Iterable<string>, w
 /** Hash one block's bytes to a fixed-length digest. */
 export type BlockHasher = (data: Uint8Array) => Uint8Array;
 
-let xxh: Promise<BlockHasher> | undefined;
+let xxh: ReturnType<typeof createPiecesDigester> | undefined;
 
-function loadXxh64(): Promise<BlockHasher> {
-  return (xxh ??= xxhash()
-    .then((api) => {
-      const hasher: BlockHasher = (data) => {
-        const out = Buffer.allocUnsafe(XXH64_DIGEST_BYTES);
-        out.writeBigUInt64BE(api.h64Raw(data), 0);
-        return out;
-      };
-      hasher(new Uint8Array(1)); // throws where wasm cannot return a BigInt (Node < 15)
-      return hasher;
-    })
-    .catch(async () => {
-      const h = await createXXHash64();
-      return (data: Uint8Array) => {
-        h.init();
-        h.update(data);
-        return h.digest('binary');
-      };
-    }));
+/** xxh64 of one block: one piece as long as the block (hashed in place where the block lies in an aligned buffer). */
+function loadXxh64(): BlockHasher {
+  const d = (xxh ??= createPiecesDigester());
+  return (data) => {
+    const out = Buffer.allocUnsafe(XXH64_DIGEST_BYTES);
+    if (data.length === 0) d.whole(data, out, 0);
+    else d.pieces(data, data.length, out, 0);
+    return out;
+  };
 }
 
 /** Methods this process can compute: xxh64 plus node:crypto's fixed-length digests. */
@@ -80,21 +66,9 @@ export async function createBlockHasher(method: string): Promise<BlockHasher> {
 /** Hash `data` and write its digest into `out` at `at`: many small pieces without a buffer per digest. */
 export type DigestWriter = (data: Uint8Array, out: Buffer, at: number) => void;
 
-let xxhInto: Promise<DigestWriter> | undefined;
-
 export async function createDigestWriter(method: string): Promise<DigestWriter> {
-  const viaHasher = async (): Promise<DigestWriter> => {
-    const h = await createBlockHasher(method);
-    return (data, out, at) => void out.set(h(data), at);
-  };
-  if (method !== DEFAULT_HASH_METHOD) return viaHasher();
-  return (xxhInto ??= xxhash()
-    .then((api) => {
-      const w: DigestWriter = (data, out, at) => void out.writeBigUInt64BE(api.h64Raw(data), at);
-      w(new Uint8Array(1), Buffer.alloc(XXH64_DIGEST_BYTES), 0); // throws where wasm cannot return a BigInt (Node < 15)
-      return w;
-    })
-    .catch(viaHasher));
+  const h = await createBlockHasher(method);
+  return (data, out, at) => void out.set(h(data), at);
 }
 
 /**
@@ -104,10 +78,8 @@ export async function createDigestWriter(method: string): Promise<DigestWriter> 
  */
 export type PiecesWriter = (data: Uint8Array, grain: number, out: Buffer, at: number) => number;
 
-let xxhPieces: PiecesDigester | undefined;
-
 export async function createPiecesWriter(method: string): Promise<PiecesWriter> {
-  if (method === DEFAULT_HASH_METHOD) return (xxhPieces ??= createPiecesDigester().pieces);
+  if (method === DEFAULT_HASH_METHOD) return (xxh ??= createPiecesDigester()).pieces;
   const digest = await createDigestWriter(method);
   const len = await digestLength(method);
   return (data, grain, out, at) => {

@@ -8,9 +8,11 @@ import { fromErrno } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { alignedBuffer } from '../fileops/aligned-buffer.js';
 import { digestFile, hashFileBlocks, READ_CHUNK_BYTES } from './file-hash.js';
+import { inPlaceTail } from './xxh64-pieces.js';
 import type { WorkerRequest, WorkerResponse } from './worker-messages.js';
 
-const scratch = alignedBuffer(READ_CHUNK_BYTES);
+// Room after the bytes: blocks are hashed where they were read (xxh64-pieces.ts).
+const scratch = alignedBuffer(READ_CHUNK_BYTES, inPlaceTail(READ_CHUNK_BYTES));
 
 async function handle(req: WorkerRequest): Promise<Buffer> {
   const fh = await open(req.file.path, 'r');
