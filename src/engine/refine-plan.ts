@@ -73,6 +73,28 @@ export function coalesceRanges(ranges: readonly number[]): number[] {
   return out;
 }
 
+/** Merge sorted flat lists of disjoint pieces into one sorted list (linear: the lists come sorted). */
+export function mergeRanges(lists: readonly (readonly number[])[]): number[] {
+  let out: number[] = [];
+  for (const list of lists) {
+    if (list.length === 0) continue;
+    if (out.length === 0 || out[out.length - 2]! < list[0]!) {
+      out = out.length === 0 ? [...list] : out.concat(list);
+      continue;
+    }
+    const merged: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < out.length || j < list.length) {
+      const fromOut = j >= list.length || (i < out.length && out[i]! < list[j]!);
+      if (fromOut) merged.push(out[i]!, out[i + 1]!), (i += 2);
+      else merged.push(list[j]!, list[j + 1]!), (j += 2);
+    }
+    out = merged;
+  }
+  return out;
+}
+
 /** The outcome of comparing one level's digests. */
 export interface LevelResult {
   /** Differing pieces to hash again at the next level (coalesced). */

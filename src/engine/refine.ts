@@ -17,7 +17,7 @@ import type { FileHost } from '../hosts/file-host.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes } from '../protocol/ops.js';
 import type { Run } from './plan.js';
-import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, probePiece, refineLevels } from './refine-plan.js';
+import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, mergeRanges, probePiece, refineLevels } from './refine-plan.js';
 
 export interface RefineOptions {
   src: FileHost;
@@ -114,7 +114,7 @@ export class Refiner {
   private async differingPieces(run: Run, affinity: number): Promise<number[] | undefined> {
     const { levels, digestLength } = this.o;
     let ranges = [run.offset, run.length];
-    const send: number[] = [];
+    const send: number[][] = []; // each level's final pieces, sorted
     for (let i = 0; i < levels.length && ranges.length > 0; i++) {
       const grain = levels[i]!;
       const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain, affinity), this.hash(this.o.dst, ranges, grain, affinity)]);
@@ -124,10 +124,10 @@ export class Refiner {
         ranges = r.send; // every piece differs, but not all over: small edits in every piece
         continue;
       }
-      for (const x of r.send) send.push(x);
+      send.push(r.send);
       ranges = r.next;
     }
-    return coalesceRanges(sortRanges(send));
+    return coalesceRanges(mergeRanges(send));
   }
 
   /**
@@ -157,14 +157,6 @@ export class Refiner {
       chunk.release();
     }
   }
-}
-
-/** Sort a flat [offset, length, ...] list of disjoint pieces by offset. */
-export function sortRanges(ranges: readonly number[]): number[] {
-  const pairs: Array<[number, number]> = [];
-  for (let i = 0; i < ranges.length; i += 2) pairs.push([ranges[i]!, ranges[i + 1]!]);
-  pairs.sort((a, b) => a[0] - b[0]);
-  return pairs.flat();
 }
 
 /**

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { sortRanges } from '../../src/engine/refine.js';
 import {
   DEFAULT_REFINE_LEVELS,
   coalesceRanges,
+  mergeRanges,
   compareLevel,
   hashBatches,
   ioBatches,
@@ -73,7 +73,7 @@ describe('probePiece', () => {
   });
 });
 
-describe('coalesceRanges and sortRanges', () => {
+describe('coalesceRanges and mergeRanges', () => {
   it.each<[number[], number[]]>([
     [[], []],
     [[0, 10], [0, 10]],
@@ -84,8 +84,15 @@ describe('coalesceRanges and sortRanges', () => {
     expect(coalesceRanges(given)).toEqual(want);
   });
 
-  it('sorts pieces found at different levels by offset', () => {
-    expect(sortRanges([100, 5, 0, 10, 50, 1])).toEqual([0, 10, 50, 1, 100, 5]);
+  it.each<[number[][], number[]]>([
+    [[], []],
+    [[[], []], []],
+    [[[100, 5], [0, 10, 50, 1]], [0, 10, 50, 1, 100, 5]],
+    [[[0, 10, 50, 1], [100, 5]], [0, 10, 50, 1, 100, 5]],
+    [[[0, 1, 20, 1], [10, 1, 30, 1], [5, 1, 25, 1, 40, 1]], [0, 1, 5, 1, 10, 1, 20, 1, 25, 1, 30, 1, 40, 1]],
+    [[[7, 3]], [7, 3]],
+  ])('merges the sorted lists of each level %j -> %j', (lists, want) => {
+    expect(mergeRanges(lists)).toEqual(want);
   });
 });
 
