@@ -3,6 +3,8 @@
  * resolveConfig validates, run() does the work through the engine, describeError
  * turns failures into one line and an exit code.
  */
+// First: ssh2 (loaded later, with the SSH transport) must find the pooled randomFillSync.
+import '../ssh/pooled-random.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { createCli, unknownOptionAsTyped } from './command-line.js';
 import { resolveConfig } from './options.js';

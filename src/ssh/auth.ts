@@ -19,6 +19,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+// Before ssh2, which takes its own reference to crypto.randomFillSync when it loads.
+import './pooled-random.js';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, BaseAgent, ParsedKey } from 'ssh2';
 import type { Prompter } from './prompt.js';

@@ -6,6 +6,8 @@
  * Every ssh2/socket error is translated into a PdcError here, once, naming the host and
  * the fix.
  */
+// Before ssh2, which takes its own reference to crypto.randomFillSync when it loads.
+import './pooled-random.js';
 import ssh2 from 'ssh2';
 import type { Algorithms, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { PdcError } from '../errors/index.js';
