@@ -32,8 +32,20 @@ interface Outcome {
   compared: number;
 }
 
-async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number } = {}): Promise<Outcome> {
-  const source = new LocalHost(1);
+/**
+ * hashDelayMs: each hash of the source answers that much later. Whether a chunk streams
+ * depends on what is known when it is reached, and chunks are reached as the source's
+ * hashing goes on: the delay makes the order fixed (comparisons and refinement rounds
+ * answered before the later chunks are reached) instead of depending on the machine's load.
+ */
+async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; hashDelayMs?: number } = {}): Promise<Outcome> {
+  const plainSource = new LocalHost(1);
+  const source = hostWith(plainSource, {
+    hash: async (range, method) => {
+      if (opts.hashDelayMs) await new Promise((r) => setTimeout(r, opts.hashDelayMs));
+      return plainSource.hash(range, method);
+    },
+  });
   const target = new LocalHost(1);
   let verifying = false;
   let compared = 0;
@@ -69,7 +81,7 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
   } catch (error) {
     return { error, compared };
   } finally {
-    await Promise.all([source.close(), target.close()]);
+    await Promise.all([plainSource.close(), target.close()]);
   }
 }
 
@@ -84,7 +96,7 @@ describe('streaming once most blocks differ', () => {
     const dst = join(dir, 'all');
     writeSeededFile(dst, SIZE, 2);
     // The block-level rule alone (refinement's own rule waits for refined runs: the next test).
-    const r = await run(src, dst, { refineLevels: [] });
+    const r = await run(src, dst, { refineLevels: [], hashDelayMs: 100 });
     expect(r.error).toBeUndefined();
     expectSameBytes(dst, src);
     const s = r.summary!;
@@ -98,7 +110,7 @@ describe('streaming once most blocks differ', () => {
   it('every block changed, refinement on (the default): once refined runs differ all over, chunks stream', async () => {
     const dst = join(dir, 'all-refined');
     writeSeededFile(dst, SIZE, 5);
-    const r = await run(src, dst);
+    const r = await run(src, dst, { hashDelayMs: 100 });
     expect(r.error).toBeUndefined();
     expectSameBytes(dst, src);
     expect(r.summary!.blocksChanged).toBe(BLOCKS);
@@ -158,7 +170,7 @@ describe('streaming once most blocks differ', () => {
   it('a target that stores wrong bytes in the streamed part: VERIFY_FAILED (exit 5)', async () => {
     const dst = join(dir, 'corrupt');
     writeSeededFile(dst, SIZE, 6);
-    const r = await run(src, dst, { corruptFrom: 8 * HASH_CHUNK_BYTES });
+    const r = await run(src, dst, { corruptFrom: 8 * HASH_CHUNK_BYTES, hashDelayMs: 100 });
     expect(r.compared).toBeLessThan(8 * (HASH_CHUNK_BYTES / BS)); // the last chunks were streamed, not compared
     expect(r.error).toBeInstanceOf(PdcError);
     expect((r.error as PdcError).code).toBe('VERIFY_FAILED');
