@@ -19,6 +19,8 @@ export const TOOLS = {
   // Not in the default list: same pipe, but overwriting in place (`cat 1<> target`, no truncate),
   // i.e. without the cost of allocating a brand-new file on the remote filesystem.
   'ssh-pipe-inplace': { label: 'ssh cat pipe (in place)', direction: 'push' },
+  // The same, then the data made durable (pdiffcopy fsyncs before it reports success): issue 11's yardstick.
+  'ssh-pipe-fsync': { label: 'ssh cat pipe (in place) + fdatasync', direction: 'push' },
 };
 export const ALL_TOOLS = Object.keys(TOOLS);
 export const DEFAULT_TOOLS = ['push', 'pull', 'push-rsh', 'pull-rsh', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
@@ -76,6 +78,12 @@ export function buildCommand(tool, ctx) {
     case 'ssh-pipe-inplace':
       return {
         argv: ['ssh', '-F', sshConfig, '-c', CIPHER, HOST_ALIAS, `cat 1<> ${shq(remoteTarget)}`],
+        stdinPath: src,
+        target: remoteTarget,
+      };
+    case 'ssh-pipe-fsync':
+      return {
+        argv: ['ssh', '-F', sshConfig, '-c', CIPHER, HOST_ALIAS, `cat 1<> ${shq(remoteTarget)} && sync -d ${shq(remoteTarget)}`],
         stdinPath: src,
         target: remoteTarget,
       };
