@@ -30,6 +30,8 @@ import { zeroDigest } from '../hash/file-hash.js';
 import { byteSimilarity, refinerFor } from './refine.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
+import { BufferPool } from '../fileops/buffer-pool.js';
+import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -545,12 +547,16 @@ async function sendRun(
 ): Promise<Moved & { holeBlocks: number[] }> {
   const { blockSize } = g;
   const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
+  let joined: Buffer | undefined;
   try {
     const zeros = chunk.zeros ?? [];
     if (chunk.length + zeroBytesOf(zeros) !== run.length) {
       throw sourceChanged(srcName, 'it became shorter');
     }
-    const data = chunk.buffers.length === 1 ? chunk.buffers[0]! : Buffer.concat(chunk.buffers);
+    // A run that came in many pieces (pulled: the stream's chunks) is joined once, into a pooled
+    // buffer where its blocks hash in place, instead of a fresh allocation per run.
+    if (chunk.buffers.length > 1) joinInto(chunk.buffers, (joined = joinPool.acquire(chunk.length)));
+    const data = joined ? joined.subarray(0, chunk.length) : (chunk.buffers[0] ?? Buffer.alloc(0));
     if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
     const moved: Moved = { data: chunk.length, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
     for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
@@ -573,8 +579,17 @@ async function sendRun(
     moved.wire = chunk.wireBytes ?? written;
     return { ...moved, holeBlocks: holeBlocks(pieces, g) };
   } finally {
+    if (joined) joinPool.release(joined);
     chunk.release();
   }
+}
+
+/** Buffers runs are joined in (at most the transfers in flight: about 64 MiB of runs). */
+const joinPool = new BufferPool(TRANSFER_BUFFER_BYTES, 16, true);
+
+function joinInto(buffers: readonly Buffer[], out: Buffer): void {
+  let at = 0;
+  for (const b of buffers) at += b.copy(out, at);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { inPlaceTail } from '../hash/xxh64-pieces.js';
 import { alignedBuffer } from './aligned-buffer.js';
 import type { ZeroRun } from './zero-runs.js';
 
@@ -15,13 +16,16 @@ export class BufferPool {
     readonly bufferSize: number,
     /** Buffers kept for reuse at most. */
     private readonly keep = 16,
+    /** Give each buffer room after its bytes for hashing its blocks in place (xxh64-pieces.ts). */
+    private readonly hashInPlace = false,
   ) {}
 
   /** A buffer of at least `length` bytes (at least bufferSize, so it can be reused for any run). */
   acquire(length: number): Buffer {
     const i = this.free.findIndex((b) => b.length >= length);
     if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return alignedBuffer(Math.max(length, this.bufferSize));
+    const size = Math.max(length, this.bufferSize);
+    return alignedBuffer(size, this.hashInPlace ? inPlaceTail(size) : 0);
   }
 
   release(buf: Buffer): void {
