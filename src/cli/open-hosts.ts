@@ -8,6 +8,7 @@ import { createLocalTransport } from '../transport/local.js';
 import { packUnit } from '../protocol/compress.js';
 import type { Transport } from '../transport/types.js';
 import type { RunConfig } from './options.js';
+import { markStartup } from '../startup-marks.js';
 
 export interface OpenedHosts {
   source: FileHost;
@@ -124,6 +125,7 @@ async function remoteTransport(
         log,
       },
     );
+    markStartup('sshReady');
     return { transport, explainExit: (code, stderr) => transport.explainExit(code, stderr) };
   }
   // Loaded only when needed: ssh2 is the heaviest part of start-up.
@@ -144,5 +146,6 @@ async function remoteTransport(
       log,
     },
   );
+  markStartup('sshReady');
   return { transport, explainExit: exitStatusError };
 }

@@ -20,6 +20,7 @@ import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
 import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
 import { ttyPrompter } from './prompt.js';
+import { markStartup } from '../startup-marks.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
@@ -205,6 +206,7 @@ export function createSshTransport(
             }),
           );
         } else {
+          markStartup('exec');
           corkWrites(conn.ssh.client);
           resolve(channel);
         }
