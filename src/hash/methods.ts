@@ -1,5 +1,4 @@
 import { createHash, getHashes } from 'node:crypto';
-import { createXXHash64 } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
 import { PdcError } from '../errors/pdc-error.js';
 
@@ -51,7 +50,8 @@ function loadXxh64(): Promise<BlockHasher> {
       return hasher;
     })
     .catch(async () => {
-      const h = await createXXHash64();
+      // Loaded only here: the fallback is rarely needed and costs start-up everywhere else.
+      const h = await (await import('./xxh64-fallback.js')).createXXHash64();
       return (data: Uint8Array) => {
         h.init();
         h.update(data);
