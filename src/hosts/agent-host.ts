@@ -302,7 +302,9 @@ export class AgentHost implements FileHost {
         a.proc.kill();
       }),
     );
-    for (const p of this.procs) p.kill(); // agents still starting
+    // Agents still starting have nothing of the run's: they need not finish starting to stop.
+    const working = new Set(this.agents.map((a) => a.proc));
+    for (const p of this.procs) if (!working.has(p)) (p.abort ?? p.kill).call(p);
     await this.transport.close();
   }
 

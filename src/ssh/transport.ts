@@ -443,6 +443,13 @@ class SshAgentProcess implements AgentProcess {
     this.channel.stderr.resume();
   }
 
+  abort(): void {
+    if (this.done || this.killTimer) return;
+    // Servers that do not take signal requests (OpenSSH before 7.9) ignore it: then EOF ends it.
+    this.channel.signal('KILL');
+    this.kill();
+  }
+
   kill(): void {
     if (this.done || this.killTimer) return;
     // EOF on stdin: the agent (and the loader before it) exits on its own.

@@ -37,6 +37,9 @@ export function createLocalTransport(opts: LocalTransportOptions = {}): Transpor
             t.unref();
             exited.then(() => clearTimeout(t));
           },
+          abort() {
+            child.kill('SIGKILL');
+          },
         };
         children.add(proc);
         exited.then(() => children.delete(proc));

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors/codes.js';
-import { expectCleanError, jsonOf, runCli } from '../support/cli-child.js';
+import { descendants, expectCleanError, jsonOf, runCli, waitFor } from '../support/cli-child.js';
 import { expectSameBytes, mutateBlocks, sha256File, tempDir, writeSeededFile } from '../support/files.js';
 import { makeKey, startSshd, type TestSshd } from '../support/sshd.js';
 
@@ -60,6 +60,26 @@ describe('start-up failures', () => {
     expect(existsSync(used)).toBe(true);
     expectSameBytes(remote, src);
     expect(r.stderr).toMatch(/an agent did not start/);
+  }, 60_000);
+
+  it('a run that ends while agents are still starting: exit 0, the target right, nothing left on the remote', async () => {
+    // The first agent starts at once; the others take a while to reach node, so they are still
+    // starting when this one-block copy is done.
+    const bin = join(dir, 'slow-bin');
+    mkdirSync(bin);
+    const used = join(bin, 'used');
+    const slow = join(bin, 'node-slow');
+    writeFileSync(slow, `#!/bin/sh\nif ! mkdir ${JSON.stringify(used)} 2>/dev/null; then sleep 1; fi\nexec ${JSON.stringify(process.execPath)} "$@"\n`);
+    chmodSync(slow, 0o755);
+    const src = join(dir, 'slow-src');
+    const remote = join(dir, 'slow-remote');
+    writeSeededFile(src, 4096, 26);
+    const r = await runCli(['-F', sshd.sshConfig, '-c', '4', '--json', '--remote-node', slow, src, `${sshd.alias}:${remote}`], { home });
+    expect(r.code, r.stderr).toBe(0);
+    expectSameBytes(remote, src);
+    // Every session's processes end: no agent, wrapper or node is left behind.
+    const left = await waitFor(() => descendants(sshd.pid).filter((p) => p.comm !== 'sshd').length === 0, 15_000);
+    expect(left, JSON.stringify(descendants(sshd.pid))).toBe(true);
   }, 60_000);
 
   it('authentication refused: exit 6 with AUTH_FAILED, the target untouched', async () => {
