@@ -123,7 +123,7 @@ export class AgentHost implements FileHost {
       return;
     }
     this.procs.push(...procs);
-    if (this.closed) for (const p of procs) p.kill();
+    if (this.closed) for (const p of procs) (p.abort ?? p.kill).call(p);
     for (const p of procs) connectAgent(p, { ...this.opts, hostName: this.opts.name }).then((agent) => this.adopt(agent), notStarted);
   }
 
