@@ -27,8 +27,13 @@ export default defineConfig([
     outDir: 'dist',
     outExtension: () => ({ js: '.cjs' }),
     noExternal: [/.*/],
-    // msgpackr's optional native addon must not be required on the remote.
-    external: ['msgpackr-extract'],
+    // msgpackr's plain JavaScript build: its Node entry would look for its optional native
+    // addon (detect-libc, then a .node file searched for relative to the agent's working
+    // directory): the agent must load no code from the remote disk, and the search cost
+    // every agent's start.
+    esbuildOptions(options) {
+      options.alias = { msgpackr: './node_modules/msgpackr/index.js' };
+    },
     clean: false,
     minify: true,
     sourcemap: false,

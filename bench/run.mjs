@@ -25,6 +25,7 @@ import { bareBaselines, bareTable } from './lib/bare.mjs';
 registerBaseTools();
 import { rsyncLiteral, runPagesBench } from './lib/pages.mjs';
 import { runTreeBench, TREE_BASE_TOOLS, TREE_TOOLS } from './lib/tree.mjs';
+import { runStartupBench } from './lib/startup.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -53,6 +54,8 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --page-variants LIST which of those: refine,norefine,rsync (default all)
   --tree               tree mode: 2,000 files of 4-64 KiB plus 4 of 512 MiB, pdiffcopy -a push/pull
                        beside rsync -a --inplace --no-whole-file (default deltas 0,10)
+  --startup            start-up mode: a 4 KiB up-to-date file, the timeline of each start-up step beside bare
+                       node/ssh/ssh2 baselines (with --base-pdiffcopy CMD, the build before a change too)
   --tree-scale F       scale the tree: F x the small files' count and the big files' size (default 1)
   --shape RATE         shape the veth link with tbf (e.g. 1gbit; netns mode only)
   --loopback           use sshd on 127.0.0.1 even when network namespaces are available
@@ -86,6 +89,7 @@ function parseCli() {
       pages: { type: 'string' },
       'page-variants': { type: 'string' },
       tree: { type: 'boolean', default: false },
+      startup: { type: 'boolean', default: false },
       'tree-scale': { type: 'string', default: '1' },
       shape: { type: 'string' },
       sparse: { type: 'boolean', default: false },
@@ -129,6 +133,7 @@ function parseCli() {
     pageVariants: values['page-variants'] ? list(values['page-variants']) : null,
     sweepDelta: Number(values['sweep-delta']),
     tree: values.tree,
+    startup: values.startup,
     treeScale: Number(values['tree-scale']),
     shape: values.shape,
     sparse: values.sparse,
@@ -282,7 +287,9 @@ async function main() {
   }
 
   const sections = [];
-  if (opts.sparse) {
+  if (opts.startup) {
+    sections.push(await runStartupBench({ opts, env, work, childEnv, repo: REPO, log }));
+  } else if (opts.sparse) {
     sections.push(await runSparseBench({ env, work, opts, log, childEnv, repo: REPO }));
   } else if (opts.pages) {
     const size = opts.size;

@@ -8,6 +8,7 @@ import { createLocalTransport } from '../transport/local.js';
 import { packUnit } from '../protocol/compress.js';
 import type { Transport } from '../transport/types.js';
 import type { RunConfig } from './options.js';
+import { markStartup } from '../startup-marks.js';
 
 export interface OpenedHosts {
   source: FileHost;
@@ -29,24 +30,32 @@ const MAX_LOCAL_AGENTS = 2;
  * as a remote copy).
  */
 export async function openHosts(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<OpenedHosts> {
-  // Created first: its hash workers start, and hash the local file, while the agents come up.
-  const near = new LocalHost(Math.max(1, Math.min(cfg.concurrency, cpus().length)));
+  // Started as soon as the far side's transport is ready to connect (its modules loaded, its
+  // config read), so that the hash workers' start competes with neither: they then start,
+  // and hash the local file, while the agents come up.
+  let near: LocalHost | undefined;
   const ahead = hashAheadFile(cfg);
-  if (ahead) void near.hashAhead(ahead.path, ahead.role, cfg.blockSize, cfg.hashMethod);
+  const startNear = (): LocalHost => {
+    if (near) return near;
+    near = new LocalHost(Math.max(1, Math.min(cfg.concurrency, cpus().length)));
+    if (ahead) void near.hashAhead(ahead.path, ahead.role, cfg.blockSize, cfg.hashMethod);
+    return near;
+  };
   let far: AgentHost;
   try {
-    far = await startAgents(cfg, log, localNode);
+    far = await startAgents(cfg, log, startNear, localNode);
   } catch (e) {
-    await near.close();
+    await near?.close();
     throw e;
   }
+  const local = startNear();
   const sourceIsFar = cfg.source.kind === 'remote';
   return {
-    source: sourceIsFar ? far : near,
-    target: sourceIsFar ? near : far,
+    source: sourceIsFar ? far : local,
+    target: sourceIsFar ? local : far,
     async close() {
-      if (ahead) log(`hash requests answered from hashing ahead while connecting: ${near.hashedAhead}`);
-      await Promise.allSettled([far.close(), near.close()]);
+      if (ahead) log(`hash requests answered from hashing ahead while connecting: ${local.hashedAhead}`);
+      await Promise.allSettled([far.close(), local.close()]);
     },
   };
 }
@@ -64,7 +73,7 @@ export function hashAheadFile(cfg: Pick<RunConfig, 'sources' | 'target' | 'recur
   return undefined;
 }
 
-async function startAgents(cfg: RunConfig, log: (line: string) => void, localNode?: string): Promise<AgentHost> {
+async function startAgents(cfg: RunConfig, log: (line: string) => void, connecting: () => void, localNode?: string): Promise<AgentHost> {
   // Block data crosses between this process and the agents, so -z and --bwlimit apply there.
   const common: Pick<AgentHostOptions, 'idleTimeoutMs' | 'startTimeoutMs' | 'log' | 'compress' | 'bandwidth'> = {
     idleTimeoutMs: cfg.idleTimeoutMs,
@@ -75,6 +84,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
   };
   const remote = cfg.source.kind === 'remote' ? cfg.source : cfg.target.kind === 'remote' ? cfg.target : undefined;
   if (!remote) {
+    connecting();
     return AgentHost.start(createLocalTransport({ nodePath: localNode }), {
       ...common,
       agents: Math.min(cfg.concurrency, MAX_LOCAL_AGENTS),
@@ -86,6 +96,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, localNod
   const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
   const started = Date.now();
   const { transport, explainExit } = await remoteTransport(cfg, remote, log);
+  connecting();
   const far = await AgentHost.start(transport, {
     ...common,
     agents: cfg.concurrency,
@@ -124,6 +135,7 @@ async function remoteTransport(
         log,
       },
     );
+    markStartup('sshReady');
     return { transport, explainExit: (code, stderr) => transport.explainExit(code, stderr) };
   }
   // Loaded only when needed: ssh2 is the heaviest part of start-up.
@@ -144,5 +156,6 @@ async function remoteTransport(
       log,
     },
   );
+  markStartup('sshReady');
   return { transport, explainExit: exitStatusError };
 }

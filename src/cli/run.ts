@@ -8,7 +8,6 @@ import { describeError } from './report-error.js';
 import { jsonRenderer } from './render/json.js';
 import { plainRenderer } from './render/plain.js';
 import { jsonProgressRenderer } from './render/json-progress.js';
-import { progressBarRenderer } from './render/progress-bar.js';
 import { progressLinesRenderer } from './render/progress-lines.js';
 import { interruptedError, trackTarget } from './target-state.js';
 import type { Renderer } from './render/renderer.js';
@@ -19,12 +18,13 @@ const SHUTDOWN_GRACE_MS = 1500;
 /** A renderer; the --json one can also report a failure as its one JSON object. */
 type RunRenderer = Renderer & { fail?: ReturnType<typeof jsonRenderer>['fail'] };
 
-function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): RunRenderer {
+async function pickRenderer(cfg: RunConfig | undefined, flags: RawFlags): Promise<RunRenderer> {
   const verbosity = cfg?.verbosity ?? 0;
-  const chosen = ((): RunRenderer => {
+  const chosen = await (async (): Promise<RunRenderer> => {
     if (cfg?.json ?? flags.json) return jsonRenderer(verbosity);
     if (!cfg || cfg.progress === 'off' || verbosity < 0) return plainRenderer(verbosity);
-    if (process.stderr.isTTY) return progressBarRenderer(verbosity);
+    // Loaded only for a terminal: the bar library is a measurable part of start-up.
+    if (process.stderr.isTTY) return (await import('./render/progress-bar.js')).progressBarRenderer(verbosity);
     return cfg.progress === 'on' ? progressLinesRenderer(verbosity) : plainRenderer(verbosity);
   })();
   return cfg?.jsonProgress ? jsonProgressRenderer(chosen) : chosen;
@@ -58,9 +58,9 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
 
   try {
     cfg = configure();
-    renderer = pickRenderer(cfg, flags);
+    renderer = await pickRenderer(cfg, flags);
   } catch (e) {
-    renderer = pickRenderer(undefined, flags);
+    renderer = await pickRenderer(undefined, flags);
     return fail(e, renderer, 0);
   }
   const log = (line: string) => renderer.log(1, line);

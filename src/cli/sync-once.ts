@@ -2,6 +2,8 @@ import { type Job, type JobOptions, type JobResult, runJob } from '../job/job.js
 import type { JobEmit } from '../job/events.js';
 import { openHosts, type OpenedHosts } from './open-hosts.js';
 import type { RunConfig } from './options.js';
+import type { StartupSeconds } from '../job/events.js';
+import { markStartup, resetStartupMarks, STARTUP_STEPS, type StartupStep, startupMarks } from '../startup-marks.js';
 
 /**
  * Every job option, named once: a field added to JobOptions and not here does not
@@ -51,23 +53,45 @@ export async function syncOnce(
   signal?: AbortSignal,
   onHosts?: (hosts: OpenedHosts) => void,
 ): Promise<JobResult> {
-  const loaded = performance.now(); // since the process started: Node's own start and our modules
+  resetStartupMarks();
+  markStartup('modules');
   const hosts = await openHosts(cfg, log);
-  const opened = performance.now();
+  const startup: StartupSeconds = { ...startupMarks(), opened: Math.round(performance.now()) / 1000 };
   onHosts?.(hosts);
   try {
     if (signal?.aborted) throw signal.reason;
     const result = await runJob(jobOf(cfg), hosts, emit, signal);
-    log(startupText(loaded, opened, performance.now()));
+    emit({ type: 'startup', seconds: startup });
+    log(startupText(startup, performance.now() / 1000));
     return result;
   } finally {
     await hosts.close();
   }
 }
 
-/** -v: what starting cost, and its share of the run so far (times in ms since the process started). */
-export function startupText(loaded: number, opened: number, now: number): string {
-  const s = (ms: number) => (ms / 1000).toFixed(2);
+/** How -v names each start-up step after the first. */
+const STEP_LABELS: Record<Exclude<StartupStep, 'modules'>, string> = {
+  sshReady: 'ssh client',
+  tcp: 'TCP',
+  kex: 'kex',
+  auth: 'auth',
+  exec: 'exec',
+  agent: 'agent running',
+  hello: 'hello',
+};
+
+/**
+ * -v: what starting cost and its share of the run so far, then when each step of
+ * connecting was first reached (times in seconds since the process started).
+ */
+export function startupText(startup: StartupSeconds, now: number): string {
+  const s = (sec: number) => sec.toFixed(2);
+  const loaded = startup.modules ?? 0;
+  const opened = startup.opened;
   const share = now > 0 ? Math.round((opened / now) * 100) : 0;
-  return `start-up ${s(opened)} s of ${s(now)} s (${share}%): Node and modules ${s(loaded)} s, connecting and starting agents ${s(opened - loaded)} s`;
+  const steps = STARTUP_STEPS.flatMap((k) => (k === 'modules' || startup[k] === undefined ? [] : [`${STEP_LABELS[k]} ${s(startup[k]!)}`]));
+  return (
+    `start-up ${s(opened)} s of ${s(now)} s (${share}%): Node and modules ${s(loaded)} s, connecting and starting agents ${s(opened - loaded)} s` +
+    (steps.length ? ` (reached at: ${steps.join(', ')})` : '')
+  );
 }

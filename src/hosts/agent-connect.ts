@@ -6,6 +6,7 @@ import type { HelloResult } from '../protocol/messages.js';
 import { RpcClient } from '../protocol/rpc.js';
 import type { AgentProcess } from '../transport/types.js';
 import { VERSION } from '../version.js';
+import { markStartup } from '../startup-marks.js';
 
 export interface ConnectOptions {
   /** Where the agents run, for messages ("db1", "local"). */
@@ -49,6 +50,7 @@ export async function connectAgent(proc: AgentProcess, opts: ConnectOptions): Pr
 
   try {
     await awaitMagic(proc.stdout, opts.startTimeoutMs, opts.hostName);
+    markStartup('agent');
   } catch (e) {
     // Explained before the kill: ending the stream first can cost the exit status that says why.
     const err = e instanceof PdcError && e.code === 'REMOTE_SHELL_NOT_CLEAN' ? e : await early(e as PdcError);
@@ -66,6 +68,7 @@ export async function connectAgent(proc: AgentProcess, opts: ConnectOptions): Pr
     const hello = await withTimeout(rpc.call('hello', { protocol: PROTOCOL_VERSION, client: VERSION }), opts.startTimeoutMs, () =>
       new PdcError('CONNECTION_TIMEOUT', `${opts.hostName}: the agent did not answer hello`),
     );
+    markStartup('hello');
     return { proc, rpc, hello, stderrTail: () => stderr };
   } catch (e) {
     proc.kill();

@@ -88,32 +88,43 @@ export class AgentHost implements FileHost {
    * Start the agents and return as soon as the FIRST one has said hello; the
    * others join the pool as they come up (each opening the file first). Over SSH
    * every channel pays for a login shell and a node start-up (0.3-1.5 s here, more
-   * with a heavy ~/.bashrc): work starts after one of them, not after all.
+   * with a heavy ~/.bashrc): work starts after one of them, not after all. The first
+   * is started alone, on the first connection that is up, so that nothing else (other
+   * connections' key exchanges, other agents' node start-ups) competes with the run's
+   * critical path; the others are started once it runs.
    */
   static async start(transport: Transport, opts: AgentHostOptions): Promise<AgentHost> {
     const host = new AgentHost(transport, opts);
     try {
-      host.procs = await transport.spawnAgents(opts.agents);
-      const connecting = host.procs.map((p) => connectAgent(p, { ...opts, hostName: opts.name }));
-      const first = await firstFulfilled(connecting);
+      host.procs = await transport.spawnAgents(1);
+      const first = await connectAgent(host.procs[0]!, { ...opts, hostName: opts.name });
       host.agents.push(first);
       host.hashMethods = new Set(first.hello.hashes);
       host.pack = negotiatePack(opts, first.hello.codecs ?? []);
       opts.log?.(`${opts.name}: first agent up (node ${first.hello.node}, agent ${first.hello.agent}, host ${first.hello.host})`);
-      for (const c of connecting) {
-        c.then(
-          (agent) => (agent === first ? undefined : host.adopt(agent)),
-          (e: unknown) => {
-            // A late agent that fails to start costs parallelism, not the copy.
-            if (!host.closed) opts.log?.(`${opts.name}: an agent did not start: ${(e as Error).message}`);
-          },
-        );
-      }
+      if (opts.agents > 1) void host.startOthers(opts.agents - 1);
       return host;
     } catch (e) {
       await host.close();
       throw e;
     }
+  }
+
+  /** Start `count` more agents; each joins the pool when it is up. One that fails to start costs parallelism, not the copy. */
+  private async startOthers(count: number): Promise<void> {
+    const notStarted = (e: unknown) => {
+      if (!this.closed) this.opts.log?.(`${this.name}: an agent did not start: ${(e as Error).message}`);
+    };
+    let procs: AgentProcess[];
+    try {
+      procs = await this.transport.spawnAgents(count);
+    } catch (e) {
+      notStarted(e);
+      return;
+    }
+    this.procs.push(...procs);
+    if (this.closed) for (const p of procs) (p.abort ?? p.kill).call(p);
+    for (const p of procs) connectAgent(p, { ...this.opts, hostName: this.opts.name }).then((agent) => this.adopt(agent), notStarted);
   }
 
   /**
@@ -291,7 +302,9 @@ export class AgentHost implements FileHost {
         a.proc.kill();
       }),
     );
-    for (const p of this.procs) p.kill(); // agents still starting
+    // Agents still starting have nothing of the run's: they need not finish starting to stop.
+    const working = new Set(this.agents.map((a) => a.proc));
+    for (const p of this.procs) if (!working.has(p)) (p.abort ?? p.kill).call(p);
     await this.transport.close();
   }
 
@@ -364,22 +377,3 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
-/**
- * The first promise to fulfil; if all reject, the most telling rejection: the first (in
- * order) that names a cause, else the first. Agents that fail alike do not all learn why
- * (one channel may lose its exit status), and "node not found" beats "agent died".
- */
-function firstFulfilled<T>(promises: Promise<T>[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let failed = 0;
-    const errors: unknown[] = [];
-    const telling = (e: unknown) => !(e instanceof PdcError && e.code === 'AGENT_DIED');
-    promises.forEach((p, i) =>
-      p.then(resolve, (e: unknown) => {
-        errors[i] = e;
-        if (++failed === promises.length) reject(errors.find(telling) ?? errors[0]);
-      }),
-    );
-    if (promises.length === 0) reject(new PdcError('INTERNAL', 'no agents to start'));
-  });
-}

@@ -3,6 +3,7 @@
  * the job never prints: renderers turn these into lines, bars or JSON.
  */
 import type { SyncEvent, SyncSummary } from '../engine/events.js';
+import type { StartupStep } from '../startup-marks.js';
 
 /** What happened to one entry that is not a file synced by the engine. */
 export type ItemAction =
@@ -53,7 +54,12 @@ export type JobEvent =
   /** Regular files the job has just come across (a listed directory's, or a file SOURCE): they add to the files to do. */
   | { type: 'found'; files: number; bytes: number }
   | ({ type: 'file-failed' } & FileFailure)
-  | { type: 'job-done'; totals: JobTotals };
+  | { type: 'job-done'; totals: JobTotals }
+  /** Once, after the job: seconds since the process started at which each start-up step was reached. */
+  | { type: 'startup'; seconds: StartupSeconds };
+
+/** When start-up steps were reached, and when the run could start (`opened`: both sides up). */
+export type StartupSeconds = Partial<Record<StartupStep, number>> & { opened: number };
 
 /** Everything a renderer is given: the engine's events for each file, and the job's own. */
 export type RunEvent = SyncEvent | JobEvent;

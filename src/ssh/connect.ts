@@ -17,6 +17,7 @@ import { knownHostsName, knownKeyTypes, verifyHostKey } from './known-hosts.js';
 import { cipherList, type CipherSpec } from './options.js';
 import type { Prompter } from './prompt.js';
 import { type ProxyProcess, startProxyCommand } from './proxy-command.js';
+import { markStartup } from '../startup-marks.js';
 
 const { Client } = ssh2;
 export type Client = InstanceType<typeof Client>;
@@ -292,12 +293,15 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
       ...(opts.log ? { log: opts.log } : {}),
     });
 
+    client.once('connect', () => markStartup('tcp'));
     client.on('handshake', (n: { kex: string; serverHostKey: string; cs: { cipher: string } }) => {
+      markStartup('kex');
       opts.log?.(`ssh: ${display}: kex ${n.kex}, host key ${n.serverHostKey}, cipher ${n.cs.cipher}`);
     });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     client.on('ready', () => {
       if (settled) return;
+      markStartup('auth');
       settled = true;
       timer.clear();
       opts.signal?.removeEventListener('abort', onAbort);

@@ -20,6 +20,7 @@ import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
 import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
 import { ttyPrompter } from './prompt.js';
+import { markStartup } from '../startup-marks.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
@@ -162,15 +163,26 @@ export function createSshTransport(
     return conn;
   };
 
-  /** Make sure there are enough live connections for `extra` more channels; opens them in parallel. */
+  /**
+   * Make sure there are enough live connections for `extra` more channels; opens them in
+   * parallel. A lone first channel (the first agent) goes out on the first connection
+   * that is up, while the others finish opening; every other call waits for all of
+   * them, so that its channels spread over every connection.
+   */
   const ensureConnections = (extra: number): Promise<void> => {
     // Serialised, so two concurrent spawnAgents calls do not both open the missing connections.
-    const run = opening.then(async () => {
-      const alive = conns.filter((c) => !c.dead);
-      const live = alive.reduce((n, c) => n + c.live, 0);
-      const need = Math.max(wanted, Math.ceil((live + extra) / MAX_CHANNELS_PER_CONNECTION)) - alive.length;
-      if (need <= 0) return;
-      const results = await Promise.allSettled(Array.from({ length: need }, () => openConnection()));
+    const run = opening.then(() => openMissing(extra));
+    opening = run.then((r) => r.all).catch(() => undefined);
+    return run.then((r) => r.enough);
+  };
+
+  const openMissing = (extra: number): { all: Promise<void>; enough: Promise<void> } => {
+    const alive = conns.filter((c) => !c.dead);
+    const live = alive.reduce((n, c) => n + c.live, 0);
+    const need = Math.max(wanted, Math.ceil((live + extra) / MAX_CHANNELS_PER_CONNECTION)) - alive.length;
+    if (need <= 0) return { all: Promise.resolve(), enough: Promise.resolve() };
+    const attempts = Array.from({ length: need }, () => openConnection());
+    const all = Promise.allSettled(attempts).then((results) => {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (!failed) return;
       // A host that took some connections but dropped another (MaxStartups, a flaky link) is
@@ -180,8 +192,12 @@ export function createSshTransport(
       if (!transient || capacity < extra) throw failed.reason;
       log(`ssh: continuing with fewer connections to ${display}: ${(failed.reason as PdcError).message}`);
     });
-    opening = run.catch(() => undefined);
-    return run;
+    const first = alive.length === 0 && extra === 1;
+    // Any() rejects only when every attempt failed: then `all` has the error to report.
+    const enough = first ? Promise.any(attempts).then(() => undefined, () => all) : all;
+    // Whoever waits on `enough` alone must not leave a later failure of `all` unhandled.
+    all.catch(() => undefined);
+    return { all, enough };
   };
 
   const pickConnection = (): Conn => {
@@ -205,6 +221,7 @@ export function createSshTransport(
             }),
           );
         } else {
+          markStartup('exec');
           corkWrites(conn.ssh.client);
           resolve(channel);
         }
@@ -424,6 +441,13 @@ class SshAgentProcess implements AgentProcess {
   discardOutput(): void {
     this.channel.resume();
     this.channel.stderr.resume();
+  }
+
+  abort(): void {
+    if (this.done || this.killTimer) return;
+    // Servers that do not take signal requests (OpenSSH before 7.9) ignore it: then EOF ends it.
+    this.channel.signal('KILL');
+    this.kill();
   }
 
   kill(): void {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { agentBundlePath } from './agent-bundle.js';
 import type { AgentProcess, Transport } from './types.js';
+import { markStartup } from '../startup-marks.js';
 
 export interface LocalTransportOptions {
   /** Node binary for the agents (tests use an old Node here). Default: this process's node. */
@@ -36,11 +37,15 @@ export function createLocalTransport(opts: LocalTransportOptions = {}): Transpor
             t.unref();
             exited.then(() => clearTimeout(t));
           },
+          abort() {
+            child.kill('SIGKILL');
+          },
         };
         children.add(proc);
         exited.then(() => children.delete(proc));
         out.push(proc);
       }
+      markStartup('exec');
       return out;
     },
     async close(): Promise<void> {

@@ -15,6 +15,8 @@ export interface AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
   /** Ends stdin (the agent exits on EOF) and forcibly tears the stream down after a grace period. */
   kill(): void;
+  /** Stops an agent that was given no work at once (where the transport can), then as kill(). */
+  abort?(): void;
 }
 
 /** A way to start agents near one file. */

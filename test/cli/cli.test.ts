@@ -132,6 +132,25 @@ describe('pdiffcopy CLI over SSH', () => {
     expect(JSON.parse(pull.stdout)).toMatchObject({ ok: true, blocksChanged: 2 });
   }, 60_000);
 
+  it('--json and -v say when each start-up step was reached, in the order they happen', async () => {
+    const src = join(dir, 'startup-src');
+    const remote = join(dir, 'remote', 'startup.img');
+    writeSeededFile(src, 3 * MiB + 1, 12);
+    const json = await runCli(['-F', sshd.sshConfig, '--json', src, `${sshd.alias}:${remote}`], { home });
+    expect(json.code, json.stderr).toBe(0);
+    expectSameBytes(remote, src);
+    const startup = JSON.parse(json.stdout).startup as Record<string, number>;
+    const order = ['modules', 'sshReady', 'tcp', 'kex', 'auth', 'exec', 'agent', 'hello', 'opened'];
+    expect(Object.keys(startup)).toEqual(order);
+    const times = order.map((k) => startup[k]!);
+    expect(times[0]).toBeGreaterThan(0);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+
+    const verbose = await runCli(['-F', sshd.sshConfig, '-v', src, `${sshd.alias}:${remote}`], { home });
+    expect(verbose.code, verbose.stderr).toBe(0);
+    expect(verbose.stderr).toMatch(/start-up [\d.]+ s of [\d.]+ s .*\(reached at: ssh client [\d.]+, TCP [\d.]+, kex [\d.]+, auth [\d.]+, exec [\d.]+, agent running [\d.]+, hello [\d.]+\)/);
+  }, 60_000);
+
   it('-e runs the agents through the system ssh, and -o reaches it: push and pull byte-identical', async () => {
     const src = join(dir, 'rsh-src');
     const remote = join(dir, 'rsh remote', 'x.img');

@@ -116,6 +116,24 @@ describe('agent channels', () => {
     expect(await waitGone(title)).toEqual([]);
   }, 30_000);
 
+  it('a lone first agent starts on the first connection up; the next agents spread over every connection', async () => {
+    const title = `pdc-standin-${randomBytes(6).toString('hex')}`;
+    const t = transportTo(sshd, { connections: 2, agentCode: echoAgent(title) });
+    try {
+      const [first] = await t.spawnAgents(1);
+      expect((await readBytes(first!.stdout, AGENT_MAGIC.length)).equals(AGENT_MAGIC)).toBe(true);
+      const rest = await t.spawnAgents(3);
+      expect(t.setupTimesMs).toHaveLength(2);
+      const conns = [first!, ...rest].map((a) => /conn (\d+)\//.exec(a.label)![1]);
+      expect(conns.sort()).toEqual(['1', '1', '2', '2']);
+      for (const a of rest) expect((await readBytes(a.stdout, AGENT_MAGIC.length)).equals(AGENT_MAGIC)).toBe(true);
+      expect(pgrep(title)).toHaveLength(4);
+    } finally {
+      await t.close();
+    }
+    expect(await waitGone(title)).toEqual([]);
+  }, 30_000);
+
   it('opens more connections rather than exceed MaxSessions (10 per connection)', async () => {
     const title = `pdc-standin-${randomBytes(6).toString('hex')}`;
     const t = transportTo(sshd, { connections: 1, agentCode: echoAgent(title) });

@@ -33,8 +33,14 @@ describe('Profiler', () => {
 
 describe('startupText', () => {
   it('says what start-up cost and its share of the run', () => {
-    expect(startupText(800, 2100, 4200)).toBe(
+    expect(startupText({ modules: 0.8, opened: 2.1 }, 4.2)).toBe(
       'start-up 2.10 s of 4.20 s (50%): Node and modules 0.80 s, connecting and starting agents 1.30 s',
+    );
+  });
+  it('lists the steps reached, in start-up order', () => {
+    expect(startupText({ modules: 0.2, hello: 0.61, tcp: 0.31, sshReady: 0.28, kex: 0.35, auth: 0.4, exec: 0.42, agent: 0.6, opened: 0.62 }, 0.7)).toBe(
+      'start-up 0.62 s of 0.70 s (89%): Node and modules 0.20 s, connecting and starting agents 0.42 s ' +
+        '(reached at: ssh client 0.28, TCP 0.31, kex 0.35, auth 0.40, exec 0.42, agent running 0.60, hello 0.61)',
     );
   });
 });

@@ -1,5 +1,5 @@
 import type { SyncSummary } from '../../engine/events.js';
-import type { FileResult, JobTotals, RunEvent } from '../../job/events.js';
+import type { FileResult, JobTotals, RunEvent, StartupSeconds } from '../../job/events.js';
 import type { Renderer, TextSink } from './renderer.js';
 
 /**
@@ -12,6 +12,7 @@ export function jsonRenderer(verbosity: number, out: TextSink = process.stdout, 
 } {
   let summary: SyncSummary | undefined;
   let totals: JobTotals | undefined;
+  let startup: StartupSeconds | undefined;
   const files: FileResult[] = [];
   let written = false;
   const write = (obj: unknown) => {
@@ -28,6 +29,7 @@ export function jsonRenderer(verbosity: number, out: TextSink = process.stdout, 
         const { type: _, ...failure } = e;
         files.push({ ok: false, ...failure });
       } else if (e.type === 'job-done') totals = e.totals;
+      else if (e.type === 'startup') startup = e.seconds;
     },
     log(level, line) {
       if (verbosity >= level) err.write(`pdiffcopy: ${line}\n`);
@@ -36,8 +38,9 @@ export function jsonRenderer(verbosity: number, out: TextSink = process.stdout, 
       write({ ok: false, error: { code, message, ...(hint ? { hint } : {}) }, exitCode, ...(totals || files.length > 1 ? { files } : {}) });
     },
     finish() {
-      if (totals) write({ ok: totals.filesFailed === 0, files, totals });
-      else if (summary) write({ ok: true, ...summary });
+      const extra = startup ? { startup } : {};
+      if (totals) write({ ok: totals.filesFailed === 0, files, totals, ...extra });
+      else if (summary) write({ ok: true, ...summary, ...extra });
     },
   };
 }
