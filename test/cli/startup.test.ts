@@ -32,6 +32,20 @@ describe('start-up failures', () => {
     cleanup?.();
   });
 
+  /**
+   * A remote "node" (for --remote-node): a shell script whose `body(first, node)` decides what to
+   * do; `first` is a test true only on its first call (it makes the `used` directory), `node` the real one.
+   */
+  function nodeWrapper(name: string, body: (first: string, node: string) => string): { path: string; used: string } {
+    const bin = join(dir, `${name}-bin`);
+    mkdirSync(bin);
+    const used = join(bin, 'used');
+    const path = join(bin, `node-${name}`);
+    writeFileSync(path, `#!/bin/sh\n${body(`mkdir ${JSON.stringify(used)} 2>/dev/null`, JSON.stringify(process.execPath))}\n`);
+    chmodSync(path, 0o755);
+    return { path, used };
+  }
+
   it('a second connection dropped while the first comes up: the copy completes over the first', async () => {
     const src = join(dir, 'drop-src');
     const remote = join(dir, 'drop-remote');
@@ -46,12 +60,7 @@ describe('start-up failures', () => {
 
   it('agents after the first failing to start cost parallelism, not the copy', async () => {
     // A remote "node" that runs the real one once, then fails like a missing binary.
-    const bin = join(dir, 'once-bin');
-    mkdirSync(bin);
-    const used = join(bin, 'used');
-    const once = join(bin, 'node-once');
-    writeFileSync(once, `#!/bin/sh\nif mkdir ${JSON.stringify(used)} 2>/dev/null; then exec ${JSON.stringify(process.execPath)} "$@"; fi\nexit 127\n`);
-    chmodSync(once, 0o755);
+    const { path: once, used } = nodeWrapper('once', (first, node) => `if ${first}; then exec ${node} "$@"; fi\nexit 127`);
     const src = join(dir, 'once-src');
     const remote = join(dir, 'once-remote');
     writeSeededFile(src, 5 * MiB + 1, 23);
@@ -65,12 +74,7 @@ describe('start-up failures', () => {
   it('a run that ends while agents are still starting: exit 0, the target right, nothing left on the remote', async () => {
     // The first agent starts at once; the others take a while to reach node, so they are still
     // starting when this one-block copy is done.
-    const bin = join(dir, 'slow-bin');
-    mkdirSync(bin);
-    const used = join(bin, 'used');
-    const slow = join(bin, 'node-slow');
-    writeFileSync(slow, `#!/bin/sh\nif ! mkdir ${JSON.stringify(used)} 2>/dev/null; then sleep 1; fi\nexec ${JSON.stringify(process.execPath)} "$@"\n`);
-    chmodSync(slow, 0o755);
+    const { path: slow } = nodeWrapper('slow', (first, node) => `if ! ${first}; then sleep 1; fi\nexec ${node} "$@"`);
     const src = join(dir, 'slow-src');
     const remote = join(dir, 'slow-remote');
     writeSeededFile(src, 4096, 26);
