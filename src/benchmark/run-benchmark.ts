@@ -81,7 +81,9 @@ function hasRsync(): boolean {
 
 /** rsync the same way: --inplace --no-whole-file, over the same host (OpenSSH with our -p/-i/-F) when remote. */
 function runRsync(cfg: RunConfig): number {
-  const args = ['--inplace', '--no-whole-file'];
+  // --ignore-times: the mutated target has the source's size and, when a round takes under a
+  // second, an mtime rsync's quick check (whole seconds) calls equal: it would skip the file.
+  const args = ['--inplace', '--no-whole-file', '--ignore-times'];
   let source = cfg.source.path;
   if (cfg.source.kind === 'remote') {
     const ssh = ['ssh'];

@@ -263,7 +263,7 @@ const DECLARED = [
     kind: 'value',
     value: 'COUNT',
     description:
-      'mutate the local TARGET COUNT times (delta 100/COUNT*i %), resync, compare with rsync --inplace --no-whole-file; asks first unless --yes',
+      'mutate the local TARGET COUNT times (delta 100/COUNT*i %), resync, compare with rsync --inplace --no-whole-file --ignore-times; asks first unless --yes',
     group: 'benchmark',
   },
   { short: 'y', long: 'yes', kind: 'flag', description: 'do not ask before --benchmark mutates the target', group: 'benchmark' },
