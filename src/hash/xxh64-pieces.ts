@@ -29,10 +29,11 @@ const WASM_PAGE_BYTES = 64 * 1024;
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
- * The smallest piece hashed in place (refinement's floor for an 8-byte digest): a buffer
- * made with inPlaceTail(size) bytes after it has room for the digests of its pieces.
+ * The smallest piece hashed in place: refinement's floor, eight digests' length
+ * (refineFloor in engine/refine-plan.ts). A buffer made with inPlaceTail(size) bytes
+ * after it has room for the digests of its pieces.
  */
-export const IN_PLACE_MIN_GRAIN = 64;
+export const IN_PLACE_MIN_GRAIN = 8 * XXH64_BYTES;
 export function inPlaceTail(size: number): number {
   return Math.ceil(size / IN_PLACE_MIN_GRAIN) * XXH64_BYTES;
 }
