@@ -161,7 +161,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     // Refinement rounds move digests and small pieces: more runs go through them at once than
     // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
     // A streamed run has no target hashes to refine against: it goes whole.
-    const refined = refiner && !hashAsSent ? await refiner.limit(() => (abort(), refiner.move(run, !o.dryRun))) : undefined;
+    const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort) : undefined;
     if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
     if (o.dryRun) return;
     await transferLimit(async () => {

@@ -1,11 +1,11 @@
 /**
- * Refinement backs off on new data: once the last runs differed all over, only every
- * REFINE_PROBE_EVERY-th run is refined (hashed in pieces on both sides); the rest go whole.
+ * Refinement backs off on new data: once the last runs differed all over, only probes at
+ * growing gaps are refined (hashed in pieces on both sides); the rest go whole.
  * Real files on two LocalHosts; the target host counts its hashpieces calls.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REFINE_PROBE_EVERY, refinerFor, WHOLE_WINDOW_RUNS } from '../../src/engine/refine.js';
+import { probeRuns, refinerFor, WHOLE_WINDOW_RUNS } from '../../src/engine/refine.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { tempDir, writeSeededFile } from '../support/files.js';
 import { hostWith } from '../support/hosts.js';
@@ -19,19 +19,17 @@ let cleanup: () => void;
 beforeAll(() => ({ dir, cleanup } = tempDir('pdc-refine-backoff-')));
 afterAll(() => cleanup?.());
 
-async function refinedRuns(write: boolean): Promise<{ refined: number; whole: number }> {
+async function refinedRuns(write: boolean, atOnce = false): Promise<{ refined: number; whole: number }> {
   const src = join(dir, 'src');
   const dst = join(dir, `dst-${write}`);
   writeSeededFile(src, SIZE, 1);
   writeSeededFile(dst, SIZE, 2); // every byte new: no piece matches
   const source = new LocalHost(1);
   const target = new LocalHost(1);
-  let refined = 0;
-  let lastOffset = -1;
+  const refinedAt = new Set<number>(); // one run's levels share its first offset
   const t = hostWith(target, {
     hashPieces: (ranges, grain, method) => {
-      if (ranges[0] !== lastOffset) refined++; // one run's levels share its first offset
-      lastOffset = ranges[0]!;
+      refinedAt.add(ranges[0]!);
       return target.hashPieces(ranges, grain, method);
     },
   });
@@ -39,21 +37,28 @@ async function refinedRuns(write: boolean): Promise<{ refined: number; whole: nu
     await source.open({ path: src, role: 'source' });
     await target.open({ path: dst, role: 'target', create: true, lock: false, mode: 0o600 });
     const r = refinerFor({ src: source, dst: t, method: 'xxh64', digestLength: 8, blockSize: BS, targetSize: SIZE, srcName: src })!;
-    let whole = 0;
-    for (let k = 0; k < RUNS; k++) {
-      if ((await r.move({ first: k, count: 1, offset: k * BS, length: BS }, write)) === undefined) whole++;
-    }
-    return { refined, whole };
+    const move = (k: number) => r.move({ first: k, count: 1, offset: k * BS, length: BS }, write);
+    const results: (number | undefined)[] = [];
+    if (atOnce) results.push(...(await Promise.all(Array.from({ length: RUNS }, (_, k) => move(k)))));
+    else for (let k = 0; k < RUNS; k++) results.push(await move(k));
+    return { refined: refinedAt.size, whole: results.filter((x) => x === undefined).length };
   } finally {
     await Promise.all([source.close(), target.close()]);
   }
 }
 
 describe('refinement on new data', () => {
-  it('after the first runs differ all over, only every probe-th run is refined; all go whole', async () => {
+  it('after the first runs differ all over, only the probes are refined; all go whole', async () => {
     const { refined, whole } = await refinedRuns(true);
     expect(whole).toBe(RUNS);
-    const expected = WHOLE_WINDOW_RUNS + Math.floor((RUNS - WHOLE_WINDOW_RUNS) / REFINE_PROBE_EVERY);
+    const expected = WHOLE_WINDOW_RUNS + probeRuns(RUNS - WHOLE_WINDOW_RUNS);
+    expect(refined).toBe(expected);
+  });
+
+  it('runs handed over all at once: only the first few are refined before they are judged', async () => {
+    const { refined, whole } = await refinedRuns(true, true);
+    expect(whole).toBe(RUNS);
+    const expected = WHOLE_WINDOW_RUNS + probeRuns(RUNS - WHOLE_WINDOW_RUNS);
     expect(refined).toBe(expected);
   });
 
