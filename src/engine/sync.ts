@@ -208,34 +208,34 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       return stream;
     };
     const chunks = hashChunks(g, digestLen);
+    // A chunk holds its slot until it is compared (or, streamed, until its blocks are
+    // written), so each chunk's mode is decided from what the chunks before it showed,
+    // no more than a slot count behind, and streaming runs no further ahead than hashing would.
+    const inFlight = pLimit(Math.max(2, src.parallelism * 2, dst.parallelism * 2));
     const hashing = Promise.all(
-      chunks.map(async (chunk) => {
-        const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
-        const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-        // A streamed chunk keeps its source slot until its blocks are written, so streaming
-        // runs no further ahead than hashing would.
-        const hashed = await srcLimit(async () => {
+      chunks.map((chunk) =>
+        inFlight(async () => {
           guard();
           if (streamNext()) {
             prof.profile.chunks.streamed++;
             await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
-            return undefined;
+          } else {
+            const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
+            const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
+            const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(comparable), o.hashMethod)))) : undefined;
+            d?.catch(() => undefined); // a failure is reported where it is awaited below
+            const s = await srcLimit(() => (guard(), prof.time('sourceHash', () => src.hash(range(chunk.count), o.hashMethod))));
+            const t = await d;
+            s.copy(sourceHashes, chunk.first * digestLen);
+            const differing = changedBlocks(chunk.first, chunk.count, comparable, s, t, digestLen);
+            if (t) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
+            prof.profile.chunks.compared++;
+            schedule(differing);
           }
-          const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(comparable), o.hashMethod)))) : undefined;
-          d?.catch(() => undefined); // a failure is reported where it is awaited below
-          return { s: await prof.time('sourceHash', () => src.hash(range(chunk.count), o.hashMethod)), d };
-        });
-        if (hashed) {
-          const d = await hashed.d;
-          hashed.s.copy(sourceHashes, chunk.first * digestLen);
-          const differing = changedBlocks(chunk.first, chunk.count, comparable, hashed.s, d, digestLen);
-          if (d) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
-          prof.profile.chunks.compared++;
-          schedule(differing);
-        }
-        bytesHashed += chunk.length;
-        progress();
-      }),
+          bytesHashed += chunk.length;
+          progress();
+        }),
+      ),
     );
     hashing.catch(() => undefined); // when a transfer failed first, later hash failures are moot
     try {

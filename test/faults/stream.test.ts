@@ -38,7 +38,7 @@ interface Outcome {
  * hashing goes on: the delay makes the order fixed (comparisons and refinement rounds
  * answered before the later chunks are reached) instead of depending on the machine's load.
  */
-async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; hashDelayMs?: number } = {}): Promise<Outcome> {
+async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; hashDelayMs?: number; targetHashDelayMs?: number } = {}): Promise<Outcome> {
   const plainSource = new LocalHost(1);
   const source = hostWith(plainSource, {
     hash: async (range, method) => {
@@ -50,8 +50,9 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
   let verifying = false;
   let compared = 0;
   const t = hostWith(target, {
-    hash: (range, method) => {
+    hash: async (range, method) => {
       if (!verifying) compared += range.count;
+      if (opts.targetHashDelayMs && !verifying) await new Promise((r) => setTimeout(r, opts.targetHashDelayMs));
       return target.hash(range, method);
     },
     write: (offset, buffers) => {
@@ -104,6 +105,19 @@ describe('streaming once most blocks differ', () => {
     expect(s.blocksChanged).toBe(BLOCKS);
     expect(s.profile!.chunks.streamed).toBeGreaterThan(0);
     expect(s.profile!.chunks.compared + s.profile!.chunks.streamed).toBe(10 + 1);
+    expect(r.compared).toBeLessThan(BLOCKS / 2);
+  });
+
+  it('every block changed, the source hashed at once (as hashed ahead) and the target slow: chunks still stream', async () => {
+    // Each chunk's mode is decided when it is reached; with the source's hashes already in,
+    // every chunk would be reached before the target answered the first comparison, unless
+    // a chunk holds its slot until it is compared.
+    const dst = join(dir, 'all-slow-target');
+    writeSeededFile(dst, SIZE, 7);
+    const r = await run(src, dst, { refineLevels: [], targetHashDelayMs: 100 });
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    expect(r.summary!.profile!.chunks.streamed).toBeGreaterThan(0);
     expect(r.compared).toBeLessThan(BLOCKS / 2);
   });
 
