@@ -231,11 +231,27 @@ export const RATE_WINDOW_CHUNKS = 4;
 export const PROBE_EVERY_CHUNKS = 8;
 
 /**
- * Compare the next chunk or stream it, from what the run has learnt so far: `history`
- * holds the compared chunks in the order their results came in, `sinceCompared` counts
- * the chunks streamed since the last one compared. Nothing learnt yet: compare.
+ * What refinement has learnt about the differing blocks: nothing to learn (off), not
+ * enough runs judged yet, runs differing all over (new data), or equal pieces found
+ * inside differing blocks (edits: a few bytes changed in many pages).
  */
-export function nextChunkMode(history: readonly ChunkComparison[], sinceCompared: number): 'compare' | 'stream' {
+export type RefinementState = 'off' | 'judging' | 'whole' | 'edits';
+
+/**
+ * How the next chunk is handled: compared by block hashes, compared by the piece hashes
+ * of refinement's first level (its differing blocks then skip that round), or streamed.
+ */
+export type ChunkMode = 'compare' | 'pieces' | 'stream';
+
+/**
+ * The next chunk's mode, from what the run has learnt so far: `history` holds the
+ * compared chunks in the order their results came in, `sinceCompared` counts the chunks
+ * streamed since the last one compared. Nothing learnt yet, or most blocks match:
+ * compare. Most blocks differ: new data streams; edits are compared in pieces, because
+ * each of their differing blocks would be hashed in pieces on both sides next anyway
+ * (one pass over the target instead of two); while refinement is still judging, compare.
+ */
+export function nextChunkMode(history: readonly ChunkComparison[], sinceCompared: number, refinement: RefinementState = 'off'): ChunkMode {
   let compared = 0;
   let differing = 0;
   for (const h of history.slice(-RATE_WINDOW_CHUNKS)) {
@@ -243,5 +259,7 @@ export function nextChunkMode(history: readonly ChunkComparison[], sinceCompared
     differing += h.differing;
   }
   if (compared === 0 || differing < compared * STREAM_FROM_DIFFERING) return 'compare';
+  if (refinement === 'edits') return 'pieces';
+  if (refinement === 'judging') return 'compare';
   return sinceCompared + 1 >= PROBE_EVERY_CHUNKS ? 'compare' : 'stream';
 }

@@ -20,8 +20,8 @@ export interface RunProfile {
   };
   /** Seconds during which at least one request of the kind was in flight. */
   busy: { sourceHash: number; targetHash: number; transfer: number };
-  /** Hash chunks compared (both sides hashed) and streamed (sent without hashing the target). */
-  chunks: { compared: number; streamed: number };
+  /** Hash chunks compared (both sides hashed; `inPieces` of them by refinement's first-level pieces) and streamed (sent without hashing the target). */
+  chunks: { compared: number; inPieces: number; streamed: number };
 }
 
 export type Step = keyof RunProfile['seconds'];
@@ -32,7 +32,7 @@ export class Profiler {
   readonly profile: RunProfile = {
     seconds: { setup: 0, transfer: 0, fsync: 0, verify: 0, digest: 0, commit: 0 },
     busy: { sourceHash: 0, targetHash: 0, transfer: 0 },
-    chunks: { compared: 0, streamed: 0 },
+    chunks: { compared: 0, inPieces: 0, streamed: 0 },
   };
   private last = performance.now();
   private readonly inFlight: Record<Busy, { n: number; since: number }> = {
@@ -74,6 +74,6 @@ export function profileText(p: RunProfile): string {
   const b = p.busy;
   return (
     `time (s): ${steps.join(', ')}; during transfer: source hashing ${b.sourceHash.toFixed(2)}, target hashing ${b.targetHash.toFixed(2)}, ` +
-    `block transfers ${b.transfer.toFixed(2)}; chunks compared ${p.chunks.compared}, streamed ${p.chunks.streamed}`
+    `block transfers ${b.transfer.toFixed(2)}; chunks compared ${p.chunks.compared} (in pieces ${p.chunks.inPieces}), streamed ${p.chunks.streamed}`
   );
 }

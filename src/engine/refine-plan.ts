@@ -10,6 +10,7 @@
  * Request sizes come from the op table's caps (protocol/ops.ts), the same ones the
  * agent enforces, so every planned request is one the agent accepts.
  */
+import { READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import { MAX_HASH_PIECES_BYTES, MAX_PIECES } from '../protocol/limits.js';
 import { MAX_READ_BYTES, maxHashBlocks } from '../protocol/ops.js';
 
@@ -188,4 +189,58 @@ export function hashBatches(ranges: readonly number[], grain: number, digestLeng
 /** readpieces/writepieces requests for `ranges`. */
 export function ioBatches(ranges: readonly number[]): number[][] {
   return requestBatches(ranges, MAX_READ_BYTES);
+}
+
+/**
+ * A chunk compared in pieces of `grain`, as ranges of at most one read window each (a
+ * multiple of `grain`): each range is read into a window of its own, which the chunk's
+ * runs find in memory for their next rounds. Its pieces are the pieces of the chunk.
+ */
+export function windowRanges(offset: number, length: number, grain: number): number[] {
+  const cap = Math.max(grain, Math.floor(READ_CHUNK_BYTES / grain) * grain);
+  const out: number[] = [];
+  for (let at = 0; at < length; at += cap) out.push(offset + at, Math.min(cap, length - at));
+  return out;
+}
+
+/** Whether a chunk of `blockSize` blocks can be compared in pieces of `grain`: a block's pieces must be the chunk's. */
+export function piecesAlign(blockSize: number, grain: number): boolean {
+  return blockSize % grain === 0;
+}
+
+/**
+ * The blocks of a chunk (first block `first`, `count` blocks of `blockSize`, `length`
+ * bytes) with a differing piece: `source` and `target` hold one digest per `grain` piece
+ * of the chunk, in order (the last piece may be short, its block too). A digest missing
+ * on either side counts as differing.
+ */
+export function blocksWithDifferingPieces(
+  first: number,
+  count: number,
+  length: number,
+  blockSize: number,
+  grain: number,
+  source: Uint8Array,
+  target: Uint8Array,
+  digestLength: number,
+): number[] {
+  const perBlock = blockSize / grain;
+  const pieces = Math.ceil(length / grain);
+  const out: number[] = [];
+  for (let b = 0; b < count; b++) {
+    const end = Math.min((b + 1) * perBlock, pieces);
+    for (let k = b * perBlock; k < end; k++) {
+      if (!digestsEqual(source, target, k * digestLength, digestLength)) {
+        out.push(first + b);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** The digests of a run's pieces among a chunk's (both start at block boundaries, pieces of `grain`). */
+export function runDigests(digests: Buffer, chunkOffset: number, runOffset: number, runLength: number, grain: number, digestLength: number): Buffer {
+  const k = (runOffset - chunkOffset) / grain;
+  return digests.subarray(k * digestLength, (k + Math.ceil(runLength / grain)) * digestLength);
 }

@@ -16,7 +16,7 @@ import { sourceChanged } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes } from '../protocol/ops.js';
-import type { Run } from './plan.js';
+import type { RefinementState, Run } from './plan.js';
 import { PROBE_PIECES, coalesceRanges, compareLevel, hashBatches, ioBatches, mergeRanges, probePiece, refineLevels } from './refine-plan.js';
 
 export interface RefineOptions {
@@ -39,6 +39,17 @@ export interface RefineStats {
   bytesHashes: number;
   /** Runs whose differing pieces were sent instead of their blocks. */
   runsRefined: number;
+}
+
+/**
+ * A run's digests at the first level, already hashed on both sides (the chunk it lies in
+ * was compared in pieces), and the affinity they were hashed with (where their read
+ * windows are kept).
+ */
+export interface FirstLevel {
+  s: Buffer;
+  d: Buffer;
+  affinity: number;
 }
 
 /** Runs judged to tell whether refinement still finds equal pieces (recentlyWhole). */
@@ -90,27 +101,36 @@ export class Refiner {
    * that is refined takes one of the `limit` slots (`ready` runs when it has one: the
    * caller's cancellation check); a run going whole returns at once.
    */
-  async move(run: Run, write: boolean, ready: () => void = () => undefined): Promise<number | undefined> {
+  async move(run: Run, write: boolean, ready: () => void = () => undefined, first?: FirstLevel): Promise<number | undefined> {
     // No await between this check and `started++`: runs handed over together see each other.
-    while (write && this.refinable(run) && this.judging()) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    if (!this.refinable(run) || (write && this.skipWhileWhole())) {
+    // A run whose first level is hashed already is refined: the costly round is behind it.
+    while (write && !first && this.refinable(run) && this.judging()) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (!this.refinable(run) || (write && !first && this.skipWhileWhole())) {
       this.stats.bytesDiffering += run.length;
       return undefined;
     }
     this.started++;
     return this.limit(async () => {
       ready();
-      const affinity = this.runs++;
+      const affinity = first ? first.affinity : this.affinity();
+      // A run is judged as soon as equal pieces show up in it (edits), else when its rounds end.
+      let judged = false;
+      const judge = (whole: boolean | undefined) => {
+        if (judged) return;
+        judged = true;
+        if (whole !== undefined) this.outcomes.push(whole ? 1 : 0);
+        if (this.outcomes.length > WHOLE_WINDOW_RUNS) this.outcomes.shift();
+        this.settle();
+      };
       let pieces: number[] | undefined;
       try {
-        pieces = await this.differingPieces(run, affinity);
+        pieces = await this.differingPieces(run, affinity, () => judge(false), first);
+        judge(pieces === undefined || piecesBytes(pieces) === run.length);
       } finally {
-        this.settle();
+        judge(undefined); // failed: no outcome, but runs waiting for judgements look again
       }
       const bytes = pieces === undefined ? run.length : piecesBytes(pieces);
       this.stats.bytesDiffering += bytes;
-      this.outcomes.push(bytes === run.length ? 1 : 0);
-      if (this.outcomes.length > WHOLE_WINDOW_RUNS) this.outcomes.shift();
       if (pieces === undefined || bytes === run.length) return undefined;
       this.stats.runsRefined++;
       if (write) await Promise.all(ioBatches(pieces).map((batch) => this.copyPieces(batch, affinity)));
@@ -131,6 +151,32 @@ export class Refiner {
   private settle(): void {
     this.settled++;
     for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  /** The first level's piece size (a chunk compared in pieces is hashed at it). */
+  get firstGrain(): number {
+    return this.o.levels[0]!;
+  }
+
+  /** A new affinity: requests made with it go to one agent, which keeps their read windows. */
+  affinity(): number {
+    return this.runs++;
+  }
+
+  /** What refinement has learnt: see RefinementState. */
+  state(): RefinementState {
+    if (this.recentlyWhole()) return 'whole';
+    return this.outcomes.includes(0) ? 'edits' : 'judging';
+  }
+
+  /**
+   * First-level digests of `ranges` from one side (a chunk compared in pieces); those
+   * of the target cross the wire and are counted with refinement's hashes.
+   */
+  async hashFirstLevel(host: FileHost, ranges: readonly number[], affinity: number, counted: boolean): Promise<Buffer> {
+    const digests = await this.hash(host, ranges, this.firstGrain, affinity);
+    if (counted) this.stats.bytesHashes += digests.length;
+    return digests;
   }
 
   /**
@@ -165,16 +211,20 @@ export class Refiner {
   }
 
   /** The run's differing pieces (sorted, coalesced), or undefined when it is not refined. */
-  private async differingPieces(run: Run, affinity: number): Promise<number[] | undefined> {
+  /** `edits` is called once equal pieces are found inside the run (it is not new data). */
+  private async differingPieces(run: Run, affinity: number, edits: () => void, first?: FirstLevel): Promise<number[] | undefined> {
     const { levels, digestLength } = this.o;
     let ranges = [run.offset, run.length];
     const send: number[][] = []; // each level's final pieces, sorted
     for (let i = 0; i < levels.length && ranges.length > 0; i++) {
       const grain = levels[i]!;
-      const [s, d] = await Promise.all([this.hash(this.o.src, ranges, grain, affinity), this.hash(this.o.dst, ranges, grain, affinity)]);
+      const given = i === 0 ? first : undefined; // counted where its chunk was hashed
+      const [s, d] = given ? [given.s, given.d] : await Promise.all([this.hash(this.o.src, ranges, grain, affinity), this.hash(this.o.dst, ranges, grain, affinity)]);
       const r = compareLevel(ranges, grain, s, d, digestLength, levels[i + 1]);
-      this.stats.bytesHashes += r.digests * digestLength;
+      if (!given) this.stats.bytesHashes += r.digests * digestLength;
+      if (piecesBytes(r.send) + piecesBytes(r.next) < piecesBytes(ranges)) edits();
       if (levels[i + 1] !== undefined && r.next.length === 0 && piecesBytes(r.send) === piecesBytes(ranges) && (await this.probeFindsEqual(ranges, levels[i + 1]!, affinity))) {
+        edits();
         ranges = r.send; // every piece differs, but not all over: small edits in every piece
         continue;
       }

@@ -6,6 +6,7 @@ import type { OpenResult, StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
 import {
   type ChunkComparison,
+  type ChunkMode,
   type Geometry,
   type Run,
   changedBlocks,
@@ -13,6 +14,7 @@ import {
   coalesceBlocks,
   comparablePrefix,
   geometry,
+  HASH_CHUNK_BYTES,
   hashChunks,
   hashRequestBlocks,
   holeBlocks,
@@ -27,11 +29,14 @@ import {
 import { Profiler, profileText } from './profile.js';
 import { ensureSpace } from './space.js';
 import { zeroDigest } from '../hash/file-hash.js';
-import { byteSimilarity, refinerFor } from './refine.js';
+import { type FirstLevel, type Refiner, byteSimilarity, refinerFor } from './refine.js';
+import { blocksWithDifferingPieces, piecesAlign, runDigests, windowRanges } from './refine-plan.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 import { BufferPool } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
+import { READ_CHUNK_BYTES } from '../hash/file-hash.js';
+import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -157,11 +162,11 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
   // Blocks left wholly as holes: never written, so not re-read to verify.
   const unwritten = new Uint8Array(g.blocks);
-  const transfer = async (run: Run, hashAsSent: boolean) => {
+  const transfer = async (run: Run, hashAsSent: boolean, first?: FirstLevel) => {
     // Refinement rounds move digests and small pieces: more runs go through them at once than
     // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
     // A streamed run has no target hashes to refine against: it goes whole.
-    const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort) : undefined;
+    const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort, first) : undefined;
     if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
     if (o.dryRun) return;
     await transferLimit(async () => {
@@ -178,14 +183,17 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     });
   };
 
-  /** Send `blocks` (sorted); `hashAsSent`: their source hashes are taken from the bytes sent. */
-  const schedule = (blocks: number[], hashAsSent = false): Promise<void>[] => {
+  /**
+   * Send `blocks` (sorted); `hashAsSent`: their source hashes are taken from the bytes sent;
+   * `firstOf`: a run's first-level digests, where its chunk was compared in pieces.
+   */
+  const schedule = (blocks: number[], hashAsSent = false, firstOf?: (run: Run) => FirstLevel): Promise<void>[] => {
     for (const b of blocks) changed.push(b);
     if (o.dryRun && !refiner) return [];
     const mine: Promise<void>[] = [];
     for (const run of coalesce(blocks, g, runBytes)) {
       bytesToSend += run.length;
-      const t = transfer(run, hashAsSent);
+      const t = transfer(run, hashAsSent, firstOf?.(run));
       t.catch(failTransfers);
       transfers.push(t);
       mine.push(t);
@@ -201,12 +209,53 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     // next one is compared or streamed (a dry run always compares: it reports differences).
     const history: ChunkComparison[] = [];
     let sinceCompared = 0;
-    const streamNext = () => {
-      // Refinement keeps comparing while it finds equal pieces inside differing blocks (pages with a few bytes changed).
-      const stream = !o.dryRun && nextChunkMode(history, sinceCompared) === 'stream' && (!refiner || refiner.recentlyWhole());
-      sinceCompared = stream ? sinceCompared + 1 : 0;
-      return stream;
+    const modeNext = (): ChunkMode => {
+      const mode = nextChunkMode(history, sinceCompared, refiner ? refiner.state() : 'off');
+      // A dry run never streams: it reports the blocks that differ.
+      const m = o.dryRun && mode === 'stream' ? 'compare' : mode;
+      sinceCompared = m === 'stream' ? sinceCompared + 1 : 0;
+      return m;
     };
+    const range = (chunk: Run, count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
+
+    /** Compare a chunk by block hashes; returns its differing blocks. */
+    const compareBlocks = async (chunk: Run, comparable: number): Promise<number[]> => {
+      const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(chunk, comparable), o.hashMethod)))) : undefined;
+      d?.catch(() => undefined); // a failure is reported where it is awaited below
+      const s = await srcLimit(() => (guard(), prof.time('sourceHash', () => src.hash(range(chunk, chunk.count), o.hashMethod))));
+      const t = await d;
+      s.copy(sourceHashes, chunk.first * digestLen);
+      const differing = changedBlocks(chunk.first, chunk.count, comparable, s, t, digestLen);
+      if (t) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
+      return differing;
+    };
+
+    /**
+     * Compare a chunk the target holds entirely by refinement's first-level pieces (the
+     * source's block hashes still come along: written blocks are verified against them);
+     * its differing runs go on from the next level.
+     */
+    const comparePieces = async (chunk: Run, r: Refiner): Promise<void> => {
+      const grain = r.firstGrain;
+      const affinity = r.affinity();
+      const ranges = windowRanges(chunk.offset, chunk.length, grain);
+      const d = dstLimit(() => (guard(), prof.time('targetHash', () => r.hashFirstLevel(dst, ranges, affinity, true))));
+      d.catch(() => undefined); // a failure is reported where it is awaited below
+      const [s, sp] = await srcLimit(() =>
+        (guard(), prof.time('sourceHash', () => Promise.all([src.hash(range(chunk, chunk.count), o.hashMethod), r.hashFirstLevel(src, ranges, affinity, false)]))),
+      );
+      const dp = await d;
+      s.copy(sourceHashes, chunk.first * digestLen);
+      const differing = blocksWithDifferingPieces(chunk.first, chunk.count, chunk.length, g.blockSize, grain, sp, dp, digestLen);
+      history.push({ compared: chunk.count, differing: differing.length });
+      const at = (digests: Buffer, run: Run) => runDigests(digests, chunk.offset, run.offset, run.length, grain, digestLen);
+      await Promise.all(schedule(differing, false, (run) => ({ s: at(sp, run), d: at(dp, run), affinity })));
+    };
+    // A chunk compared in pieces holds its slot until its runs are moved: their next rounds
+    // read the chunk's windows from memory only while no more chunks are in pieces than
+    // each side keeps windows for.
+    const piecesLimit = pLimit(Math.max(1, Math.floor(REFINE_RUNS_IN_FLIGHT / Math.ceil(HASH_CHUNK_BYTES / READ_CHUNK_BYTES))));
+
     const chunks = hashChunks(g, digestLen);
     // A chunk holds its slot until it is compared (or, streamed, until its blocks are
     // written), so each chunk's mode is decided from what the chunks before it showed,
@@ -216,21 +265,18 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       chunks.map((chunk) =>
         inFlight(async () => {
           guard();
-          if (streamNext()) {
+          const mode = modeNext();
+          const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
+          if (mode === 'stream') {
             prof.profile.chunks.streamed++;
             await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
-          } else {
-            const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
-            const range = (count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-            const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(comparable), o.hashMethod)))) : undefined;
-            d?.catch(() => undefined); // a failure is reported where it is awaited below
-            const s = await srcLimit(() => (guard(), prof.time('sourceHash', () => src.hash(range(chunk.count), o.hashMethod))));
-            const t = await d;
-            s.copy(sourceHashes, chunk.first * digestLen);
-            const differing = changedBlocks(chunk.first, chunk.count, comparable, s, t, digestLen);
-            if (t) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
+          } else if (mode === 'pieces' && refiner && targetOpen && comparable === chunk.count && piecesAlign(g.blockSize, refiner.firstGrain)) {
             prof.profile.chunks.compared++;
-            schedule(differing);
+            prof.profile.chunks.inPieces++;
+            await piecesLimit(() => comparePieces(chunk, refiner));
+          } else {
+            prof.profile.chunks.compared++;
+            schedule(await compareBlocks(chunk, comparable));
           }
           bytesHashed += chunk.length;
           progress();

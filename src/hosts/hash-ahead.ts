@@ -106,7 +106,11 @@ export class HashAhead {
   written(offset: number, length: number): void {
     if (this.chunkBytes === 0) return this.stop(); // not planned yet: nothing can be trusted to stay as hashed
     const last = Math.floor((offset + Math.max(0, length - 1)) / this.chunkBytes);
-    for (let i = Math.floor(offset / this.chunkBytes); i <= last; i++) this.skip.add(i);
+    let fresh = false; // refinement writes many small pieces into one chunk: only the first drops anything
+    for (let i = Math.floor(offset / this.chunkBytes); i <= last; i++) {
+      if (!this.skip.has(i)) (this.skip.add(i), (fresh = true));
+    }
+    if (!fresh) return;
     for (const [k, _] of this.answers) {
       const i = chunkIndexOf(k, this.chunkBytes);
       if (this.skip.has(i)) this.answers.delete(k);

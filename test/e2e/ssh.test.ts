@@ -6,8 +6,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { packUnit } from '../../src/protocol/compress.js';
-import { exitStatusError } from '../../src/ssh/index.js';
-import { transportTo } from '../ssh/helpers.js';
+import { testAgents } from '../ssh/helpers.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { defineSyncSuite } from './sync-suite.js';
 import { defineTreeSuite } from './tree-suite.js';
@@ -18,17 +17,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => sshd?.stop());
 
-async function remoteAgents(compress?: { level: number; unit: number }): Promise<AgentHost> {
-  return AgentHost.start(transportTo(sshd, { connections: 2 }), {
-    ...(compress ? { compress } : {}),
-    agents: 4,
-    machineId: 'ssh:test',
-    name: 'test-sshd',
-    displayPrefix: 'test-sshd:',
-    startTimeoutMs: 30_000,
-    idleTimeoutMs: 30_000,
-    explainExit: (code, stderr) => exitStatusError(code, stderr, 'test-sshd'),
-  });
+function remoteAgents(compress?: { level: number; unit: number }): Promise<AgentHost> {
+  return testAgents(sshd, { connections: 2, agents: 4, compress });
 }
 
 defineSyncSuite('ssh push (remote agents write)', {

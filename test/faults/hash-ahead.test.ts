@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashAheadFile } from '../../src/cli/open-hosts.js';
 import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
+import { plainSync } from '../support/hosts.js';
 import { syncFile } from '../../src/engine/sync.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
@@ -30,17 +31,7 @@ async function syncAfterHashAhead(src: string, dst: string, ahead: { side: 'sour
   try {
     await host.hashAhead(ahead.path, ahead.side, BS, 'xxh64');
     ahead.before?.();
-    const summary = await syncFile({
-      source: { host: source, path: src },
-      target: { host: target, path: dst },
-      blockSize: BS,
-      hashMethod: 'xxh64',
-      wholeFile: false,
-      dryRun: false,
-      verify: false,
-      concurrency: 2,
-      emit: () => undefined,
-    });
+    const summary = await syncFile(plainSync(source, src, target, dst, { blockSize: BS }));
     return { summary, used: host.hashedAhead };
   } finally {
     await Promise.all([source.close(), target.close()]);

@@ -16,7 +16,7 @@ import { AgentHost } from '../../src/hosts/agent-host.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { createLocalTransport } from '../../src/transport/local.js';
 import { expectSameBytes, tempDir, writeSeededFile } from '../support/files.js';
-import { hostWith } from '../support/hosts.js';
+import { hostWith, plainSync } from '../support/hosts.js';
 
 const MiB = 1 << 20;
 const PAGE = 16 * 1024;
@@ -57,17 +57,7 @@ async function run(src: string, dst: string, intrude: boolean): Promise<unknown>
       })
     : agent;
   try {
-    await syncFile({
-      source: { host: source, path: src },
-      target: { host: target, path: dst },
-      blockSize: MiB,
-      hashMethod: 'xxh64',
-      wholeFile: false,
-      dryRun: false,
-      verify: false,
-      concurrency: 2,
-      emit: () => undefined,
-    });
+    await syncFile(plainSync(source, src, target, dst, { blockSize: MiB }));
     return undefined;
   } catch (e) {
     return e;

@@ -38,7 +38,7 @@ interface Outcome {
  * hashing goes on: the delay makes the order fixed (comparisons and refinement rounds
  * answered before the later chunks are reached) instead of depending on the machine's load.
  */
-async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; hashDelayMs?: number; targetHashDelayMs?: number } = {}): Promise<Outcome> {
+async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; corruptPieces?: boolean; hashDelayMs?: number; targetHashDelayMs?: number } = {}): Promise<Outcome> {
   const plainSource = new LocalHost(1);
   const source = hostWith(plainSource, {
     hash: async (range, method) => {
@@ -54,6 +54,12 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
       if (!verifying) compared += range.count;
       if (opts.targetHashDelayMs && !verifying) await new Promise((r) => setTimeout(r, opts.targetHashDelayMs));
       return target.hash(range, method);
+    },
+    writePieces: (ranges, buffers) => {
+      if (!opts.corruptPieces || ranges[0]! < 4 * HASH_CHUNK_BYTES) return target.writePieces(ranges, buffers);
+      const bytes = Buffer.concat(buffers);
+      bytes[bytes.length - 1] ^= 0xff;
+      return target.writePieces(ranges, [bytes]);
     },
     write: (offset, buffers) => {
       if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return target.write(offset, buffers);
@@ -131,8 +137,9 @@ describe('streaming once most blocks differ', () => {
     expect(r.summary!.profile!.chunks.streamed).toBeGreaterThan(0);
   });
 
-  it('every block changed by a few bytes per 16 KiB page: refinement keeps comparing (nothing streamed), only the pieces move', async () => {
-    const dst = join(dir, 'pages');
+  /** A copy of the source with 4 bytes changed in every 16 KiB page. */
+  const editEveryPage = (name: string): string => {
+    const dst = join(dir, name);
     copyFileSync(src, dst);
     const fd = openSync(dst, 'r+');
     try {
@@ -140,13 +147,30 @@ describe('streaming once most blocks differ', () => {
     } finally {
       closeSync(fd);
     }
-    const r = await run(src, dst);
+    return dst;
+  };
+
+  it('every block changed by a few bytes per 16 KiB page: refinement keeps comparing (nothing streamed), only the pieces move', async () => {
+    const dst = editEveryPage('pages');
+    const r = await run(src, dst, { hashDelayMs: 20 });
     expect(r.error).toBeUndefined();
     expectSameBytes(dst, src);
     const s = r.summary!;
     expect(s.blocksChanged).toBe(BLOCKS);
     expect(s.profile!.chunks.streamed).toBe(0);
     expect(s.bytesSent).toBeLessThan(SIZE / 20);
+    // Once refinement found edits, chunks are compared by 16 KiB pieces: the target's blocks are hashed whole only in the first chunks.
+    expect(s.profile!.chunks.inPieces).toBeGreaterThan(0);
+    expect(r.compared).toBeLessThanOrEqual(BLOCKS - 1 - (s.profile!.chunks.inPieces - 1) * (HASH_CHUNK_BYTES / BS)); // (the last chunk holds one block)
+    expect(s.bytesRefineHashes).toBeGreaterThanOrEqual((s.profile!.chunks.inPieces * HASH_CHUNK_BYTES) / (16 * 1024) * 8);
+  });
+
+  it('pieces written wrong in chunks compared in pieces: VERIFY_FAILED (exit 5)', async () => {
+    const dst = editEveryPage('pages-corrupt');
+    const r = await run(src, dst, { hashDelayMs: 20, corruptPieces: true });
+    expect(r.error).toBeInstanceOf(PdcError);
+    expect((r.error as PdcError).code).toBe('VERIFY_FAILED');
+    expect((r.error as PdcError).exitCode).toBe(5);
   });
 
   it('a tenth changed: every chunk compared, only the changed blocks sent', async () => {

@@ -2,7 +2,8 @@ import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PdcError } from '../../src/errors/index.js';
-import { createSshTransport, type SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
+import { AgentHost, type AgentHostOptions } from '../../src/hosts/agent-host.js';
+import { createSshTransport, exitStatusError, type SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
 import type { TestSshd } from '../support/sshd.js';
 
 /** A fresh, empty home directory (so the real ~/.ssh is never read), optionally knowing the sshd's host key. */
@@ -92,3 +93,17 @@ export function readAll(stream: Readable, timeoutMs = 10_000): Promise<string> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Agents on the test sshd (`connections` SSH connections, `agents` agents), as the suites use them. */
+export function testAgents(sshd: TestSshd, o: { connections: number; agents: number; compress?: AgentHostOptions['compress'] }): Promise<AgentHost> {
+  return AgentHost.start(transportTo(sshd, { connections: o.connections }), {
+    ...(o.compress ? { compress: o.compress } : {}),
+    agents: o.agents,
+    machineId: 'ssh:test',
+    name: 'test-sshd',
+    displayPrefix: 'test-sshd:',
+    startTimeoutMs: 30_000,
+    idleTimeoutMs: 30_000,
+    explainExit: (code, stderr) => exitStatusError(code, stderr, 'test-sshd'),
+  });
+}

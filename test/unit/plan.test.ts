@@ -280,6 +280,19 @@ describe('nextChunkMode', () => {
     expect(nextChunkMode(history, sinceCompared)).toBe(want);
   });
 
+  it.each([
+    ['most differ, refinement off', 'off', 'stream'],
+    ['most differ, new data', 'whole', 'stream'],
+    ['most differ, refinement still judging', 'judging', 'compare'],
+    ['most differ, edits inside the blocks', 'edits', 'pieces'],
+  ] as const)('%s', (_name, refinement, want) => {
+    expect(nextChunkMode([c(16, 16)], 0, refinement)).toBe(want);
+  });
+
+  it.each(['off', 'judging', 'whole', 'edits'] as const)('few differ: compare whatever refinement learnt (%s)', (refinement) => {
+    expect(nextChunkMode([c(16, 2)], 0, refinement)).toBe('compare');
+  });
+
   it('judges only the last RATE_WINDOW_CHUNKS chunks', () => {
     const history = [...Array(10).fill(c(16, 0)), ...Array(RATE_WINDOW_CHUNKS).fill(c(16, 16))];
     expect(nextChunkMode(history, 0)).toBe('stream');

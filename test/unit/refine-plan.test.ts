@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_REFINE_LEVELS,
+  blocksWithDifferingPieces,
+  piecesAlign,
+  runDigests,
+  windowRanges,
   coalesceRanges,
   mergeRanges,
   compareLevel,
@@ -13,6 +17,7 @@ import {
   requestBatches,
 } from '../../src/engine/refine-plan.js';
 import { MAX_HASH_PIECES_BYTES, MAX_PIECES } from '../../src/protocol/limits.js';
+import { READ_CHUNK_BYTES } from '../../src/hash/file-hash.js';
 import { MAX_READ_BYTES, maxHashBlocks, piecesBytes, piecesDigests } from '../../src/protocol/ops.js';
 
 const K = 1024;
@@ -207,5 +212,55 @@ describe('request batches stay within what the agent accepts', () => {
   it('no pieces: no requests', () => {
     expect(hashBatches([], 64, 8)).toEqual([]);
     expect(ioBatches([])).toEqual([]);
+  });
+});
+
+describe('chunks compared in pieces', () => {
+  /** One-byte "digests": piece k of the chunk has digest k, except where `differ` lists k. */
+  const digests = (n: number, differ: number[] = []) => Buffer.from(Array.from({ length: n }, (_, k) => (differ.includes(k) ? 200 : k)));
+
+  it.each([
+    ['a 16 MiB chunk: four windows', 0, 16 * M, 16 * K, [0, 4 * M, 4 * M, 4 * M, 8 * M, 4 * M, 12 * M, 4 * M]],
+    ['a short last chunk', 32 * M, 5 * M + 7, 16 * K, [32 * M, 4 * M, 36 * M, M + 7]],
+    ['a grain that does not divide the window: cut at its multiple', 0, 5 * M, 3000, [0, 4194000, 4194000, 5 * M - 4194000]],
+    ['a grain above the window: one piece per range', 0, 10 * M, 8 * M, [0, 8 * M, 8 * M, 2 * M]],
+    ['nothing', 7, 0, 16 * K, []],
+  ])('windowRanges: %s', (_name, offset, length, grain, want) => {
+    const got = windowRanges(offset, length, grain);
+    expect(got).toEqual(want);
+    for (let i = 1; i < got.length - 2; i += 2) expect(got[i]! % grain).toBe(0); // every range but the last is whole pieces
+    for (let i = 1; i < got.length; i += 2) expect(got[i]!).toBeLessThanOrEqual(Math.max(grain, READ_CHUNK_BYTES));
+  });
+
+  it.each([
+    [M, 16 * K, true],
+    [M, 1000, false],
+    [64 * K, 64 * K, true],
+    [5000, 1000, true],
+  ])('piecesAlign(%i, %i) = %s', (blockSize, grain, want) => {
+    expect(piecesAlign(blockSize, grain)).toBe(want);
+  });
+
+  it.each([
+    ['nothing differs', 4, 4 * 4, [], []],
+    ['one piece of the second block', 4, 4 * 4, [5], [11]],
+    ['first and last piece', 4, 4 * 4, [0, 15], [10, 13]],
+    ['a short last block: its one piece', 4, 3 * 4 + 1, [12], [13]],
+  ])('blocksWithDifferingPieces: %s', (_name, perBlock, pieces, differ, want) => {
+    const grain = 16;
+    const length = pieces === 13 ? 3 * perBlock * grain + 5 : pieces * grain;
+    const count = Math.ceil(length / (perBlock * grain));
+    expect(blocksWithDifferingPieces(10, count, length, perBlock * grain, grain, digests(pieces), digests(pieces, differ), 1)).toEqual(want);
+  });
+
+  it('blocksWithDifferingPieces: a digest missing on one side counts as differing', () => {
+    expect(blocksWithDifferingPieces(0, 2, 8 * 16, 4 * 16, 16, digests(8), digests(6), 1)).toEqual([1]);
+  });
+
+  it('runDigests: the digests of a run inside its chunk', () => {
+    const d = digests(16);
+    expect([...runDigests(d, 100 * M, 100 * M + 64, 80, 16, 1)]).toEqual([4, 5, 6, 7, 8]);
+    expect([...runDigests(d, 100 * M, 100 * M + 64, 70, 16, 1)]).toEqual([4, 5, 6, 7, 8]); // a short last piece
+    expect([...runDigests(Buffer.alloc(32), 0, 16, 32, 16, 2)].length).toBe(4); // two digests of two bytes
   });
 });
