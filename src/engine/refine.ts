@@ -181,9 +181,9 @@ export class Refiner {
 
   /**
    * The last WHOLE_WINDOW_RUNS runs all differed all over (new data, not edits): refining
-   * finds nothing, so the run may stop comparing and stream. False until that many were seen.
+   * finds nothing, so chunks may stream (state 'whole'). False until that many were seen.
    */
-  recentlyWhole(): boolean {
+  private recentlyWhole(): boolean {
     return this.outcomes.length >= WHOLE_WINDOW_RUNS && this.outcomes.every((x) => x === 1);
   }
 
@@ -210,8 +210,10 @@ export class Refiner {
     return this.o.levels.length > 0 && run.length > 0 && run.offset + run.length <= this.o.targetSize;
   }
 
-  /** The run's differing pieces (sorted, coalesced), or undefined when it is not refined. */
-  /** `edits` is called once equal pieces are found inside the run (it is not new data). */
+  /**
+   * The run's differing pieces (sorted, coalesced), or undefined when it is not refined;
+   * `edits` is called once equal pieces are found inside the run (it is not new data).
+   */
   private async differingPieces(run: Run, affinity: number, edits: () => void, first?: FirstLevel): Promise<number[] | undefined> {
     const { levels, digestLength } = this.o;
     let ranges = [run.offset, run.length];

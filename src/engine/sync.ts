@@ -14,7 +14,6 @@ import {
   coalesceBlocks,
   comparablePrefix,
   geometry,
-  HASH_CHUNK_BYTES,
   hashChunks,
   hashRequestBlocks,
   holeBlocks,
@@ -35,7 +34,6 @@ import { deviceTooSmall } from '../fileops/block-device.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 import { BufferPool } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
-import { READ_CHUNK_BYTES } from '../hash/file-hash.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 
 export interface Endpoint {
@@ -251,12 +249,13 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       const at = (digests: Buffer, run: Run) => runDigests(digests, chunk.offset, run.offset, run.length, grain, digestLen);
       await Promise.all(schedule(differing, false, (run) => ({ s: at(sp, run), d: at(dp, run), affinity })));
     };
+    const chunks = hashChunks(g, digestLen);
     // A chunk compared in pieces holds its slot until its runs are moved: their next rounds
     // read the chunk's windows from memory only while no more chunks are in pieces than
     // each side keeps windows for.
-    const piecesLimit = pLimit(Math.max(1, Math.floor(REFINE_RUNS_IN_FLIGHT / Math.ceil(HASH_CHUNK_BYTES / READ_CHUNK_BYTES))));
+    const windowsPerChunk = refiner ? windowRanges(0, chunks[0]?.length ?? 0, refiner.firstGrain).length / 2 : 1;
+    const piecesLimit = pLimit(Math.max(1, Math.floor(REFINE_RUNS_IN_FLIGHT / Math.max(1, windowsPerChunk))));
 
-    const chunks = hashChunks(g, digestLen);
     // A chunk holds its slot until it is compared (or, streamed, until its blocks are
     // written), so each chunk's mode is decided from what the chunks before it showed,
     // no more than a slot count behind, and streaming runs no further ahead than hashing would.

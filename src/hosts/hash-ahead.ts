@@ -108,7 +108,9 @@ export class HashAhead {
     const last = Math.floor((offset + Math.max(0, length - 1)) / this.chunkBytes);
     let fresh = false; // refinement writes many small pieces into one chunk: only the first drops anything
     for (let i = Math.floor(offset / this.chunkBytes); i <= last; i++) {
-      if (!this.skip.has(i)) (this.skip.add(i), (fresh = true));
+      if (this.skip.has(i)) continue;
+      this.skip.add(i);
+      fresh = true;
     }
     if (!fresh) return;
     for (const [k, _] of this.answers) {
