@@ -32,7 +32,7 @@ export interface SyncSummary {
   seconds: number;
   /** bytesTotal / seconds. */
   throughput: number;
-  /** "blocks": every written block re-read after fsync and matched; "sha256": also whole-file digests matched. */
+  /** "blocks": every written block read back and matched against the source's hash, the file fsynced; "sha256": also whole-file digests matched. */
   verified: 'none' | 'blocks' | 'sha256';
   targetCreated: boolean;
   /** Changed blocks that were all zeros: sent as zero runs (no bytes on the wire), not counted in bytesSent. */

@@ -11,15 +11,15 @@ export interface RunProfile {
     transfer: number;
     /** resize and fsync */
     fsync: number;
-    /** written blocks hashed again on the target */
+    /** judging the read-back of written blocks (the read-back itself runs during the transfer: busy.verify) */
     verify: number;
     /** --verify's whole-file digests */
     digest: number;
     /** final stat of both sides and the commit */
     commit: number;
   };
-  /** Seconds during which at least one request of the kind was in flight. */
-  busy: { sourceHash: number; targetHash: number; transfer: number };
+  /** Seconds during which at least one request of the kind was in flight (`verify`: written blocks read back on the target). */
+  busy: { sourceHash: number; targetHash: number; transfer: number; verify: number };
   /** Hash chunks compared (both sides hashed; `inPieces` of them by refinement's first-level pieces) and streamed (sent without hashing the target). */
   chunks: { compared: number; inPieces: number; streamed: number };
 }
@@ -31,7 +31,7 @@ export type Busy = keyof RunProfile['busy'];
 export class Profiler {
   readonly profile: RunProfile = {
     seconds: { setup: 0, transfer: 0, fsync: 0, verify: 0, digest: 0, commit: 0 },
-    busy: { sourceHash: 0, targetHash: 0, transfer: 0 },
+    busy: { sourceHash: 0, targetHash: 0, transfer: 0, verify: 0 },
     chunks: { compared: 0, inPieces: 0, streamed: 0 },
   };
   private last = performance.now();
@@ -39,6 +39,7 @@ export class Profiler {
     sourceHash: { n: 0, since: 0 },
     targetHash: { n: 0, since: 0 },
     transfer: { n: 0, since: 0 },
+    verify: { n: 0, since: 0 },
   };
 
   /** The step that just ended: the time since the previous one ended is added to it. */
@@ -74,6 +75,6 @@ export function profileText(p: RunProfile): string {
   const b = p.busy;
   return (
     `time (s): ${steps.join(', ')}; during transfer: source hashing ${b.sourceHash.toFixed(2)}, target hashing ${b.targetHash.toFixed(2)}, ` +
-    `block transfers ${b.transfer.toFixed(2)}; chunks compared ${p.chunks.compared} (in pieces ${p.chunks.inPieces}), streamed ${p.chunks.streamed}`
+    `block transfers ${b.transfer.toFixed(2)}, read-back ${b.verify.toFixed(2)}; chunks compared ${p.chunks.compared} (in pieces ${p.chunks.inPieces}), streamed ${p.chunks.streamed}`
   );
 }

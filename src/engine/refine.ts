@@ -7,7 +7,7 @@
  * target. Each run goes through its rounds on its own, so rounds of different runs
  * overlap with each other and with the hashing of later chunks: no run waits for
  * another's round trip. Nothing here weakens verification: every block of the run is
- * still re-read after fsync and checked against the source's full block hash, so a
+ * still re-read after the fsync and checked against the source's full block hash, so a
  * target that changed between two rounds (a piece found equal, then overwritten)
  * fails verification instead of passing as copied.
  */

@@ -35,6 +35,7 @@ import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 import { BufferPool } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
+import { WrittenCheck } from './written-check.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -74,8 +75,9 @@ export interface SyncOptions {
  * lists are in, its differing blocks start moving while later chunks are still
  * being hashed. Once most compared blocks differ, chunks are streamed instead
  * (sent without hashing the target, hashed as sent), with one compared now and
- * then to follow the change rate. After the last write: resize, fsync, then every
- * written block is re-read on the target and checked against the source's hash.
+ * then to follow the change rate. Written blocks are read back on the target and checked
+ * against the source's hashes (written-check.ts: runs moved whole at once, refined ones
+ * after the fsync); after the last write: resize, fsync, and judge the read-back.
  */
 export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const started = performance.now();
@@ -158,8 +160,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
   const holesFrom = targetDevice ? Infinity : targetSize;
   const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
-  // Blocks left wholly as holes: never written, so not re-read to verify.
-  const unwritten = new Uint8Array(g.blocks);
+  const check = new WrittenCheck({ source: src, target: dst, g, method: o.hashMethod, sourceHashes, digestLen, concurrency: o.concurrency, srcName, dstName, abort, prof });
   const transfer = async (run: Run, hashAsSent: boolean, first?: FirstLevel) => {
     // Refinement rounds move digests and small pieces: more runs go through them at once than
     // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
@@ -167,18 +168,22 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort, first) : undefined;
     if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
     if (o.dryRun) return;
-    await transferLimit(async () => {
+    if (refined !== undefined) {
+      addMoved(moved, { data: refined, wire: refined, zero: 0, hole: 0, zeroBlocks: 0 });
+      bytesSent += refined;
+      progress();
+      return check.writtenRefined(run);
+    }
+    const holes = await transferLimit(async () => {
       abort();
       const sent = hashAsSent && sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m =
-        refined !== undefined
-          ? { data: refined, wire: refined, zero: 0, hole: 0, zeroBlocks: 0, holeBlocks: [] }
-          : await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
+      const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
       addMoved(moved, m);
-      for (const b of m.holeBlocks) unwritten[b] = 1;
       bytesSent += m.data;
       progress();
+      return m.holeBlocks;
     });
+    await check.written(run, holes);
   };
 
   /**
@@ -297,7 +302,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
   const verified = o.dryRun
     ? 'none'
-    : await finishTarget(o, { g, changed, unwritten, sourceHashes, digestLen, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs, prof });
+    : await finishTarget(o, { g, check, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs, prof });
 
   const seconds = (performance.now() - started) / 1000;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
@@ -334,11 +339,8 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
 
 interface Finish {
   g: Geometry;
-  changed: number[];
-  /** 1 for each block left wholly as a hole (not written, so not verified). */
-  unwritten: Uint8Array;
-  sourceHashes: Buffer;
-  digestLen: number;
+  /** Holds what the read-back of the written blocks found. */
+  check: WrittenCheck;
   srcName: string;
   dstName: string;
   targetPath: string;
@@ -350,9 +352,9 @@ interface Finish {
 }
 
 /**
- * After the last write: size the target (a device never), fsync, verify every written
- * block (and with --verify the whole-file digests), check the source did not change,
- * then commit. Returns what was verified.
+ * After the last write (every written block already read back): size the target (a
+ * device never), fsync, judge the read-back (and with --verify compare the whole-file
+ * digests), check the source did not change, then commit. Returns what was verified.
  */
 async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['verified']> {
   const { g } = f;
@@ -364,8 +366,7 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
   await dst.fsync();
   f.prof.lap('fsync');
   emit({ type: 'phase', phase: 'verifying' });
-  const written = f.changed.filter((b) => !f.unwritten[b]);
-  await verifyWrittenBlocks(o, g, written, f.sourceHashes, f.digestLen, f.srcName, f.dstName);
+  await f.check.judge();
   f.prof.lap('verify');
   let verified: SyncSummary['verified'] = 'blocks';
   if (o.verify) {
@@ -459,51 +460,6 @@ function checkHashMethod(method: string, a: FileHost, b: FileHost): void {
   // Checked in whole-file mode too: the written blocks are verified with this hash.
   if (a.hashMethods.has(method) && b.hashMethods.has(method)) return;
   throw unknownHashMethod(method, [...a.hashMethods].filter((m) => b.hashMethods.has(m)), 'available on both sides');
-}
-
-/**
- * Re-read every written block on the target (after fsync) and compare with the
- * source's hash (in whole-file mode: the hash of the bytes sent). A mismatch whose
- * source block has changed since it was hashed or sent is the source's doing; any
- * other is a real verification failure.
- */
-async function verifyWrittenBlocks(
-  o: SyncOptions,
-  g: Geometry,
-  changed: number[],
-  sourceHashes: Buffer,
-  digestLen: number,
-  srcName: string,
-  dstName: string,
-): Promise<void> {
-  const method = o.hashMethod;
-  const len = digestLen;
-  const limit = pLimit(Math.max(1, o.concurrency));
-  const bad: number[] = [];
-  const runs = coalesceBlocks(changed, g, hashRequestBlocks(g.blockSize, digestLen));
-  await Promise.all(
-    runs.map((run) =>
-      limit(async () => {
-        if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
-        const range = { first: run.first, count: run.count, blockSize: g.blockSize, limit: g.size };
-        const [d, s] = await Promise.all([
-          o.target.host.hash(range, method),
-          sourceHashes.subarray(run.first * len, (run.first + run.count) * len),
-        ]);
-        for (let k = 0; k < run.count; k++) {
-          if (!d.subarray(k * len, (k + 1) * len).equals(s.subarray(k * len, (k + 1) * len))) bad.push(run.first + k);
-        }
-      }),
-    ),
-  );
-  if (bad.length === 0) return;
-  bad.sort((a, b) => a - b);
-  const first = bad[0]!;
-  const now = await o.source.host.hash({ first, count: 1, blockSize: g.blockSize, limit: g.size }, method);
-  if (!now.equals(sourceHashes.subarray(first * len, (first + 1) * len))) throw sourceChanged(srcName);
-  throw new PdcError('VERIFY_FAILED', `${dstName}: ${bad.length} written block(s) read back wrong after fsync (first: block ${bad[0]})`, {
-    hint: 'rerun to repair; if it persists, check the target disk and memory',
-  });
 }
 
 /** --atomic: say where the new version is built, and which files at temp names were not ours. */

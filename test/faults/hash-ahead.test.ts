@@ -1,7 +1,7 @@
 /**
  * Hashing a local file ahead (while the other side connects) must never answer with
  * hashes of other bytes than the engine would read: not after the file changed before
- * it was opened, not for blocks the run itself wrote (the read-back after fsync), not
+ * it was opened, not for blocks the run itself wrote (the read-back of written blocks), not
  * through a symlink. Engine level, real files on two LocalHosts.
  */
 import { copyFileSync, symlinkSync, utimesSync } from 'node:fs';

@@ -9,10 +9,10 @@ import { closeSync, copyFileSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
-import type { SyncEvent, SyncSummary } from '../../src/engine/events.js';
+import type { SyncSummary } from '../../src/engine/events.js';
 import { PdcError } from '../../src/errors/pdc-error.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
-import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
+import { HASH_CHUNK_BYTES, TRANSFER_RUN_BYTES } from '../../src/engine/plan.js';
 import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
 import { hostWith } from '../support/hosts.js';
 
@@ -28,8 +28,12 @@ afterAll(() => cleanup?.());
 interface Outcome {
   summary?: SyncSummary;
   error?: unknown;
-  /** Target blocks hashed for comparing (before the verifying phase). */
+  /** Target blocks hashed for comparing (not the read-back of blocks already written). */
   compared: number;
+  /** What the target was asked, in order: 'w' a write answered, 'r' a read-back asked for, 'f' the fsync. */
+  order: string[];
+  /** Target blocks read back. */
+  readBack: number;
 }
 
 /**
@@ -47,30 +51,47 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
     },
   });
   const target = new LocalHost(1);
-  let verifying = false;
+  // A target block is hashed for comparing before it is written, and read back after.
+  const written = new Set<number>();
+  const writing = (offset: number, length: number) => {
+    for (let b = Math.floor(offset / BS); b * BS < offset + length; b++) written.add(b);
+  };
   let compared = 0;
+  let readBacks = 0;
+  const order: string[] = [];
+  const answered = <T>(p: Promise<T>) => p.then((v) => (order.push('w'), v));
   const t = hostWith(target, {
+    fsync: () => (order.push('f'), target.fsync()),
     hash: async (range, method) => {
-      if (!verifying) compared += range.count;
-      if (opts.targetHashDelayMs && !verifying) await new Promise((r) => setTimeout(r, opts.targetHashDelayMs));
+      const readBack = written.has(range.first);
+      if (readBack) {
+        order.push('r');
+        readBacks += range.count;
+      } else {
+        compared += range.count;
+      }
+      if (opts.targetHashDelayMs && !readBack) await new Promise((r) => setTimeout(r, opts.targetHashDelayMs));
       return target.hash(range, method);
     },
+    zero: (offset, length, punch) => {
+      writing(offset, length);
+      return target.zero(offset, length, punch);
+    },
     writePieces: (ranges, buffers) => {
+      for (let i = 0; i < ranges.length; i += 2) writing(ranges[i]!, ranges[i + 1]!);
       if (!opts.corruptPieces || ranges[0]! < 4 * HASH_CHUNK_BYTES) return target.writePieces(ranges, buffers);
       const bytes = Buffer.concat(buffers);
       bytes[bytes.length - 1] ^= 0xff;
       return target.writePieces(ranges, [bytes]);
     },
     write: (offset, buffers) => {
-      if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return target.write(offset, buffers);
+      writing(offset, buffers.reduce((n, b) => n + b.length, 0));
+      if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return answered(target.write(offset, buffers));
       const bytes = Buffer.concat(buffers);
       bytes[0] ^= 0xff;
       return target.write(offset, [bytes]);
     },
   });
-  const emit = (e: SyncEvent) => {
-    if (e.type === 'phase' && e.phase === 'verifying') verifying = true;
-  };
   try {
     const summary = await syncFile({
       source: { host: source, path: src },
@@ -81,12 +102,12 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
       dryRun: false,
       verify: false,
       concurrency: 2,
-      emit,
+      emit: () => undefined,
       ...opts,
     });
-    return { summary, compared };
+    return { summary, compared, order, readBack: readBacks };
   } catch (error) {
-    return { error, compared };
+    return { error, compared, order, readBack: readBacks };
   } finally {
     await Promise.all([plainSource.close(), target.close()]);
   }
@@ -163,6 +184,12 @@ describe('streaming once most blocks differ', () => {
     expect(s.profile!.chunks.inPieces).toBeGreaterThan(0);
     expect(r.compared).toBeLessThanOrEqual(BLOCKS - 1 - (s.profile!.chunks.inPieces - 1) * (HASH_CHUNK_BYTES / BS)); // (the last chunk holds one block)
     expect(s.bytesRefineHashes).toBeGreaterThanOrEqual((s.profile!.chunks.inPieces * HASH_CHUNK_BYTES) / (16 * 1024) * 8);
+    // Refined runs are read back after the fsync, every block, in requests as large as comparing makes.
+    const fsyncAt = r.order.indexOf('f');
+    expect(fsyncAt).toBeGreaterThan(-1);
+    expect(r.order.indexOf('r')).toBeGreaterThan(fsyncAt);
+    expect(r.readBack).toBe(BLOCKS);
+    expect(r.order.filter((x) => x === 'r').length).toBe(Math.ceil(BLOCKS / (HASH_CHUNK_BYTES / BS)));
   });
 
   it('pieces written wrong in chunks compared in pieces: VERIFY_FAILED (exit 5)', async () => {
@@ -186,6 +213,20 @@ describe('streaming once most blocks differ', () => {
     expect(r.compared).toBe(BLOCKS);
   });
 
+  it('written runs are read back while later ones are still being written, all before the fsync', async () => {
+    const dst = join(dir, 'read-back-order');
+    writeSeededFile(dst, SIZE, 8);
+    const r = await run(src, dst, { refineLevels: [], wholeFile: true });
+    expect(r.error).toBeUndefined();
+    expectSameBytes(dst, src);
+    const firstRead = r.order.indexOf('r');
+    const lastWrite = r.order.lastIndexOf('w');
+    expect(firstRead).toBeGreaterThan(-1);
+    expect(firstRead).toBeLessThan(lastWrite);
+    expect(r.order.filter((x) => x === 'r').length).toBeGreaterThanOrEqual(Math.floor(BLOCKS / (TRANSFER_RUN_BYTES / BS)));
+    expect(r.order.indexOf('f')).toBe(r.order.length - 1);
+  });
+
   it('a dry run never streams: it reports exactly the blocks that differ', async () => {
     const dst = join(dir, 'dry');
     writeSeededFile(dst, SIZE, 4);
@@ -196,7 +237,7 @@ describe('streaming once most blocks differ', () => {
     expect(r.compared).toBe(BLOCKS);
   });
 
-  it('-W hashes nothing on the target before verifying', async () => {
+  it('-W hashes nothing on the target but the read-back', async () => {
     const dst = join(dir, 'whole');
     writeSeededFile(dst, SIZE, 5);
     const r = await run(src, dst, { wholeFile: true });

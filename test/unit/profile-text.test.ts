@@ -6,12 +6,12 @@ describe('profileText', () => {
   it('names every step that took time, the waits during the transfer and the chunks', () => {
     const text = profileText({
       seconds: { setup: 0.2, transfer: 3.456, fsync: 0.1, verify: 0.5, digest: 0, commit: 0.01 },
-      busy: { sourceHash: 1.2, targetHash: 0.8, transfer: 3.3 },
+      busy: { sourceHash: 1.2, targetHash: 0.8, transfer: 3.3, verify: 0.4 },
       chunks: { compared: 9, inPieces: 4, streamed: 119 },
     });
     expect(text).toBe(
       'time (s): setup 0.20, transfer 3.46, fsync 0.10, verify 0.50, commit 0.01; during transfer: source hashing 1.20, ' +
-        'target hashing 0.80, block transfers 3.30; chunks compared 9 (in pieces 4), streamed 119',
+        'target hashing 0.80, block transfers 3.30, read-back 0.40; chunks compared 9 (in pieces 4), streamed 119',
     );
   });
 });
