@@ -64,8 +64,8 @@ export class FileService {
   /** Permission bits (before the umask) for a target this run creates. */
   private newMode = DEFAULT_NEW_MODE;
   private readonly scratch: Buffer[] = [];
-  /** Refinement's read windows, kept for its next rounds over the same run (window-cache.ts). */
-  private readonly windows = new WindowCache(REFINE_RUNS_IN_FLIGHT);
+  /** Refinement's read windows, kept for its next rounds over the same run (window-cache.ts); as many as the open asked for. */
+  private windows = new WindowCache(REFINE_RUNS_IN_FLIGHT);
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
@@ -147,6 +147,7 @@ export class FileService {
   /** `retried`: the one retry after losing a creation race (EEXIST); never loops. */
   private async openNow(given: OpenArgs, retried = false): Promise<OpenResult> {
     await this.close();
+    this.windows = new WindowCache(given.windows ?? REFINE_RUNS_IN_FLIGHT);
     const write = given.role === 'target' && given.write !== false;
     const args = { ...given, path: await resolvePath(given.path, given.role, write) };
     this.path = args.path;

@@ -9,7 +9,7 @@ import type { BlockRange } from '../hash/file-hash.js';
 import { piecesBytes } from '../protocol/ops.js';
 import { type PackRequest, pack, unpack } from '../protocol/compress.js';
 import { joinPayload, type Payload } from '../protocol/framing.js';
-import { PATH_MAX } from '../protocol/limits.js';
+import { PATH_MAX, windowsPerAgent } from '../protocol/limits.js';
 import type {
   CommitResult,
   ListArgs,
@@ -165,8 +165,9 @@ export class AgentHost implements FileHost {
     return this.call('space', { path: this.checkPath(path, 'target') });
   }
 
-  async open(args: OpenArgs): Promise<OpenResult> {
-    this.checkPath(args.path, args.role);
+  async open(given: OpenArgs): Promise<OpenResult> {
+    this.checkPath(given.path, given.role);
+    const args = { ...given, windows: windowsPerAgent(this.opts.agents) };
     // The first agent takes the lock (and creates the file); the others then open it.
     // Agents still starting wait for this to settle (see adopt).
     const first = this.callOn(this.agents[0]!, 'open', args);

@@ -33,3 +33,14 @@ export const MAX_HASH_PIECES_BYTES = MAX_IO_BYTES;
  * (file-service.ts), so that a run's later rounds find its bytes in memory.
  */
 export const REFINE_RUNS_IN_FLIGHT = 16;
+
+/**
+ * Read windows each of `agents` agents serving one file keeps: refinement sends all
+ * requests of a run to one agent, runs going round the agents in turn, so each holds
+ * about its share of the runs in flight (one spare for an uneven moment). Each window is
+ * READ_CHUNK_BYTES of memory that a process touches once: on these VMs fresh memory
+ * costs about as much as reading it from the page cache several times over.
+ */
+export function windowsPerAgent(agents: number): number {
+  return Math.min(REFINE_RUNS_IN_FLIGHT, Math.ceil(REFINE_RUNS_IN_FLIGHT / Math.max(1, agents)) + 1);
+}

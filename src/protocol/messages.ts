@@ -72,6 +72,11 @@ export interface OpenArgs {
    * 'checked' is every agent after the first, which made the check.
    */
   device?: 'check' | 'force' | 'checked';
+  /**
+   * Read windows to keep for refinement's rounds (default REFINE_RUNS_IN_FLIGHT): a host
+   * served by several agents spreads the runs in flight over them (windowsPerAgent).
+   */
+  windows?: number;
 }
 export interface OpenResult {
   size: number;

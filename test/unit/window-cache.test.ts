@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Window, WindowCache } from '../../src/fileops/window-cache.js';
+import { REFINE_RUNS_IN_FLIGHT, windowsPerAgent } from '../../src/protocol/limits.js';
 
 const win = (start: number, asked: number, length = asked): Window => ({ start, asked, length, buf: Buffer.alloc(1, start & 0xff) });
 
@@ -64,5 +65,21 @@ describe('WindowCache', () => {
     c.keep(win(10, 10));
     expect(c.clear().length).toBe(2);
     expect(c.find(0, 1)).toBeUndefined();
+  });
+});
+
+describe('windowsPerAgent', () => {
+  // [agents serving the file, windows each keeps]: together at least the runs in flight, plus one spare each.
+  const table: Array<[number, number]> = [
+    [1, REFINE_RUNS_IN_FLIGHT],
+    [2, REFINE_RUNS_IN_FLIGHT / 2 + 1],
+    [4, REFINE_RUNS_IN_FLIGHT / 4 + 1],
+    [3, Math.ceil(REFINE_RUNS_IN_FLIGHT / 3) + 1],
+    [64, 2],
+    [0, REFINE_RUNS_IN_FLIGHT],
+  ];
+  it.each(table)('%i agent(s): %i windows each', (agents, windows) => {
+    expect(windowsPerAgent(agents)).toBe(windows);
+    expect(windowsPerAgent(agents) * Math.max(1, agents)).toBeGreaterThanOrEqual(REFINE_RUNS_IN_FLIGHT);
   });
 });
