@@ -11,11 +11,9 @@ import {
   type Run,
   changedBlocks,
   coalesce,
-  coalesceBlocks,
   comparablePrefix,
   geometry,
   hashChunks,
-  hashRequestBlocks,
   holeBlocks,
   nextChunkMode,
   runPieces,
@@ -352,7 +350,7 @@ interface Finish {
 }
 
 /**
- * After the last write (every written block already read back): size the target (a
+ * After the last write (runs moved whole already read back): size the target (a
  * device never), fsync, judge the read-back (and with --verify compare the whole-file
  * digests), check the source did not change, then commit. Returns what was verified.
  */

@@ -6,7 +6,7 @@
  * batch fails alone.
  */
 import { DEFAULT_REFINE_LEVELS } from '../../src/engine/refine-plan.js';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

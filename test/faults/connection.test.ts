@@ -17,7 +17,6 @@ import {
   jsonOf,
   killAllClis,
   runCli,
-  type RunningCli,
   signal,
   spawnCli,
   sshdSessionPids,
@@ -66,7 +65,6 @@ afterAll(async () => {
 
 const ssh = () => ['-F', sshd.sshConfig];
 const remote = (path: string) => `${sshd.alias}:${path}`;
-const running = (r: RunningCli) => r.child.exitCode === null && r.child.signalCode === null;
 
 /** The rerun after a fault: exit 0, byte-identical, and it sent less than the whole file. */
 async function expectRepair(label: string, args: string[], target: string, sentAtMost: number): Promise<CliResult> {

@@ -19,7 +19,6 @@ import {
   jsonOf,
   killAllClis,
   runCli,
-  type RunningCli,
   signal,
   spawnCli,
   waitFor,
@@ -89,7 +88,6 @@ function unmountAll(): void {
 
 const ssh = () => ['-F', sshd.sshConfig];
 const remote = (path: string) => `${sshd.alias}:${path}`;
-const running = (r: RunningCli) => r.child.exitCode === null && r.child.signalCode === null;
 
 async function cli(label: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
   const r = await runCli(args, { home, timeoutMs });

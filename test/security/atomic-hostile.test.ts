@@ -11,7 +11,7 @@
  * written by a local agent), a real sshd push (a remote agent writes) and, where the
  * CLI's own process writes the target, a pull.
  */
-import { chmodSync, chownSync, linkSync, lstatSync, symlinkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, lstatSync, symlinkSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CliResult, runCli, sleep } from '../support/cli-child.js';
