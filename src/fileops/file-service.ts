@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, existsSync, fstatSync, promises as fsp, writeSync } from 'node:fs';
+import { constants as fsConstants, existsSync, fstatSync, promises as fsp, readSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
@@ -36,6 +36,17 @@ const PAGE_BYTES = 4096;
 
 /** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
 export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * Pieces of one write request at most this far apart are written as one span: the bytes
+ * between them are read and written back unchanged (the pieces of a request are sorted, and
+ * nothing else of this run writes between them). Measured here: the first write into a
+ * clean page costs several microseconds, about what reading and copying 16 KiB does; three
+ * 64-byte writes per changed 16 KiB page cost 0.65-0.88 CPU-s per 2 GiB, one 16 KiB write
+ * per page 0.38-0.42.
+ */
+const PIECES_SPAN_GAP = 16 * 1024;
+/** Longest span read and written back at once. */
+const PIECES_SPAN_BYTES = 256 * 1024;
 
 /**
  * The mode bits a copy carries over: read/write/execute for user, group and other.
@@ -66,6 +77,8 @@ export class FileService {
   private readonly scratch: Buffer[] = [];
   /** Refinement's read windows, kept for its next rounds over the same run (window-cache.ts); as many as the open asked for. */
   private windows = new WindowCache(REFINE_RUNS_IN_FLIGHT);
+  /** Where writePieces joins close pieces with the bytes between them (allocated on first use). */
+  private spanBuffer?: Buffer;
   private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
@@ -340,13 +353,42 @@ export class FileService {
     const fd = this.handle().fd;
     for (let i = 0; i < ranges.length; i += 2) this.forget(ranges[i]!, ranges[i + 1]!);
     try {
-      for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1]!, i += 2) {
-        for (let done = 0; done < ranges[i + 1]!; ) done += writeSync(fd, data, at + done, ranges[i + 1]! - done, ranges[i]! + done);
-        this.wrote(Math.max(PAGE_BYTES, ranges[i + 1]!));
+      for (let i = 0, at = 0; i < ranges.length; ) {
+        const j = spanEnd(ranges, i);
+        const start = ranges[i]!;
+        const end = ranges[j - 2]! + ranges[j - 1]!;
+        let bytes = 0;
+        for (let k = i + 1; k < j; k += 2) bytes += ranges[k]!;
+        if (j === i + 2 || !this.writeSpan(fd, ranges, i, j, data, at)) {
+          for (let k = i, from = at; k < j; from += ranges[k + 1]!, k += 2) writeFullySync(fd, data, from, ranges[k + 1]!, ranges[k]!);
+        }
+        this.wrote(Math.max(PAGE_BYTES, end - start));
+        at += bytes;
+        i = j;
       }
     } catch (e) {
       throw this.translate(e);
     }
+  }
+
+  /**
+   * Pieces i..j (ranges indices) written as one span: the bytes between them read from the
+   * file, the pieces copied in, the span written once. False (nothing written) where the
+   * file ends inside the span.
+   */
+  private writeSpan(fd: number, ranges: readonly number[], i: number, j: number, data: Buffer, at: number): boolean {
+    const start = ranges[i]!;
+    const length = ranges[j - 2]! + ranges[j - 1]! - start;
+    const span = (this.spanBuffer ??= alignedBuffer(PIECES_SPAN_BYTES));
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, span, got, length - got, start + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    for (let k = i, from = at; k < j; from += ranges[k + 1]!, k += 2) data.copy(span, ranges[k]! - start, from, from + ranges[k + 1]!);
+    writeFullySync(fd, span, 0, length, start);
+    return true;
   }
 
   /**
@@ -604,4 +646,20 @@ function dropFront(list: Buffer[], n: number): Buffer[] {
   const rest = list.slice(i);
   if (n > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(n);
   return rest;
+}
+
+/** Index (in ranges) just past the last piece of the span that starts at piece i (see PIECES_SPAN_GAP). */
+function spanEnd(ranges: readonly number[], i: number): number {
+  const start = ranges[i]!;
+  let end = start + ranges[i + 1]!;
+  let j = i + 2;
+  while (j < ranges.length && ranges[j]! - end <= PIECES_SPAN_GAP && ranges[j]! + ranges[j + 1]! - start <= PIECES_SPAN_BYTES) {
+    end = ranges[j]! + ranges[j + 1]!;
+    j += 2;
+  }
+  return j;
+}
+
+function writeFullySync(fd: number, buf: Buffer, from: number, length: number, position: number): void {
+  for (let done = 0; done < length; ) done += writeSync(fd, buf, from + done, length - done, position + done);
 }

@@ -113,6 +113,28 @@ describe('readpieces and writepieces', () => {
     expect(readFileSync(file).equals(want)).toBe(true);
   });
 
+  // Close pieces are written as one span with the bytes between them read back in; far ones,
+  // and a span the file ends inside, piece by piece. Either way only the pieces' bytes change.
+  const BIG = 300_000;
+  it.each<[string, number[]]>([
+    ['close together (one span)', [0, 3, 64, 1, 8000, 64, 16383, 2]],
+    ['farther apart than a span bridges', [0, 3, 20000, 5, 60000, 2]],
+    ['longer than one span', Array.from({ length: 30 }, (_, k) => [k * 10_000, 2]).flat()],
+    ['the file ends inside the span', [BIG - 10, 4, BIG + 100, 6]],
+  ])('writepieces %s: exactly the pieces change', async (_name, ranges) => {
+    const c = await agent();
+    // The agent holds the file open: rewritten in place, it is the same file, only longer.
+    writeFileSync(file, Buffer.from(Array.from({ length: BIG }, (_, i) => (i * 13 + 5) & 0xff)));
+    const before = readFileSync(file);
+    const total = ranges.filter((_, i) => i % 2 === 1).reduce((n, x) => n + x, 0);
+    const payload = Buffer.alloc(total, 0xa5);
+    await c.call('writepieces', { ranges }, [payload]);
+    const want = Buffer.alloc(Math.max(before.length, ranges[ranges.length - 2]! + ranges[ranges.length - 1]!));
+    before.copy(want);
+    for (let i = 0; i < ranges.length; i += 2) want.fill(0xa5, ranges[i]!, ranges[i]! + ranges[i + 1]!);
+    expect(readFileSync(file).equals(want)).toBe(true);
+  });
+
   it.each<[string, number[], Buffer]>([
     ['fewer bytes than the pieces cover', [0, 4, 100, 4], Buffer.alloc(7)],
     ['more bytes than the pieces cover', [0, 4], Buffer.alloc(5)],
