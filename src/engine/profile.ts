@@ -11,7 +11,7 @@ export interface RunProfile {
     transfer: number;
     /** resize and fsync */
     fsync: number;
-    /** judging the read-back of written blocks (the read-back itself runs during the transfer: busy.verify) */
+    /** the read-back of refined runs and judging all of it (runs moved whole are read back during the transfer; busy.verify counts both) */
     verify: number;
     /** --verify's whole-file digests */
     digest: number;

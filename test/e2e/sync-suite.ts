@@ -10,7 +10,7 @@ import { syncFile, type SyncOptions } from '../../src/engine/sync.js';
 import type { PdcError } from '../../src/errors/pdc-error.js';
 import type { FileHost } from '../../src/hosts/file-host.js';
 import { allocatedBytes, attachLoop, canLoop, detachLoop, expectSameBytes, expectSamePrefix, mutateBlocks, pickBlocks, rng, seededBytes, sha256File, tempDir, textBytes, writeSeededFile, writeSparseFile } from '../support/files.js';
-import { hostWith } from '../support/hosts.js';
+import { hostWith, recordingWrites } from '../support/hosts.js';
 
 export interface HostPair {
   source: FileHost;
@@ -517,31 +517,16 @@ export function defineSyncSuite(name: string, opts: SuiteOptions): void {
         const { src, dst } = fresh(`sparse-verify-${label}`);
         sparseSource(src);
         if (oldSize) writeSeededFile(dst, oldSize, 35);
-        // A target block is hashed for comparing before it is written; a hash of a written one is the read-back.
         let blocksReadBack = 0;
-        const writtenBlocks = new Set<number>();
-        const writing = (offset: number, length: number) => {
-          for (let b = Math.floor(offset / BS); b * BS < offset + length; b++) writtenBlocks.add(b);
-        };
-        const countVerifyReads = (h: FileHost) =>
-          hostWith(h, {
-            write: (offset, buffers) => {
-              writing(offset, buffers.reduce((n, b) => n + b.length, 0));
-              return h.write(offset, buffers);
-            },
-            zero: (offset, length, punch) => {
-              writing(offset, length);
-              return h.zero(offset, length, punch);
-            },
-            writePieces: (ranges, buffers) => {
-              for (let i = 0; i < ranges.length; i += 2) writing(ranges[i]!, ranges[i + 1]!);
-              return h.writePieces(ranges, buffers);
-            },
+        const countVerifyReads = (h: FileHost) => {
+          const rec = recordingWrites(h, BS);
+          return hostWith(rec.host, {
             hash: (range, method) => {
-              if (writtenBlocks.has(range.first)) blocksReadBack += range.count;
+              if (rec.written.has(range.first)) blocksReadBack += range.count;
               return h.hash(range, method);
             },
           });
+        };
         const { summary } = await sync(src, dst, {}, countVerifyReads);
         expectSameBytes(dst, src);
         expect(summary.blocksChanged).toBe(Math.ceil(SPARSE / BS));

@@ -14,7 +14,7 @@ import { PdcError } from '../../src/errors/pdc-error.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
 import { HASH_CHUNK_BYTES, TRANSFER_RUN_BYTES } from '../../src/engine/plan.js';
 import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
-import { hostWith } from '../support/hosts.js';
+import { hostWith, plainSync, recordingWrites } from '../support/hosts.js';
 
 const BS = 1024 * 1024;
 const SIZE = 10 * HASH_CHUNK_BYTES + 12345;
@@ -51,19 +51,15 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
     },
   });
   const target = new LocalHost(1);
-  // A target block is hashed for comparing before it is written, and read back after.
-  const written = new Set<number>();
-  const writing = (offset: number, length: number) => {
-    for (let b = Math.floor(offset / BS); b * BS < offset + length; b++) written.add(b);
-  };
+  const rec = recordingWrites(target, BS);
   let compared = 0;
   let readBacks = 0;
   const order: string[] = [];
   const answered = <T>(p: Promise<T>) => p.then((v) => (order.push('w'), v));
-  const t = hostWith(target, {
+  const t = hostWith(rec.host, {
     fsync: () => (order.push('f'), target.fsync()),
     hash: async (range, method) => {
-      const readBack = written.has(range.first);
+      const readBack = rec.written.has(range.first);
       if (readBack) {
         order.push('r');
         readBacks += range.count;
@@ -73,38 +69,21 @@ async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corr
       if (opts.targetHashDelayMs && !readBack) await new Promise((r) => setTimeout(r, opts.targetHashDelayMs));
       return target.hash(range, method);
     },
-    zero: (offset, length, punch) => {
-      writing(offset, length);
-      return target.zero(offset, length, punch);
-    },
     writePieces: (ranges, buffers) => {
-      for (let i = 0; i < ranges.length; i += 2) writing(ranges[i]!, ranges[i + 1]!);
-      if (!opts.corruptPieces || ranges[0]! < 4 * HASH_CHUNK_BYTES) return target.writePieces(ranges, buffers);
+      if (!opts.corruptPieces || ranges[0]! < 4 * HASH_CHUNK_BYTES) return rec.host.writePieces(ranges, buffers);
       const bytes = Buffer.concat(buffers);
       bytes[bytes.length - 1] ^= 0xff;
-      return target.writePieces(ranges, [bytes]);
+      return rec.host.writePieces(ranges, [bytes]);
     },
     write: (offset, buffers) => {
-      writing(offset, buffers.reduce((n, b) => n + b.length, 0));
-      if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return answered(target.write(offset, buffers));
+      if (opts.corruptFrom === undefined || offset < opts.corruptFrom) return answered(rec.host.write(offset, buffers));
       const bytes = Buffer.concat(buffers);
       bytes[0] ^= 0xff;
-      return target.write(offset, [bytes]);
+      return rec.host.write(offset, [bytes]);
     },
   });
   try {
-    const summary = await syncFile({
-      source: { host: source, path: src },
-      target: { host: t, path: dst },
-      blockSize: BS,
-      hashMethod: 'xxh64',
-      wholeFile: false,
-      dryRun: false,
-      verify: false,
-      concurrency: 2,
-      emit: () => undefined,
-      ...opts,
-    });
+    const summary = await syncFile(plainSync(source, src, t, dst, { blockSize: BS, ...opts }));
     return { summary, compared, order, readBack: readBacks };
   } catch (error) {
     return { error, compared, order, readBack: readBacks };
