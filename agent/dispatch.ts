@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { cpus, hostname } from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { BufferPool } from '../src/fileops/buffer-pool.js';
 import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
@@ -41,6 +41,7 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         pid: process.pid,
         host: hostname(),
         codecs: localCodecs(),
+        cpus: cpus().length,
       };
       return result;
     },

@@ -100,12 +100,13 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, connecti
   const far = await AgentHost.start(transport, {
     ...common,
     agents: cfg.concurrency,
+    fitCores: cfg.fitAgentsToCores,
     machineId: `ssh:${hostDisplay}`,
     name: remote.host,
     displayPrefix: `${remote.host}:`,
     explainExit: (code, stderr) => explainExit(code, stderr, hostDisplay),
   });
-  log(`connected to ${hostDisplay}: ${cfg.concurrency} agent channel(s) in ${Date.now() - started} ms`);
+  log(`connected to ${hostDisplay}: ${far.parallelism} agent channel(s) in ${Date.now() - started} ms`);
   return far;
 }
 

@@ -9,6 +9,7 @@ import { DEFAULT_HASH_METHOD, LISTED_HASH_METHODS } from '../hash/methods.js';
 import { MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
 import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import { DEFAULT_REFINE_LEVELS } from '../engine/refine-plan.js';
+import { MIN_FITTED_AGENTS } from '../hosts/agent-host.js';
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
@@ -87,7 +88,7 @@ const DECLARED = [
     long: 'concurrency',
     kind: 'value',
     value: 'N',
-    description: `parallel hash/transfer streams and the number of remote agent channels (1-${MAX_CONCURRENCY})`,
+    description: `parallel hash/transfer streams and the number of remote agent channels (1-${MAX_CONCURRENCY}); when not given, no more agents than the remote host has cores (at least ${MIN_FITTED_AGENTS})`,
     default: String(DEFAULT_CONCURRENCY),
     group: 'copy',
   },

@@ -56,6 +56,8 @@ export interface RunConfig extends JobOptions {
   compressLevel?: number;
   /** --bwlimit: bytes per second for block data, all channels together. */
   bwlimit?: number;
+  /** -c was not given: the remote runs no more agents than it has cores (AgentHostOptions.fitCores). */
+  fitAgentsToCores?: boolean;
 }
 
 function usage(message: string, hint: string): PdcError {
@@ -238,6 +240,7 @@ export function resolveConfig(args: string[], f: RawFlags, isRoot = process.getu
     sparse: !!f.sparse,
     refineLevels: refineLevelsFlag(f),
     concurrency,
+    fitAgentsToCores: f.concurrency === undefined,
     verbosity: count(f.verbose) - count(f.quiet),
     json: !!f.json,
     progress: f.progress === undefined ? 'auto' : f.progress ? 'on' : 'off',

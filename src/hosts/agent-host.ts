@@ -38,8 +38,10 @@ import type { Bandwidth } from './bandwidth.js';
 import type { FileHost } from './file-host.js';
 
 export interface AgentHostOptions extends Omit<ConnectOptions, 'hostName'> {
-  /** Agents to run (each its own process: on the remote, its own channel). */
+  /** Agents to run (each its own process: on the remote, its own channel); with fitCores, at most. */
   agents: number;
+  /** Run no more agents than the host has cores (at least MIN_FITTED_AGENTS): -c was not given. */
+  fitCores?: boolean;
   /** The same machine as the CLI (local transport): enables the same-file check. */
   machineId: string;
   /** For messages: "local" for the local transport, "user@host" over SSH. */
@@ -53,6 +55,21 @@ export interface AgentHostOptions extends Omit<ConnectOptions, 'hostName'> {
 }
 
 /**
+ * With fitCores, agents beyond a host's cores only compete for them: each is a process that
+ * hashes, reads and writes on one core. Two remain where there are fewer cores, so one agent
+ * still answers while the other hashes. Measured on a 2-core pair sharing its cores (2 GiB,
+ * alternating pairs): 2 agents against 4 took 10% off a push at 10% change and 12% off page
+ * edits, 5% off a pull at 10%, and changed nothing at 0% and 100%.
+ */
+export const MIN_FITTED_AGENTS = 2;
+
+/** Agents to run: `requested`, or with `hostCpus` known (fitCores), no more than its cores (at least MIN_FITTED_AGENTS). */
+export function agentsFor(requested: number, hostCpus: number | undefined): number {
+  if (!hostCpus || hostCpus < 1) return requested;
+  return Math.min(requested, Math.max(MIN_FITTED_AGENTS, hostCpus));
+}
+
+/**
  * A file served by one or more agents. Requests go to the least busy agent, so
  * hashing runs on several processes (cores) of that host and block writes use
  * several channels at once. Every agent opens the same file.
@@ -61,7 +78,8 @@ export class AgentHost implements FileHost {
   readonly name: string;
   readonly machineId: string;
   hashMethods: ReadonlySet<string> = new Set();
-  readonly parallelism: number;
+  /** Agents this host runs (once the first said hello: agentsFor). */
+  private count: number;
   private agents: ConnectedAgent[] = [];
   private procs: AgentProcess[] = [];
   /** Settles with the open arguments once the file is open on the first agent. */
@@ -81,7 +99,11 @@ export class AgentHost implements FileHost {
   ) {
     this.name = opts.name;
     this.machineId = opts.machineId;
-    this.parallelism = opts.agents;
+    this.count = opts.agents;
+  }
+
+  get parallelism(): number {
+    return this.count;
   }
 
   /**
@@ -101,8 +123,9 @@ export class AgentHost implements FileHost {
       host.agents.push(first);
       host.hashMethods = new Set(first.hello.hashes);
       host.pack = negotiatePack(opts, first.hello.codecs ?? []);
-      opts.log?.(`${opts.name}: first agent up (node ${first.hello.node}, agent ${first.hello.agent}, host ${first.hello.host})`);
-      if (opts.agents > 1) void host.startOthers(opts.agents - 1);
+      host.count = agentsFor(opts.agents, opts.fitCores ? first.hello.cpus : undefined);
+      opts.log?.(`${opts.name}: first agent up (node ${first.hello.node}, agent ${first.hello.agent}, host ${first.hello.host}, ${first.hello.cpus ?? '?'} cores: ${host.count} agents)`);
+      if (host.count > 1) void host.startOthers(host.count - 1);
       return host;
     } catch (e) {
       await host.close();
@@ -142,7 +165,7 @@ export class AgentHost implements FileHost {
       }
       if (this.closed) throw new Error('closed');
       this.agents.push(agent);
-      this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.opts.agents} agents up`);
+      this.opts.log?.(`${this.name}: ${this.agents.length} of ${this.count} agents up`);
     } catch {
       agent.rpc.dispose();
       agent.proc.kill();
@@ -167,7 +190,7 @@ export class AgentHost implements FileHost {
 
   async open(given: OpenArgs): Promise<OpenResult> {
     this.checkPath(given.path, given.role);
-    const args = { ...given, windows: windowsPerAgent(this.opts.agents) };
+    const args = { ...given, windows: windowsPerAgent(this.count) };
     // The first agent takes the lock (and creates the file); the others then open it.
     // Agents still starting wait for this to settle (see adopt).
     const first = this.callOn(this.agents[0]!, 'open', args);

@@ -27,6 +27,8 @@ export interface HelloResult {
   host: string;
   /** -z codecs this agent can pack and unpack (absent: none). */
   codecs?: string[];
+  /** Cores of the agent's host (os.cpus(); absent or 0: unknown), which caps the default number of agents. */
+  cpus?: number;
 }
 
 export interface StatArgs {

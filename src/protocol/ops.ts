@@ -250,7 +250,7 @@ function batchTooBig(files: ReadonlyArray<{ size: number }>): string | undefined
 export const OPS: OpTable = {
   hello: {
     args: { protocol: uint(), client: name },
-    result: { protocol: uint(), agent: name, node: name, hashes: list(method, 1000), pid: uint(), host: name, codecs: optional(list(name, 16)) },
+    result: { protocol: uint(), agent: name, node: name, hashes: list(method, 1000), pid: uint(), host: name, codecs: optional(list(name, 16)), cpus: optional(uint()) },
     payload: 'none',
   },
   stat: {

@@ -50,6 +50,7 @@ describe('resolveConfig defaults', () => {
       sparse: false,
       refineLevels: [...DEFAULT_REFINE_LEVELS],
       concurrency: DEFAULT_CONCURRENCY,
+      fitAgentsToCores: true,
       verbosity: 0,
       json: false,
       progress: 'auto',
@@ -163,6 +164,11 @@ describe('concurrency', () => {
     [MAX_CONCURRENCY, MAX_CONCURRENCY],
   ])('%j is valid', (c, want) => {
     expect(resolveConfig(ARGS, { concurrency: c }).concurrency).toBe(want);
+  });
+
+  it('the remote runs no more agents than it has cores only while -c is not given', () => {
+    expect(resolveConfig(ARGS, {}).fitAgentsToCores).toBe(true);
+    expect(resolveConfig(ARGS, { concurrency: DEFAULT_CONCURRENCY }).fitAgentsToCores).toBe(false);
   });
 
   it.each<string | number>([0, '0', 65, '65', 'x', '', '-1', -1, 1.5, '1.5', '4x'])('%j -> BAD_CONCURRENCY', (c) => {
