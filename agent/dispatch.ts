@@ -1,4 +1,4 @@
-import { cpus, hostname } from 'node:os';
+import * as os from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { BufferPool } from '../src/fileops/buffer-pool.js';
 import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
@@ -39,9 +39,9 @@ export function createDispatcher(files = new FileService()): RpcHandler {
         node: process.version,
         hashes: localHashMethods(),
         pid: process.pid,
-        host: hostname(),
+        host: os.hostname(),
         codecs: localCodecs(),
-        cpus: cpus().length,
+        cpus: usableCores(),
       };
       return result;
     },
@@ -116,4 +116,10 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     const handler = handlers[op] as (args: unknown, payload: Buffer[] | undefined) => unknown;
     return handler(readArgs(op, raw, payload), payload);
   };
+}
+
+/** Cores this process may run on: the CPU affinity where Node can tell (18.14 and later), else every core. */
+function usableCores(): number {
+  const available = (os as { availableParallelism?: () => number }).availableParallelism;
+  return typeof available === 'function' ? available() : os.cpus().length;
 }

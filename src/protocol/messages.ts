@@ -27,7 +27,7 @@ export interface HelloResult {
   host: string;
   /** -z codecs this agent can pack and unpack (absent: none). */
   codecs?: string[];
-  /** Cores of the agent's host (os.cpus(); absent or 0: unknown), which caps the default number of agents. */
+  /** Cores the agent may run on (its CPU affinity, else os.cpus(); absent or 0: unknown): caps the default number of agents. */
   cpus?: number;
 }
 

@@ -1,4 +1,4 @@
-import { cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { AgentHost, agentsFor } from '../../src/hosts/agent-host.js';
 import { createLocalTransport } from '../../src/transport/local.js';
@@ -22,7 +22,7 @@ async function started(agents: number, fitCores: boolean): Promise<{ host: Agent
 }
 
 describe('agents fitted to the host\'s cores', () => {
-  const cores = cpus().length;
+  const cores = availableParallelism(); // what the agent reports on this Node
 
   it('the first agent reports its host\'s cores; no more agents than that run (at least 2)', async () => {
     const want = agentsFor(3, cores);
