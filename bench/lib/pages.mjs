@@ -167,6 +167,9 @@ export async function runPagesBench({ names, runs, srcSize, seed, timedRun, rese
     }
   }
   const wire = (rec) => (rec.status !== 'ok' ? NaN : rec.pdc ? rec.pdc.bytesSent + (rec.pdc.bytesRefineHashes ?? 0) : rec.literal);
+  // A variant not run (--page-variants) has no median: n/a, not NaN.
+  const secs = (s) => (Number.isFinite(s) ? `${s.toFixed(2)} s` : 'n/a');
+  const ratio = (a, b, digits) => (Number.isFinite(a / b) ? (a / b).toFixed(digits) : 'n/a');
   const rows = names.map((name) => {
     const get = (k) => cells.get(`${name}/${k}`) ?? [];
     const t = (k) => median(get(k).map((r) => (r.status === 'ok' ? r.seconds : NaN)));
@@ -175,7 +178,7 @@ export async function runPagesBench({ names, runs, srcSize, seed, timedRun, rese
     const pdc = get('refine').find((r) => r.pdc)?.pdc;
     return (
       `| ${label} | ${mib(differing.get(name))} | ${mib(w('refine'))} (${pdc ? mib(pdc.bytesRefineHashes) : 'n/a'} hashes) | ${mib(w('norefine'))} | ${mib(w('rsync'))} | ` +
-      `${t('refine').toFixed(2)} s | ${t('norefine').toFixed(2)} s | ${t('rsync').toFixed(2)} s | ${(w('refine') / w('norefine')).toFixed(4)} | ${(t('refine') / t('norefine')).toFixed(2)} |`
+      `${secs(t('refine'))} | ${secs(t('norefine'))} | ${secs(t('rsync'))} | ${ratio(w('refine'), w('norefine'), 4)} | ${ratio(t('refine'), t('norefine'), 2)} |`
     );
   });
   return [
