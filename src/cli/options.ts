@@ -57,7 +57,7 @@ export interface RunConfig extends JobOptions {
   /** --bwlimit: bytes per second for block data, all channels together. */
   bwlimit?: number;
   /** -c was not given: the remote runs no more agents than it has cores (AgentHostOptions.fitCores). */
-  fitAgentsToCores?: boolean;
+  fitAgentsToCores: boolean;
 }
 
 function usage(message: string, hint: string): PdcError {
