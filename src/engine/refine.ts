@@ -94,6 +94,11 @@ export class Refiner {
 
   constructor(private readonly o: RefineOptions) {}
 
+  /** A run sent without comparing (streamed, or -W): nothing is known of its bytes, so all of them count as differing. */
+  sentUncompared(run: Run): void {
+    this.stats.bytesDiffering += run.length;
+  }
+
   /**
    * Find the differing pieces of a run of differing blocks and, when `write`, move them.
    * Returns the data bytes moved (a dry run: that would be moved), or undefined when

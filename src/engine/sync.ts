@@ -164,6 +164,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
     // A streamed run has no target hashes to refine against: it goes whole.
     const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort, first) : undefined;
+    if (refiner && hashAsSent) refiner.sentUncompared(run);
     if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
     if (o.dryRun) return;
     if (refined !== undefined) {

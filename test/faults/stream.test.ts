@@ -135,6 +135,9 @@ describe('streaming once most blocks differ', () => {
     expectSameBytes(dst, src);
     expect(r.summary!.blocksChanged).toBe(BLOCKS);
     expect(r.summary!.profile!.chunks.streamed).toBeGreaterThan(0);
+    // Streamed blocks were never compared: they count as differing, whole, like every block sent whole.
+    expect(r.summary!.bytesDiffering).toBe(SIZE);
+    expect(r.summary!.similarityBytes).toBe(0);
   });
 
   /** A copy of the source with 4 bytes changed in every 16 KiB page. */
