@@ -21,6 +21,7 @@ import { resolveHost, type SshHostConfig } from './config.js';
 import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
 import { ttyPrompter } from './prompt.js';
 import { markStartup } from '../startup-marks.js';
+import { poolPackets } from './packet-pool.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
@@ -223,6 +224,7 @@ export function createSshTransport(
         } else {
           markStartup('exec');
           corkWrites(conn.ssh.client);
+          poolPackets(conn.ssh.client);
           resolve(channel);
         }
       });
