@@ -18,6 +18,8 @@ import { cipherList, type CipherSpec } from './options.js';
 import type { Prompter } from './prompt.js';
 import { type ProxyProcess, startProxyCommand } from './proxy-command.js';
 import { markStartup } from '../startup-marks.js';
+import type { Socket } from 'node:net';
+import { slabSocket } from './slab-socket.js';
 
 const { Client } = ssh2;
 export type Client = InstanceType<typeof Client>;
@@ -247,6 +249,8 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
       proxy?.kill();
     });
     let settled = false;
+    /** The TCP socket, when the host is reached directly (not through a ProxyCommand or a jump host). */
+    let direct: Socket | undefined;
     let hostKeyError: PdcError | undefined;
     let auth: AuthState | undefined;
 
@@ -261,6 +265,7 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
       client.on('error', () => {});
       client.destroy();
       sock?.destroy();
+      direct?.destroy();
       reject(e);
     };
     const timer = pausableTimer(timeoutMs, () =>
@@ -371,10 +376,10 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
           },
         );
       },
-      ...(sock ? { sock } : {}),
     };
     try {
-      client.connect(config);
+      direct = sock ? undefined : slabSocket(hop.hostName, hop.port);
+      client.connect({ ...config, sock: sock ?? direct });
     } catch (err) {
       fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
     }
