@@ -45,7 +45,7 @@ function pooledAllocUnsafe(size: number): Buffer<ArrayBuffer> {
   return packet;
 }
 
-/** Counters for tests and -v: buffers allocated, handed out again, and returned by finished writes. */
+/** Counters for tests: buffers allocated, handed out again, and returned by finished writes. */
 export function packetPoolStats(): Readonly<typeof stats> {
   return { ...stats };
 }

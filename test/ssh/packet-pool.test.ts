@@ -40,12 +40,11 @@ class StandInCipher {
   }
 }
 
-function standIn(): { client: Client; sock: HeldSocket; protocol: { _cipher: StandInCipher } } {
+function standIn(): { sock: HeldSocket; protocol: { _cipher: StandInCipher } } {
   const sock = new HeldSocket();
   const protocol = { _cipher: new StandInCipher(sock, 1) };
-  const client = { _sock: sock, _protocol: protocol } as unknown as Client;
-  poolPackets(client);
-  return { client, sock, protocol };
+  poolPackets({ _sock: sock, _protocol: protocol } as unknown as Client);
+  return { sock, protocol };
 }
 
 const flushed = () => new Promise((r) => setImmediate(r));
