@@ -138,10 +138,11 @@ describe('pooled packets over a real sshd', () => {
         );
         const after = packetPoolStats();
         // Whatever the cipher does with the pooled buffer, the bytes are right; with GCM the
-        // packet itself is written, so buffers come back and are used again.
+        // packet itself is written, so buffers come back and most packets reuse one (how many new
+        // ones are needed depends on how many writes are in flight at once, not on the bytes sent).
         if (cipher.startsWith('aes128-gcm')) {
           expect(after.returned - before.returned).toBeGreaterThan(700);
-          expect(after.reused - before.reused).toBeGreaterThan(700);
+          expect(after.reused - before.reused).toBeGreaterThan(after.allocated - before.allocated);
         }
       } finally {
         await t.close();
