@@ -51,25 +51,28 @@ export function decodeBody(body: Buffer): unknown {
 }
 
 /**
- * Write one frame as separate writes (header, body, payload buffers): no
- * concatenation of MiB-sized data. `onFlushed` runs once the payload has been
- * handed to the stream's sink (then its buffers may be reused).
+ * One frame as the buffers to write in order (header, body, payload buffers): no
+ * concatenation of MiB-sized data. Throws FrameError above the limit, before anything is written.
  */
-export function writeFrame(out: Writable, message: unknown, payload?: Payload, onFlushed?: () => void, maxBytes = MAX_FRAME_BYTES): void {
+export function encodeFrame(message: unknown, payload?: Payload, maxBytes = MAX_FRAME_BYTES): Buffer[] {
   const body = encodeBody(message);
   const plen = payloadLength(payload);
   if (body.length + plen > maxBytes) throw new FrameError(`frame of ${body.length + plen} bytes exceeds the limit of ${maxBytes}`);
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header.writeUInt32BE(body.length, 0);
   header.writeUInt32BE(plen, 4);
-  out.write(header);
   const parts = !payload ? [] : Buffer.isBuffer(payload) ? [payload] : (payload as readonly Buffer[]);
-  if (parts.length === 0) {
-    out.write(body, onFlushed && (() => onFlushed()));
-    return;
-  }
-  out.write(body);
+  return [header, body, ...parts];
+}
+
+/** Write a frame's buffers; `onFlushed` runs once the last has been handed to the stream's sink (then the payload's buffers may be reused). */
+export function writeParts(out: Writable, parts: readonly Buffer[], onFlushed?: () => void): void {
   parts.forEach((b, i) => out.write(b, i === parts.length - 1 && onFlushed ? () => onFlushed() : undefined));
+}
+
+/** Write one frame at once (encodeFrame, then writeParts). */
+export function writeFrame(out: Writable, message: unknown, payload?: Payload, onFlushed?: () => void, maxBytes = MAX_FRAME_BYTES): void {
+  writeParts(out, encodeFrame(message, payload, maxBytes), onFlushed);
 }
 
 /**

@@ -1,9 +1,10 @@
 import type { Readable, Writable } from 'node:stream';
 import { PdcError } from '../errors/pdc-error.js';
-import { FrameError, PAYLOAD_KEY, type Payload, readFrames, writeFrame } from './framing.js';
+import { FrameError, PAYLOAD_KEY, type Payload, readFrames } from './framing.js';
 import { MAX_IN_FLIGHT } from './limits.js';
 import { type OpName, type Ops, isRequestFrame, isResponseFrame } from './messages.js';
 import { isOpName, readResult } from './ops.js';
+import { Outbox } from './outbox.js';
 
 interface Pending {
   op: string;
@@ -29,13 +30,15 @@ export class RpcClient {
   private failure: PdcError | undefined;
   private lastInbound = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly outbox: Outbox;
 
   constructor(
     private readonly input: Readable,
-    private readonly output: Writable,
+    output: Writable,
     readonly label: string,
     private readonly options: RpcClientOptions = {},
   ) {
+    this.outbox = new Outbox(output);
     readFrames(
       input,
       (m) => this.onMessage(m),
@@ -80,7 +83,7 @@ export class RpcClient {
       if (this.pending.size === 0) this.lastInbound = Date.now();
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
       try {
-        writeFrame(this.output, { t: 'q', id, op, a: args }, payload);
+        this.outbox.send({ t: 'q', id, op, a: args }, payload);
       } catch (e) {
         this.pending.delete(id);
         reject(e instanceof FrameError ? new PdcError('PROTOCOL_ERROR', `${this.label}: ${e.message}`) : e);
@@ -163,9 +166,10 @@ export type RpcHandler = (op: string, args: unknown, payload: Buffer[] | undefin
  */
 export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void): void {
   let inFlight = 0;
+  const outbox = new Outbox(output);
   const respond = (frame: unknown, payload?: Payload, release?: () => void) => {
     try {
-      writeFrame(output, frame, payload, release);
+      outbox.send(frame, payload, release);
     } catch (e) {
       release?.();
       onFatal(e as Error);

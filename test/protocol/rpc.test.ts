@@ -1,8 +1,9 @@
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PdcError } from '../../src/errors/index.js';
 import { FrameDecoder, HEADER_BYTES, encodeBody, joinPayload, writeFrame } from '../../src/protocol/framing.js';
 import { MAX_IN_FLIGHT } from '../../src/protocol/limits.js';
+import { BULK_ROOM_BYTES } from '../../src/protocol/outbox.js';
 import { type RpcHandler, RpcClient, WithPayload, serveRpc } from '../../src/protocol/rpc.js';
 
 /** Two one-way pipes: client -> server and server -> client. */
@@ -226,6 +227,41 @@ describe('RpcClient <-> serveRpc', () => {
     expect(e.code).toBe('PROTOCOL_ERROR');
     expect(client.inFlight).toBe(0);
     expect(await call(client, 'x', {})).toEqual({ ok: 1 });
+  });
+  it('answers a small request ahead of block data the agent has not yet handed to its stream', async () => {
+    // The agent's stdout as a pipe sshd drains slowly: a block's bytes reach the client, but its
+    // write completes only when the test lets it, so the stream counts it as still held.
+    const { up, down } = pipes();
+    const held: Array<() => void> = [];
+    const gate = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        down.write(chunk);
+        if (chunk.length < 64 * 1024) cb();
+        else held.push(() => cb());
+      },
+    });
+    const step = async () => {
+      held.shift()!();
+      await tick(20);
+    };
+    const blocks = [1, 2, 3].map((i) => Buffer.alloc(BULK_ROOM_BYTES * 2, i));
+    serveRpc(up, gate, (op, a) => (op === 'read' ? new WithPayload({}, blocks[(a as { i: number }).i]!) : { small: true }), () => undefined);
+    const client = new RpcClient(down, up, 'test');
+    clients.push(client);
+    const answered: string[] = [];
+    const reads = [0, 1, 2].map((i) => call(client, 'read', { i }).then((r) => (answered.push(`read ${i}`), r)));
+    await tick(20); // all three reads answered by the handler; only the first fits the stream's room
+    const small = call(client, 'tiny', {}).then((r) => (answered.push('tiny'), r));
+    await tick(20);
+    expect(answered).toEqual(['read 0']); // its block's write has not completed
+    await step();
+    // The small answer went to the stream while reads 1 and 2 waited for room: it comes next.
+    expect(answered).toEqual(['read 0', 'tiny', 'read 1']);
+    await step();
+    const got = await Promise.all(reads);
+    expect(await small).toEqual({ small: true });
+    expect(answered).toEqual(['read 0', 'tiny', 'read 1', 'read 2']);
+    got.forEach((r, i) => expect(joinPayload(r.p as Buffer[]).equals(blocks[i]!)).toBe(true));
   });
 });
 
