@@ -1,7 +1,9 @@
 // The tools being compared: how each one is invoked and which file it writes.
+import { fileURLToPath } from 'node:url';
 import { HOST_ALIAS } from './env.mjs';
 
 export const CIPHER = 'aes128-gcm@openssh.com';
+const SSH2_PIPE = fileURLToPath(new URL('./ssh2-pipe.mjs', import.meta.url));
 
 export const TOOLS = {
   push: { label: 'pdiffcopy push', pdc: true, direction: 'push' },
@@ -21,6 +23,12 @@ export const TOOLS = {
   'ssh-pipe-inplace': { label: 'ssh cat pipe (in place)', direction: 'push' },
   // The same, then the data made durable (pdiffcopy fsyncs before it reports success): issue 11's yardstick.
   'ssh-pipe-fsync': { label: 'ssh cat pipe (in place) + fdatasync', direction: 'push' },
+  // The same pipe pulling: `ssh host cat source` into the local target in place, then fdatasync.
+  'ssh-pull-pipe-fsync': { label: 'ssh cat pipe pulled (in place) + fdatasync', direction: 'pull' },
+  // The SSH library alone (ssh2, no pdiffcopy code: lib/ssh2-pipe.mjs), the same pipes: what
+  // pdiffcopy's data path costs beyond the library it is built on, measured in the same run.
+  'ssh2-pipe-fsync': { label: 'ssh2 pipe (in place) + fdatasync', direction: 'push' },
+  'ssh2-pull-pipe-fsync': { label: 'ssh2 pipe pulled (in place) + fdatasync', direction: 'pull' },
 };
 export const ALL_TOOLS = Object.keys(TOOLS);
 export const DEFAULT_TOOLS = ['push', 'pull', 'push-rsh', 'pull-rsh', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
@@ -87,6 +95,15 @@ export function buildCommand(tool, ctx) {
         stdinPath: src,
         target: remoteTarget,
       };
+    case 'ssh-pull-pipe-fsync':
+      return {
+        argv: ['sh', '-c', `${sshCmd} ${HOST_ALIAS} ${shq(`cat ${shq(src)}`)} 1<> ${shq(localTarget)} && sync -d ${shq(localTarget)}`],
+        target: localTarget,
+      };
+    case 'ssh2-pipe-fsync':
+      return { argv: ['node', SSH2_PIPE, sshConfig, 'push', src, remoteTarget], target: remoteTarget };
+    case 'ssh2-pull-pipe-fsync':
+      return { argv: ['node', SSH2_PIPE, sshConfig, 'pull', src, localTarget], target: localTarget };
     default:
       throw new Error(`unknown tool ${tool}`);
   }
