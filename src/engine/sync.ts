@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { ByteBudget } from './byte-budget.js';
 import { PdcError, sourceChanged } from '../errors/pdc-error.js';
 import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
@@ -145,8 +146,9 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     abort();
   };
   const runBytes = transferRunBytes(g.blockSize);
-  // Bound the block data in flight (runs of up to runBytes) to about 64 MiB, at least 2 runs.
-  const transferLimit = pLimit(Math.max(2, Math.min(o.concurrency * 2, Math.floor((64 << 20) / runBytes))));
+  // Block data in flight: what two runs of up to runBytes per agent would hold, at most about
+  // 64 MiB, at least 2 runs; counted in bytes, so scattered one-block runs keep as much moving.
+  const transferBudget = new ByteBudget(Math.max(2, Math.min(o.concurrency * 2, Math.floor((64 << 20) / runBytes))) * runBytes);
   const transfers: Promise<void>[] = [];
   // Every transfer is handled at once and the first failure ends the hashing phase: a
   // failed write (no space, agent gone) must not wait for the whole file to be hashed,
@@ -173,7 +175,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       progress();
       return check.writtenRefined(run);
     }
-    const holes = await transferLimit(async () => {
+    const holes = await transferBudget.run(run.length, async () => {
       abort();
       const sent = hashAsSent && sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
       const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
