@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { alignedBuffer } from '../fileops/aligned-buffer.js';
 import { isAllZero } from '../fileops/zero-runs.js';
 import { type BlockHasher, createBlockHasher } from './methods.js';
 
 /** Preferred size of one read: big reads into aligned buffers are what make file I/O fast here (aligned-buffer.ts). */
 export const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** What hashing needs of an open file: positional reads (a FileHandle, or a raw descriptor's). */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 export interface BlockRange {
   first: number;
@@ -22,7 +26,7 @@ export interface BlockRange {
  * the caller never compares as equal (plan.ts only compares blocks both sides hold).
  */
 export async function hashFileBlocks(
-  fh: FileHandle,
+  fh: PositionalReader,
   range: BlockRange,
   method: string,
   scratch?: Buffer,
@@ -69,7 +73,7 @@ export function zeroDigest(hasher: BlockHasher, len: number): Uint8Array {
 }
 
 /** Read up to `length` bytes at `position`, looping over short reads; stops at EOF. */
-export async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+export async function readFully(fh: PositionalReader, buf: Buffer, length: number, position: number): Promise<number> {
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
@@ -80,7 +84,7 @@ export async function readFully(fh: FileHandle, buf: Buffer, length: number, pos
 }
 
 /** Whole-file strong digest of bytes [0, limit). */
-export async function digestFile(fh: FileHandle, method: string, limit: number, scratch?: Buffer): Promise<Buffer> {
+export async function digestFile(fh: PositionalReader, method: string, limit: number, scratch?: Buffer): Promise<Buffer> {
   const h = createHash(method);
   const buf = scratch && scratch.length >= READ_CHUNK_BYTES ? scratch : alignedBuffer(READ_CHUNK_BYTES);
   let pos = 0;

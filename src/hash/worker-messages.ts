@@ -14,8 +14,15 @@ export type WorkerRequest =
   | { id: number; kind: 'hash'; file: WorkerFile; role: Role; range: BlockRange; method: string }
   | { id: number; kind: 'digest'; file: WorkerFile; role: Role; method: string; limit: number };
 
+/** Close the file the worker keeps open (before the pool ends the worker); answered with `released`. */
+export interface WorkerRelease {
+  kind: 'release';
+}
+
 export interface WorkerResponse {
   id: number;
+  /** The answer to a WorkerRelease. */
+  released?: boolean;
   result?: Uint8Array;
   error?: WireError;
 }
