@@ -124,12 +124,14 @@ describe('SIGINT while blocks are being compared and sent at once', () => {
   // blocks go the other way, so comparing and sending overlap for the whole run. A
   // signal then fails transfers that nobody awaited yet: that was an unhandled
   // rejection (stack trace, exit 1) before the fix in src/engine/sync.ts.
+  // --bwlimit keeps the run going for about 4 s, so the signal lands mid-run however fast
+  // the box moves the rest (unlimited, 128 MiB took under 0.5 s and could end first).
   // (Timing-dependent here; test/faults/engine-failures.test.ts pins it down deterministically.)
   for (let round = 1; round <= 1; round++) {
     it(`exits 130 cleanly`, async () => {
       const dst = join(dir, `overlap-${round}.bin`);
       writeSeededFile(dst, SIZE, 100 + round);
-      const run = spawnCli([...ssh(), src, remote(dst)], { home, timeoutMs: 90_000 });
+      const run = spawnCli([...ssh(), '--bwlimit', '32M', src, remote(dst)], { home, timeoutMs: 90_000 });
       const at = Math.floor((SIZE * 0.1) / MiB) * MiB;
       const want = readBlock(src, at, MiB)!;
       const reached = await waitFor(() => !running(run) || readBlock(dst, at, MiB)?.equals(want), 60_000, 25);
