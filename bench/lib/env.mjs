@@ -18,6 +18,16 @@ const SRV_ADDR = '10.213.7.1';
 const CLI_ADDR = '10.213.7.2';
 export const HOST_ALIAS = 'bench';
 
+/** `Key value` lines of the Host block the benchmark wrote. */
+export function sshConfigValues(file) {
+  const out = {};
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\s+(\w+)\s+(.+)$/.exec(line);
+    if (m && !(m[1] in out)) out[m[1]] = m[2].trim();
+  }
+  return out;
+}
+
 const REQUIRED = [
   ['ssh', 'openssh-client'],
   ['scp', 'openssh-client'],

@@ -8,19 +8,11 @@
 // The host key is checked against the config's UserKnownHostsFile.
 import fs from 'node:fs';
 import ssh2 from 'ssh2';
+import { sshConfigValues } from './env.mjs';
 
 const [configFile, direction, from, to] = process.argv.slice(2);
 const MiB = 1 << 20;
 const CIPHER = 'aes128-gcm@openssh.com';
-
-function configValues(file) {
-  const out = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\s+(\w+)\s+(.+)$/.exec(line);
-    if (m && !(m[1] in out)) out[m[1]] = m[2].trim();
-  }
-  return out;
-}
 
 const shq = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -99,7 +91,7 @@ if (!['push', 'pull'].includes(direction) || !to) {
   console.error('usage: ssh2-pipe.mjs SSH_CONFIG push|pull FROM TO');
   process.exit(2);
 }
-const c = await connect(configValues(configFile));
+const c = await connect(sshConfigValues(configFile));
 const code = await (direction === 'push' ? push(c) : pull(c));
 c.end();
 if (code !== 0) {

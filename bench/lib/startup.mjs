@@ -14,21 +14,11 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { HOST_ALIAS } from './env.mjs';
+import { HOST_ALIAS, sshConfigValues } from './env.mjs';
 import { loadAvg, median } from './table.mjs';
 
 const SMALL = 4096;
 const STEPS = ['modules', 'sshReady', 'tcp', 'kex', 'auth', 'exec', 'agent', 'hello', 'opened'];
-
-/** `Key value` lines of the Host block the benchmark wrote. */
-function sshConfigValues(file) {
-  const out = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\s+(\w+)\s+(.+)$/.exec(line);
-    if (m && !(m[1] in out)) out[m[1]] = m[2].trim();
-  }
-  return out;
-}
 
 /** A bare ssh2 client: connect, exec `node -e 0`, wait for the channel to close. Prints ms since process start. */
 function bareSsh2Script(cfg) {

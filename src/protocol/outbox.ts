@@ -29,7 +29,6 @@ interface Waiting {
  */
 export class Outbox {
   private readonly waiting: Waiting[] = [];
-  private readonly pump = () => this.flushWaiting();
 
   constructor(
     private readonly out: Writable,
@@ -67,7 +66,7 @@ export class Outbox {
   private write(parts: Buffer[], onFlushed?: () => void): void {
     writeParts(this.out, parts, () => {
       onFlushed?.();
-      if (this.waiting.length > 0) this.pump();
+      if (this.waiting.length > 0) this.flushWaiting();
     });
   }
 }
