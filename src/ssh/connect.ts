@@ -112,6 +112,15 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
       const display = hostDisplay(hop);
       client.on('error', (err: Error & { level?: string }) => {
         if (closing) return;
+        if (keyChangedOnRenewal.has(client)) {
+          lostResolve(
+            new PdcError('HOST_KEY_CHANGED', `${display} presented a different host key when renewing the session keys`, {
+              hint: 'the connection may have been taken over; check the host before rerunning',
+              cause: err,
+            }),
+          );
+          return;
+        }
         lostResolve(
           new PdcError('CONNECTION_LOST', `connection to ${display} lost: ${err.message}`, {
             hint: /keepalive/i.test(err.message)
@@ -155,6 +164,8 @@ function cancelledError(display: string): PdcError {
 const closedClients = new WeakSet<Client>();
 /** The ProxyCommand carrying a client, to explain a connection lost because it exited. */
 const proxyOf = new WeakMap<Client, ProxyProcess>();
+/** Clients whose server presented another host key when renewing keys (the connection is refused then). */
+const keyChangedOnRenewal = new WeakSet<Client>();
 
 function endClient(c: Client): Promise<void> {
   return new Promise((resolve) => {
@@ -252,6 +263,8 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
     /** The TCP socket, when the host is reached directly (not through a ProxyCommand or a jump host). */
     let direct: Socket | undefined;
     let hostKeyError: PdcError | undefined;
+    /** The host key accepted when connecting, once verified. */
+    let acceptedKey: Buffer | undefined;
     let auth: AuthState | undefined;
 
     const onAbort = () => fail(cancelledError(display));
@@ -340,7 +353,16 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
       keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
       algorithms: algorithmsFor(knownKeyTypes(khFiles, name), hop.ciphers),
       authHandler: auth.handler,
-      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+      // A key renewal presents the host key again. It is checked against the key accepted at
+      // connection, and synchronously: ssh2 (1.16) corrupts the outgoing stream when a renewal's
+      // host key is verified asynchronously while channel data flows (OpenSSH's sshd: "Bad
+      // packet length"), and OpenSSH's client too requires the same key on renewal.
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void): boolean | undefined => {
+        if (acceptedKey) {
+          if (key.equals(acceptedKey)) return true;
+          keyChangedOnRenewal.add(client);
+          return false;
+        }
         const confirm =
           prompter && hop.strictHostKeyChecking === 'ask'
             ? async (question: string) => {
@@ -368,7 +390,10 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
           ...(confirm ? { confirm } : {}),
           ...(opts.log ? { log: opts.log } : {}),
         }).then(
-          () => verify(true),
+          () => {
+            acceptedKey = Buffer.from(key);
+            verify(true);
+          },
           (err: unknown) => {
             hostKeyError =
               err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`);
