@@ -31,6 +31,19 @@ export class BufferPool {
   release(buf: Buffer): void {
     if (this.free.length < this.keep) this.free.push(buf);
   }
+
+  /** acquire(length), with a give-back that releases the buffer once however often it is called. */
+  lend(length: number): { buffer: Buffer; giveBack: () => void } {
+    const buffer = this.acquire(length);
+    let lent = true;
+    return {
+      buffer,
+      giveBack: () => {
+        if (lent) this.release(buffer);
+        lent = false;
+      },
+    };
+  }
 }
 
 /**

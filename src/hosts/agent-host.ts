@@ -90,6 +90,8 @@ export class AgentHost implements FileHost {
   private pack: PackRequest | undefined;
   /** -z: buffers that read answers are unpacked into, handed back when the chunk is released. */
   private readonly unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
+  /** Buffers read answers are copied into, where agents' answers are copied out of the connection (RpcClient.copiesPayloads). */
+  private readonly received = new BufferPool(TRANSFER_BUFFER_BYTES);
   /** Aborts waits (--bwlimit) when the host closes. */
   private readonly closing = new AbortController();
 
@@ -210,13 +212,23 @@ export class AgentHost implements FileHost {
   async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
     const bw = this.opts.bandwidth;
     await bw?.take(length, this.closing.signal);
-    const r = await this.call('read', { offset, length, ...(zeroUnit ? { zeroUnit } : {}), ...(this.pack ? { pack: this.pack } : {}) });
+    const agent = this.pick();
+    // Copied out of the connection: into a pooled buffer that goes back with the chunk.
+    // Otherwise the stream's own chunks, as received: nothing to copy or release.
+    const into = agent.rpc.copiesPayloads ? this.received.lend(length) : undefined;
+    const args = { offset, length, ...(zeroUnit ? { zeroUnit } : {}), ...(this.pack ? { pack: this.pack } : {}) };
+    let r: Ops['read']['result'];
+    try {
+      r = await this.callOn(agent, 'read', args, undefined, into?.buffer);
+    } catch (e) {
+      into?.giveBack();
+      throw e;
+    }
     const p = r.p ?? [];
     const wireBytes = p.reduce((n, b) => n + b.length, 0);
     bw?.giveBack(length - wireBytes);
     const zeros = unflattenRuns(r.zeros);
-    // Not packed: the stream's own chunks, as received: nothing to copy or release.
-    if (!r.packed) return { ...chunkOf(p, undefined, zeros), wireBytes };
+    if (!r.packed) return { ...chunkOf(p, into?.giveBack, zeros), wireBytes };
     // -z: unpacked here, where it is written, into a pooled buffer.
     const buf = this.unpacked.acquire(r.packed.length);
     try {
@@ -225,6 +237,8 @@ export class AgentHost implements FileHost {
     } catch (e) {
       this.unpacked.release(buf);
       throw e;
+    } finally {
+      into?.giveBack();
     }
   }
 
@@ -336,10 +350,16 @@ export class AgentHost implements FileHost {
     return this.callOn(this.pick(), op, args, payload);
   }
 
-  private async callOn<K extends OpName>(agent: ConnectedAgent, op: K, args: Ops[K]['args'], payload?: Payload): Promise<Ops[K]['result']> {
+  private async callOn<K extends OpName>(
+    agent: ConnectedAgent,
+    op: K,
+    args: Ops[K]['args'],
+    payload?: Payload,
+    into?: Buffer,
+  ): Promise<Ops[K]['result']> {
     if (this.closed) throw new PdcError('INTERRUPTED', `${this.name}: closed`);
     try {
-      return await agent.rpc.call(op, args, payload);
+      return await agent.rpc.call(op, args, payload, into);
     } catch (e) {
       if (e instanceof PdcError && this.opts.displayPrefix && !e.message.startsWith(this.name)) {
         throw new PdcError(e.code, `${this.name}: ${e.message}`, { hint: e.hint, cause: e });

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { Packr, Unpackr } from 'msgpackr';
 import { MAX_FRAME_BYTES } from './limits.js';
 
@@ -10,7 +10,9 @@ import { MAX_FRAME_BYTES } from './limits.js';
  * multi-MiB allocation costs page faults (~150-250 MB/s), so block data must be
  * neither packed (a copy into a new buffer) nor reassembled on receipt. The sender
  * writes the caller's buffer as is; the receiver hands over the stream's own
- * chunks (views, no copy), to be written with writev.
+ * chunks (views, no copy), to be written with writev. A stream whose memory is
+ * reused (the SSH connection's) is decoded by copying-decoder.ts instead, into
+ * buffers the requests supply (frame-reader.ts picks).
  * Framing takes streams, never sockets or files, so it is tested over pipes.
  */
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -165,32 +167,6 @@ export class FrameDecoder {
     else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
   }
-}
-
-/** Feed a readable into a decoder; calls onMessage per frame, onError once on a framing error. */
-export function readFrames(
-  input: Readable,
-  onMessage: (msg: unknown) => void,
-  onError: (err: Error) => void,
-  maxBytes = MAX_FRAME_BYTES,
-): void {
-  const decoder = new FrameDecoder(maxBytes);
-  let failed = false;
-  input.on('data', (chunk: Buffer) => {
-    if (failed) return;
-    let msgs: unknown[];
-    try {
-      msgs = decoder.push(chunk);
-    } catch (e) {
-      failed = true;
-      onError(e as Error);
-      return;
-    }
-    for (const m of msgs) onMessage(m);
-  });
-  // A stream paused on purpose (after the magic, or by the SSH loader) is not
-  // resumed by adding a 'data' listener: resume explicitly.
-  input.resume();
 }
 
 /** Join a payload's chunks when a contiguous buffer is really needed (small payloads only). */

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { PdcError } from '../errors/pdc-error.js';
-import { FrameError, PAYLOAD_KEY, type Payload, readFrames } from './framing.js';
+import { type FrameReader, readFrames } from './frame-reader.js';
+import { FrameError, PAYLOAD_KEY, type Payload } from './framing.js';
 import { MAX_IN_FLIGHT } from './limits.js';
 import { type OpName, type Ops, isRequestFrame, isResponseFrame } from './messages.js';
 import { isOpName, readResult } from './ops.js';
@@ -10,6 +11,8 @@ interface Pending {
   op: string;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+  /** Where the answer's payload is copied, when payloads are copied at all (see call). */
+  into?: Buffer;
 }
 
 export interface RpcClientOptions {
@@ -31,6 +34,7 @@ export class RpcClient {
   private lastInbound = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly outbox: Outbox;
+  private readonly reader: FrameReader;
 
   constructor(
     private readonly input: Readable,
@@ -39,12 +43,17 @@ export class RpcClient {
     private readonly options: RpcClientOptions = {},
   ) {
     this.outbox = new Outbox(output);
-    readFrames(
+    this.reader = readFrames(
       input,
       (m) => this.onMessage(m),
       (e) => this.fail(new PdcError('PROTOCOL_ERROR', `${label}: ${e.message}`, { cause: e })),
+      {
+        payloadInto: (m) => (isResponseFrame(m) ? this.pending.get(m.id)?.into : undefined),
+        onChunk: () => (this.lastInbound = Date.now()),
+      },
     );
-    input.on('data', () => (this.lastInbound = Date.now()));
+    // A failure while the reader was being set up (bytes already buffered) could not stop it.
+    if (this.failure) this.reader.stop();
     const ended = () => this.fail(new PdcError('AGENT_DIED', `${label}: the agent's stream closed unexpectedly`));
     input.on('end', ended);
     input.on('close', ended);
@@ -73,15 +82,24 @@ export class RpcClient {
   }
 
   /**
-   * Send a request (with an optional raw payload, e.g. block data) and resolve
-   * with the result; a response payload arrives as result.p (chunk views).
+   * True when answers' payloads are copied out of the stream (into the buffer a call supplies,
+   * else a new one); false when they arrive as views of the stream's chunks and `into` goes unused.
    */
-  call<K extends OpName>(op: K, args: Ops[K]['args'], payload?: Payload): Promise<Ops[K]['result']> {
+  get copiesPayloads(): boolean {
+    return this.reader.copies;
+  }
+
+  /**
+   * Send a request (with an optional raw payload, e.g. block data) and resolve with the result;
+   * a response payload arrives as result.p. Where payloads are copied (copiesPayloads), one that
+   * fits lands in `into`, which the caller must not reuse before the call has settled.
+   */
+  call<K extends OpName>(op: K, args: Ops[K]['args'], payload?: Payload, into?: Buffer): Promise<Ops[K]['result']> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.lastInbound = Date.now();
-      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, into });
       try {
         this.outbox.send({ t: 'q', id, op, a: args }, payload);
       } catch (e) {
@@ -95,6 +113,8 @@ export class RpcClient {
   fail(err: PdcError): void {
     if (this.failure) return;
     this.failure = this.options.explainFailure ? this.options.explainFailure(err) : err;
+    // Nothing more is copied into the buffers of the calls rejected here: their owners reuse them.
+    this.reader?.stop();
     if (this.idleTimer) clearInterval(this.idleTimer);
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();

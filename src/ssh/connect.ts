@@ -19,6 +19,7 @@ import type { Prompter } from './prompt.js';
 import { type ProxyProcess, startProxyCommand } from './proxy-command.js';
 import { markStartup } from '../startup-marks.js';
 import type { Socket } from 'node:net';
+import { guardReceivedMemory } from './receive-guard.js';
 import { slabSocket } from './slab-socket.js';
 
 const { Client } = ssh2;
@@ -405,6 +406,8 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
     try {
       direct = sock ? undefined : slabSocket(hop.hostName, hop.port);
       client.connect({ ...config, sock: sock ?? direct });
+      // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not reused.
+      if (direct) guardReceivedMemory(client, direct);
     } catch (err) {
       fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
     }

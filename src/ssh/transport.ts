@@ -22,6 +22,7 @@ import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
 import { ttyPrompter } from './prompt.js';
 import { markStartup } from '../startup-marks.js';
 import { poolPackets } from './packet-pool.js';
+import { offerDirectChunks } from './receive-guard.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
@@ -225,6 +226,7 @@ export function createSshTransport(
           markStartup('exec');
           corkWrites(conn.ssh.client);
           poolPackets(conn.ssh.client);
+          offerDirectChunks(conn.ssh.client, channel);
           resolve(channel);
         }
       });

@@ -12,10 +12,10 @@ import {
   encodeBody,
   joinPayload,
   payloadLength,
-  readFrames,
   writeFrame,
 } from '../../src/protocol/framing.js';
 import { MAX_FRAME_BYTES } from '../../src/protocol/limits.js';
+import { readFrames } from '../../src/protocol/frame-reader.js';
 
 
 
@@ -306,7 +306,7 @@ describe('readFrames over a pipe', () => {
     const pipe = new PassThrough();
     const got: unknown[] = [];
     const errs: Error[] = [];
-    readFrames(pipe, (m) => got.push(m), (e) => errs.push(e), 1000);
+    readFrames(pipe, (m) => got.push(m), (e) => errs.push(e), { maxBytes: 1000 });
     pipe.write(framesToBytes([{ msg: { n: 1 } }]));
     pipe.write(header(1_000_000));
     pipe.write(framesToBytes([{ msg: { n: 2 } }]));

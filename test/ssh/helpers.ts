@@ -5,6 +5,8 @@ import { PdcError } from '../../src/errors/index.js';
 import { AgentHost, type AgentHostOptions } from '../../src/hosts/agent-host.js';
 import { createSshTransport, exitStatusError, type SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
 import type { TestSshd } from '../support/sshd.js';
+import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
+import type { AgentProcess } from '../../src/transport/types.js';
 
 /** A fresh, empty home directory (so the real ~/.ssh is never read), optionally knowing the sshd's host key. */
 export function makeHome(sshd: TestSshd, opts: { knowHost?: boolean } = {}): string {
@@ -106,4 +108,22 @@ export function testAgents(sshd: TestSshd, o: { connections: number; agents: num
     idleTimeoutMs: 30_000,
     explainExit: (code, stderr) => exitStatusError(code, stderr, 'test-sshd'),
   });
+}
+
+/** Agent code that says the agent's magic, then echoes its input: for moving raw bytes through channels. */
+export const ECHO_AGENT = Buffer.from(
+  `process.stdout.write(Buffer.from(${JSON.stringify(AGENT_MAGIC.toString('latin1'))},'latin1'));process.stdin.pipe(process.stdout);`,
+);
+
+/** Read an echo agent's magic (it must come first and be exact). */
+export async function echoStarted(a: AgentProcess): Promise<void> {
+  const magic = await readBytes(a.stdout, AGENT_MAGIC.length);
+  if (!magic.equals(AGENT_MAGIC)) throw new Error(`the echo agent said ${JSON.stringify(magic.toString('latin1'))}, not its magic`);
+}
+
+/** Send `msg` through a started echo agent in 1 MiB writes; resolves with what came back. */
+export function echoThrough(a: AgentProcess, msg: Buffer): Promise<Buffer> {
+  const back = readBytes(a.stdout, msg.length, 30_000);
+  for (let at = 0; at < msg.length; at += 1 << 20) a.stdin.write(msg.subarray(at, at + (1 << 20)));
+  return back;
 }

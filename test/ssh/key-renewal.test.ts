@@ -6,13 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { readBytes, transportTo } from './helpers.js';
-
-const echoAgent = Buffer.from(
-  `process.stdout.write(Buffer.from(${JSON.stringify(AGENT_MAGIC.toString('latin1'))},'latin1'));process.stdin.pipe(process.stdout);`,
-);
+import { ECHO_AGENT, echoStarted, echoThrough, transportTo } from './helpers.js';
 
 describe('key renewals during a transfer', () => {
   let sshd: TestSshd;
@@ -24,16 +19,14 @@ describe('key renewals during a transfer', () => {
   for (const cipher of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr']) {
     it(`${cipher}: 2 x 12 MiB through echo agents come back byte for byte across several renewals`, async () => {
       const logs: string[] = [];
-      const t = transportTo(sshd, { connections: 1, agentCode: echoAgent, options: [`Ciphers=${cipher}`], log: (m) => logs.push(m) });
+      const t = transportTo(sshd, { connections: 1, agentCode: ECHO_AGENT, options: [`Ciphers=${cipher}`], log: (m) => logs.push(m) });
       try {
         const agents = await t.spawnAgents(2);
         await Promise.all(
           agents.map(async (a) => {
-            expect((await readBytes(a.stdout, AGENT_MAGIC.length)).equals(AGENT_MAGIC)).toBe(true);
+            await echoStarted(a);
             const msg = randomBytes(12 << 20);
-            const back = readBytes(a.stdout, msg.length, 30_000);
-            for (let at = 0; at < msg.length; at += 1 << 20) a.stdin.write(msg.subarray(at, at + (1 << 20)));
-            expect((await back).equals(msg)).toBe(true);
+            expect((await echoThrough(a, msg)).equals(msg)).toBe(true);
           }),
         );
       } finally {

@@ -7,10 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
 import { PACKET_BUFFER_BYTES, packetPoolStats, poolPackets } from '../../src/ssh/packet-pool.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { readBytes, transportTo } from './helpers.js';
+import { ECHO_AGENT, echoStarted, echoThrough, transportTo } from './helpers.js';
 
 /** A socket that holds each write's callback until `finish()` and records what it was given, as written. */
 class HeldSocket {
@@ -117,23 +116,17 @@ describe('pooled packets over a real sshd', () => {
   }, 30_000);
   afterAll(() => sshd?.stop());
 
-  const echoAgent = Buffer.from(
-    `process.stdout.write(Buffer.from(${JSON.stringify(AGENT_MAGIC.toString('latin1'))},'latin1'));process.stdin.pipe(process.stdout);`,
-  );
-
   for (const cipher of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr']) {
     it(`${cipher}: 24 MiB through two echo agents come back byte for byte`, async () => {
-      const t = transportTo(sshd, { connections: 1, agentCode: echoAgent, options: [`Ciphers=${cipher}`] });
+      const t = transportTo(sshd, { connections: 1, agentCode: ECHO_AGENT, options: [`Ciphers=${cipher}`] });
       try {
         const before = packetPoolStats();
         const agents = await t.spawnAgents(2);
         await Promise.all(
           agents.map(async (a) => {
-            expect((await readBytes(a.stdout, AGENT_MAGIC.length)).equals(AGENT_MAGIC)).toBe(true);
+            await echoStarted(a);
             const msg = randomBytes(12 << 20);
-            const back = readBytes(a.stdout, msg.length, 30_000);
-            for (let at = 0; at < msg.length; at += 1 << 20) a.stdin.write(msg.subarray(at, at + (1 << 20)));
-            expect((await back).equals(msg)).toBe(true);
+            expect((await echoThrough(a, msg)).equals(msg)).toBe(true);
           }),
         );
         const after = packetPoolStats();

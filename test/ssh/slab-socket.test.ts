@@ -3,9 +3,9 @@
  * emitted earlier still holds what was received when the stream ends. Real TCP on 127.0.0.1.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MIN_READ_BYTES, slabSocket } from '../../src/ssh/slab-socket.js';
+import { MIN_READ_BYTES, poisonReusedSlabs, slabSocket, slabStats, startReusing } from '../../src/ssh/slab-socket.js';
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
@@ -82,6 +82,54 @@ describe('slabSocket', () => {
     await ended;
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
   }, 30_000);
+
+  it('once reusing, two slabs take turns; a slab is filled again only after the other one', async () => {
+    const data = randomBytes(24 << 20);
+    const port = await serve(data);
+    const slab = 256 * 1024;
+    const sock = slabSocket('127.0.0.1', port, slab);
+    const copies: Buffer[] = [];
+    const views: Buffer[] = [];
+    let isReused: ((b: Uint8Array) => boolean) | undefined;
+    const before = slabStats();
+    poisonReusedSlabs(true);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sock.on('data', (c: Buffer) => {
+          // The reader copies within the event, as the receive guard makes ssh2 and the frame reader do.
+          copies.push(Buffer.from(c));
+          if (isReused) views.push(c);
+          // Switched after the first MiB: the slab filled until then is never filled again.
+          else if (copies.reduce((n, b) => n + b.length, 0) > 1 << 20) isReused = startReusing(sock);
+        });
+        sock.on('end', resolve);
+        sock.on('error', reject);
+      });
+    } finally {
+      poisonReusedSlabs(false);
+    }
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+    const slabs = [...new Set(views.map((c) => c.buffer))];
+    expect(slabs).toHaveLength(2);
+    for (const c of views) expect(isReused!(c)).toBe(true);
+    expect(isReused!(copies[0]!)).toBe(false);
+    const after = slabStats();
+    expect(after.reused - before.reused).toBeGreaterThan((22 << 20) / slab);
+    // Each chunk was overwritten since (poisoned, then refilled): a view kept past its read is garbage.
+    const kept = views.slice(0, 10);
+    expect(kept.some((c, i) => !c.equals(copies[copies.length - views.length + i]!))).toBe(true);
+    // Within a slab, reads follow each other; the next slab starts from its beginning.
+    let last = views[0]!;
+    for (const c of views.slice(1)) {
+      if (c.buffer === last.buffer) expect(c.byteOffset).toBe(last.byteOffset + last.length);
+      else expect(c.byteOffset).toBe(0);
+      last = c;
+    }
+  }, 30_000);
+
+  it('startReusing is undefined for a socket that is not a slab socket', () => {
+    expect(startReusing(new Socket())).toBeUndefined();
+  });
 
   it('a refused connection is an error event (ECONNREFUSED), as from any socket', async () => {
     const port = await serve(Buffer.alloc(0));

@@ -1,0 +1,109 @@
+/**
+ * Lets an SSH connection reuse the memory it receives into (src/ssh/slab-socket.ts) by making
+ * sure that nothing keeps a view of it beyond the read that filled it.
+ *
+ * ssh2 handles each read synchronously: it decrypts whole packets in place and hands each
+ * packet's payload, a view of the read, to its handlers; a packet split across reads it copies
+ * into memory of its own. Most handlers parse and forget, but some keep the view: the key
+ * exchange keeps the peer's KEXINIT and host key until the exchange ends, and channel data is
+ * queued in the channel's stream until someone reads it. So every payload passes through here
+ * first, and one that is a view of reused memory is copied, except the data of a channel whose
+ * reader takes it directly: for those channels ssh2's push() hands each chunk straight to the
+ * reader, which copies what it keeps before returning (src/protocol/copying-decoder.ts).
+ *
+ * ssh2 has no hook for this. Payloads reach handlers through its decipher's `_onPayload`; the
+ * decipher is replaced at every key exchange and its `_onPayload` swapped during one, so both
+ * properties are turned into accessors that wrap whatever ssh2 assigns. If ssh2 ever changes
+ * shape, the guard is not installed and memory is never reused.
+ */
+import type { Socket } from 'node:net';
+import type { Client, ClientChannel } from 'ssh2';
+import { DIRECT_CHUNKS, type DirectChunkSource } from '../protocol/frame-reader.js';
+import { startReusing } from './slab-socket.js';
+
+/** SSH_MSG_CHANNEL_DATA: type byte, then the recipient channel (ours) as a uint32. */
+const CHANNEL_DATA = 94;
+
+type OnPayload = (this: unknown, payload: Buffer) => unknown;
+type Decipher = { _onPayload?: OnPayload };
+type Internals = {
+  _protocol?: { _decipher?: Decipher };
+  _chanMgr?: { get(id: number): unknown };
+};
+
+const DIRECT = Symbol('pdc.directReader');
+/** Clients whose payloads are guarded. */
+const guarded = new WeakSet<Client>();
+
+/**
+ * Guard `client`'s payloads, and once it is ready (authenticated: the identification lines and
+ * first key exchange, read before, are not guarded the same way) let its socket reuse memory.
+ * Call right after client.connect(); does nothing when ssh2's internals are not as expected.
+ */
+export function guardReceivedMemory(client: Client, sock: Socket): void {
+  const internals = client as unknown as Internals;
+  const proto = internals._protocol;
+  if (!proto || !('_decipher' in proto)) return;
+  let isReused: (b: Uint8Array) => boolean = () => false;
+
+  const readsDirectly = (payload: Buffer): boolean => {
+    if (payload.length < 5 || payload[0] !== CHANNEL_DATA) return false;
+    try {
+      const channel = internals._chanMgr?.get(payload.readUInt32BE(1)) as Record<symbol, unknown> | undefined;
+      return !!channel && channel[DIRECT] === true;
+    } catch {
+      return false;
+    }
+  };
+  const guard = (payload: Buffer): Buffer => (isReused(payload) && !readsDirectly(payload) ? Buffer.from(payload) : payload);
+
+  const wrapDecipher = (decipher: Decipher | undefined): void => {
+    if (!decipher || typeof decipher !== 'object') return;
+    let inner = decipher._onPayload;
+    const outer: OnPayload = function (payload) {
+      return inner!.call(this, guard(payload));
+    };
+    Object.defineProperty(decipher, '_onPayload', {
+      configurable: true,
+      enumerable: true,
+      get: () => (inner ? outer : inner),
+      set: (f: OnPayload | undefined) => {
+        inner = f;
+      },
+    });
+  };
+  let decipher = proto._decipher;
+  wrapDecipher(decipher);
+  Object.defineProperty(proto, '_decipher', {
+    configurable: true,
+    enumerable: true,
+    get: () => decipher,
+    set: (d: Decipher | undefined) => {
+      wrapDecipher(d);
+      decipher = d;
+    },
+  });
+  guarded.add(client);
+  client.once('ready', () => {
+    isReused = startReusing(sock) ?? isReused;
+  });
+}
+
+/**
+ * Offer direct reading on an exec channel of a guarded client (DIRECT_CHUNKS): once a reader
+ * takes it, ssh2's push() hands it each chunk and the guard stops copying that channel's data.
+ */
+export function offerDirectChunks(client: Client, channel: ClientChannel): void {
+  if (!guarded.has(client)) return;
+  const ch = channel as unknown as DirectChunkSource & Record<symbol, unknown> & { push: (chunk: unknown, enc?: BufferEncoding) => boolean };
+  ch[DIRECT_CHUNKS] = (consumer) => {
+    const push = ch.push;
+    ch.push = function (chunk, enc) {
+      if (!Buffer.isBuffer(chunk)) return push.call(this, chunk, enc);
+      consumer(chunk);
+      return true;
+    };
+    // Only now: until push() delivers directly, the guard copies this channel's data.
+    ch[DIRECT] = true;
+  };
+}
