@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFrames } from '../../src/protocol/frame-reader.js';
 import { PAYLOAD_KEY, writeFrame } from '../../src/protocol/framing.js';
+import { DIRECT_WINDOW_BYTES, WINDOW_STEP_BYTES } from '../../src/ssh/receive-guard.js';
 import { poisonReusedSlabs, slabStats } from '../../src/ssh/slab-socket.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { ECHO_AGENT, echoStarted, echoThrough, readBytes, transportTo } from './helpers.js';
@@ -53,10 +54,12 @@ describe('reused receive memory over a real sshd', () => {
             const sent = Array.from({ length: 64 }, (_, n) => ({ n, payload: randomBytes(256 * 1024 + n) }));
             const got: Record<string, unknown>[] = [];
             const supplied = new Map<number, Buffer>();
+            let lowestWindow = Infinity;
             const all = new Promise<void>((resolve, reject) => {
               const reader = readFrames(
                 a.stdout,
                 (m) => {
+                  lowestWindow = Math.min(lowestWindow, (a.stdout as unknown as { incoming: { window: number } }).incoming.window);
                   got.push(m as Record<string, unknown>);
                   if (got.length === sent.length) resolve();
                 },
@@ -74,6 +77,8 @@ describe('reused receive memory over a real sshd', () => {
             });
             for (const f of sent) writeFrame(a.stdin, { n: f.n }, f.payload);
             await all;
+            // A channel read directly keeps a window above ssh2's own (2 MiB, topped up below 1 MiB).
+            expect(lowestWindow).toBeGreaterThanOrEqual(DIRECT_WINDOW_BYTES - WINDOW_STEP_BYTES - 35_000);
             // Checked only at the end, after about 32 refills of each slab.
             expect(got.map((m) => m.n)).toEqual(sent.map((f) => f.n));
             for (const [i, m] of got.entries()) {
