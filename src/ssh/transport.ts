@@ -1,8 +1,9 @@
 /**
  * The SSH Transport: agents are `node` processes on the remote host, each behind one
  * exec channel. Channels are spread over several connections because one connection is
- * one sshd process (one core) on the remote and one ssh2 window (2 MiB per round trip);
- * OpenSSH allows MaxSessions (10) channels per connection, so we never put more on one.
+ * one sshd process (one core) on the remote; each channel's window bounds what it moves per
+ * round trip (agent channels: receive-guard.ts). OpenSSH allows MaxSessions (10) channels per
+ * connection, so we never put more on one.
  *
  * Nothing is installed or written remotely (but the node that --upload-node caches, when
  * asked): the command is the constant loader from src/protocol/bootstrap.ts and the
