@@ -107,7 +107,7 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
       const via = i > 0 ? hops[i - 1]! : undefined;
       const sock = via ? await forwardOut(clients[i - 1]!, via, hop) : undefined;
       const t0 = performance.now();
-      const client = await connectOne(sock, hop, opts, via);
+      const client = await connectOne(sock, hop, opts, via, i === hops.length - 1);
       clients.push(client);
       opts.log?.(`ssh: ${hostDisplay(hop)} authenticated in ${Math.round(performance.now() - t0)} ms${via ? ` via ${hostDisplay(via)}` : ''}`);
       const display = hostDisplay(hop);
@@ -239,7 +239,14 @@ function pausableTimer(ms: number, onFire: () => void) {
   };
 }
 
-function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts: ConnectOptions, via?: SshHostConfig): Promise<Client> {
+/** `last`: the destination, whose channels are the agents' (a jump host's carry the next hop). */
+function connectOne(
+  channel: ClientChannel | undefined,
+  hop: SshHostConfig,
+  opts: ConnectOptions,
+  via: SshHostConfig | undefined,
+  last: boolean,
+): Promise<Client> {
   const display = hostDisplay(hop);
   // The first host of the chain may be reached through its ProxyCommand; later ones through the previous hop.
   const proxy: ProxyProcess | undefined =
@@ -406,8 +413,10 @@ function connectOne(channel: ClientChannel | undefined, hop: SshHostConfig, opts
     try {
       direct = sock ? undefined : slabSocket(hop.hostName, hop.port);
       client.connect({ ...config, sock: sock ?? direct });
-      // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not reused.
-      if (direct) guardReceivedMemory(client, direct);
+      // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not
+      // reused. A jump host's data is the next hop's stream, which the guard would copy packet by
+      // packet: it keeps fresh slabs, passed on as views.
+      if (direct && last) guardReceivedMemory(client, direct);
     } catch (err) {
       fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
     }

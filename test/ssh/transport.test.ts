@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
 import { createSshTransport, exitStatusError } from '../../src/ssh/index.js';
 import { freePort, makeKey, startSshd, type TestSshd } from '../support/sshd.js';
-import { isolated, makeHome, pdcError, readAll, readBytes, sleep, transportTo } from './helpers.js';
+import { ECHO_AGENT, echoStarted, echoThrough, isolated, makeHome, pdcError, readAll, readBytes, sleep, transportTo } from './helpers.js';
+import { slabStats } from '../../src/ssh/slab-socket.js';
 
 /** A stand-in agent: says the magic, then echoes stdin; exits on EOF. Its title makes it findable with pgrep. */
 function echoAgent(title: string): Buffer {
@@ -524,13 +525,23 @@ describe('ssh_config', () => {
         ].join('\n'),
       );
       const logs: string[] = [];
-      const t = createSshTransport({ host: 'inner' }, isolated(home, sshd, { connections: 2, configFile: cfg, log: (m) => logs.push(m) }));
+      const t = createSshTransport(
+        { host: 'inner' },
+        isolated(home, sshd, { connections: 2, configFile: cfg, agentCode: ECHO_AGENT, log: (m) => logs.push(m) }),
+      );
       try {
         expect((await t.exec('echo inside')).stdout).toBe('inside\n');
         // Both connections went through the jump host.
         const forwards = jump.log().match(new RegExp(`server_request_direct_tcpip: .*target 127\\.0\\.0\\.1 port ${sshd.port}`, 'g')) ?? [];
         expect(forwards).toHaveLength(2);
         expect(logs.join('\n')).toContain(`via ${sshd.user}@jump (127.0.0.1:${jump.port})`);
+        // Data through the jump host's socket: the next hop's stream, kept in fresh slabs (never refilled).
+        const before = slabStats().reused;
+        const [agent] = await t.spawnAgents(1);
+        await echoStarted(agent!);
+        const msg = randomBytes(8 << 20);
+        expect((await echoThrough(agent!, msg)).equals(msg)).toBe(true);
+        expect(slabStats().reused).toBe(before);
       } finally {
         await t.close();
       }
