@@ -271,8 +271,6 @@ function connectOne(
     /** The TCP socket, when the host is reached directly (not through a ProxyCommand or a jump host). */
     let direct: Socket | undefined;
     let hostKeyError: PdcError | undefined;
-    /** The host key accepted when connecting, once verified. */
-    let acceptedKey: Buffer | undefined;
     let auth: AuthState | undefined;
 
     const onAbort = () => fail(cancelledError(display));
@@ -361,54 +359,24 @@ function connectOne(
       keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
       algorithms: algorithmsFor(knownKeyTypes(khFiles, name), hop.ciphers),
       authHandler: auth.handler,
-      // A key renewal presents the host key again. It is checked against the key accepted at
-      // connection, and synchronously: ssh2 (1.16) corrupts the outgoing stream when a renewal's
-      // host key is verified asynchronously while channel data flows (OpenSSH's sshd: "Bad
-      // packet length"), and OpenSSH's client too requires the same key on renewal.
-      hostVerifier: (key: Buffer, verify: (ok: boolean) => void): boolean | undefined => {
-        if (acceptedKey) {
-          if (key.equals(acceptedKey)) return true;
-          keyChangedOnRenewal.add(client);
-          return false;
-        }
-        const confirm =
-          prompter && hop.strictHostKeyChecking === 'ask'
-            ? async (question: string) => {
-                timer.pause(true);
-                try {
-                  for (;;) {
-                    const a = (await prompter.ask(question, true)).trim().toLowerCase();
-                    if (a === 'yes') return true;
-                    if (a === 'no') return false;
-                    question = "Please type 'yes' or 'no': ";
-                  }
-                } finally {
-                  timer.pause(false);
-                }
-              }
-            : undefined;
-        verifyHostKey(key, {
-          // As OpenSSH names it (and records it in known_hosts): `host`, or `[host]:port` off port 22.
-          display: name,
-          name,
-          files: khFiles,
-          userFile: hop.userKnownHostsFiles[0]!,
-          acceptNew,
-          hashNew: hop.hashKnownHosts,
-          ...(confirm ? { confirm } : {}),
-          ...(opts.log ? { log: opts.log } : {}),
-        }).then(
-          () => {
-            acceptedKey = Buffer.from(key);
-            verify(true);
-          },
-          (err: unknown) => {
-            hostKeyError =
-              err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`);
-            verify(false);
-          },
-        );
-      },
+      hostVerifier: renewalSafeVerifier(
+        (key) =>
+          verifyHostKey(key, {
+            // As OpenSSH names it (and records it in known_hosts): `host`, or `[host]:port` off port 22.
+            display: name,
+            name,
+            files: khFiles,
+            userFile: hop.userKnownHostsFiles[0]!,
+            acceptNew,
+            hashNew: hop.hashKnownHosts,
+            ...(prompter && hop.strictHostKeyChecking === 'ask' ? { confirm: askYesNo(prompter, timer) } : {}),
+            ...(opts.log ? { log: opts.log } : {}),
+          }),
+        (err) => {
+          hostKeyError = err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`);
+        },
+        () => keyChangedOnRenewal.add(client),
+      ),
     };
     try {
       direct = sock ? undefined : slabSocket(hop.hostName, hop.port);
@@ -421,6 +389,56 @@ function connectOne(
       fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
     }
   });
+}
+
+/**
+ * ssh2's hostVerifier for one connection. The key presented when connecting is checked by
+ * `verifyFirst` (known_hosts, maybe a question: asynchronous); a key renewal presents the host
+ * key again, and it is compared at once with the key accepted then. At once, because ssh2 (1.16)
+ * corrupts the outgoing stream when a renewal's key is verified asynchronously while channel
+ * data flows (OpenSSH's sshd: "Bad packet length"); the same key, as OpenSSH's client requires.
+ */
+export function renewalSafeVerifier(
+  verifyFirst: (key: Buffer) => Promise<unknown>,
+  onRefused: (err: unknown) => void,
+  onRenewalKeyChanged: () => void,
+): (key: Buffer, verify: (ok: boolean) => void) => boolean | undefined {
+  let accepted: Buffer | undefined;
+  return (key, verify) => {
+    if (accepted) {
+      if (key.equals(accepted)) return true;
+      onRenewalKeyChanged();
+      return false;
+    }
+    verifyFirst(key).then(
+      () => {
+        accepted = Buffer.from(key);
+        verify(true);
+      },
+      (err: unknown) => {
+        onRefused(err);
+        verify(false);
+      },
+    );
+    return undefined;
+  };
+}
+
+/** A yes/no question for an unknown host key, asked on the terminal; the connect timer stops meanwhile. */
+function askYesNo(prompter: Prompter, timer: { pause(on: boolean): void }): (question: string) => Promise<boolean> {
+  return async (question) => {
+    timer.pause(true);
+    try {
+      for (;;) {
+        const a = (await prompter.ask(question, true)).trim().toLowerCase();
+        if (a === 'yes') return true;
+        if (a === 'no') return false;
+        question = "Please type 'yes' or 'no': ";
+      }
+    } finally {
+      timer.pause(false);
+    }
+  };
 }
 
 interface ErrorContext {
