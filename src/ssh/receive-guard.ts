@@ -11,27 +11,85 @@
  * reader takes it directly: for those channels ssh2's push() hands each chunk straight to the
  * reader, which copies what it keeps before returning (src/protocol/copying-decoder.ts).
  *
+ * A packet split across reads ssh2 assembles in a fresh `Buffer.allocUnsafe` of its size: on a
+ * 1 Gbit link, where reads are small, nearly every packet (57 full collections per 2 GiB pulled).
+ * Those come from a free list instead (PartialPackets below), and go back once the payload carved
+ * from one has been handed on, under the same rule: what others keep of it is copied first.
+ *
  * ssh2 has no hook for this. Payloads reach handlers through its decipher's `_onPayload`; the
  * decipher is replaced at every key exchange and its `_onPayload` swapped during one, so both
- * properties are turned into accessors that wrap whatever ssh2 assigns. If ssh2 ever changes
+ * properties are turned into accessors that wrap whatever ssh2 assigns, and its `decrypt` is
+ * wrapped too (as src/ssh/packet-pool.ts does for sending: during `decrypt`, but not for the
+ * handlers it calls, `Buffer.allocUnsafe` hands out pooled buffers). If ssh2 ever changes
  * shape, the guard is not installed and memory is never reused.
  */
 import type { Socket } from 'node:net';
 import type { Client, ClientChannel } from 'ssh2';
 import { DIRECT_CHUNKS, type DirectChunkSource } from '../protocol/frame-reader.js';
-import { startReusing } from './slab-socket.js';
+import { poisoning, startReusing } from './slab-socket.js';
 
 /** SSH_MSG_CHANNEL_DATA: type byte, then the recipient channel (ours) as a uint32. */
 const CHANNEL_DATA = 94;
 
 type OnPayload = (this: unknown, payload: Buffer) => unknown;
-type Decipher = { _onPayload?: OnPayload };
+type Decrypt = (this: unknown, data: Buffer, p: number, dataLen: number) => unknown;
+type Decipher = { _onPayload?: OnPayload; decrypt?: Decrypt };
 type Internals = {
   _protocol?: { _decipher?: Decipher };
   _chanMgr?: { get(id: number): unknown };
 };
 
 const DIRECT = Symbol('pdc.directReader');
+const allocUnsafe = Buffer.allocUnsafe;
+
+/** The largest packet ssh2 accepts (its MAX_PACKET_SIZE): every partial packet fits. */
+export const PARTIAL_PACKET_BYTES = 35000;
+/** Free partial-packet buffers kept (2.2 MiB); more go to the collector. */
+const KEEP_PARTIALS = 64;
+
+/**
+ * Buffers for the packets ssh2 assembles across reads. One is handed out for ssh2's
+ * `Buffer.allocUnsafe` inside `decrypt`, and comes back through giveBack() once the payload carved
+ * from it has been handed on; a buffer handed out for anything else is simply never given back.
+ */
+class PartialPackets {
+  private readonly free: Buffer[] = [];
+  private readonly bases = new WeakMap<ArrayBufferLike, Buffer>();
+  readonly stats = { allocated: 0, reused: 0 };
+  /** Handlers running (called from inside decrypt): their allocations are ordinary ones. */
+  handlers = 0;
+
+  readonly alloc = (size: number): Buffer => {
+    if (this.handlers > 0 || !(Number.isInteger(size) && size >= 0 && size <= PARTIAL_PACKET_BYTES)) return allocUnsafe(size);
+    let base = this.free.pop();
+    if (base) this.stats.reused++;
+    else {
+      base = Buffer.allocUnsafeSlow(PARTIAL_PACKET_BYTES);
+      this.bases.set(base.buffer, base);
+      this.stats.allocated++;
+    }
+    return base.subarray(0, size);
+  };
+
+  /** Whether `b` is a view of one of these buffers. */
+  owns(b: Uint8Array): boolean {
+    return this.bases.has(b.buffer);
+  }
+
+  giveBack(payload: Uint8Array): void {
+    const base = this.bases.get(payload.buffer);
+    if (!base || this.free.length >= KEEP_PARTIALS || this.free.includes(base)) return;
+    if (poisoning()) base.fill(0xee);
+    this.free.push(base);
+  }
+}
+
+const partials = new PartialPackets();
+
+/** Counters for tests: partial-packet buffers allocated, and handed out again. */
+export function partialPacketStats(): Readonly<PartialPackets['stats']> {
+  return { ...partials.stats };
+}
 /** Clients whose payloads are guarded. */
 const guarded = new WeakSet<Client>();
 
@@ -44,7 +102,9 @@ export function guardReceivedMemory(client: Client, sock: Socket): void {
   const internals = client as unknown as Internals;
   const proto = internals._protocol;
   if (!proto || !('_decipher' in proto)) return;
-  let isReused: (b: Uint8Array) => boolean = () => false;
+  let reusing = false;
+  let inSlabs: (b: Uint8Array) => boolean = () => false;
+  const isReused = (b: Uint8Array) => inSlabs(b) || partials.owns(b);
 
   const readsDirectly = (payload: Buffer): boolean => {
     if (payload.length < 5 || payload[0] !== CHANNEL_DATA) return false;
@@ -60,9 +120,30 @@ export function guardReceivedMemory(client: Client, sock: Socket): void {
   const wrapDecipher = (decipher: Decipher | undefined): void => {
     if (!decipher || typeof decipher !== 'object') return;
     let inner = decipher._onPayload;
+    // Handlers allocate as usual (partials.alloc passes their calls on); the payload's memory,
+    // if pooled, is free once they return.
     const outer: OnPayload = function (payload) {
-      return inner!.call(this, guard(payload));
+      partials.handlers++;
+      try {
+        return inner!.call(this, guard(payload));
+      } finally {
+        partials.handlers--;
+        partials.giveBack(payload);
+      }
     };
+    const decrypt = decipher.decrypt;
+    if (typeof decrypt === 'function') {
+      decipher.decrypt = function (data, p, dataLen) {
+        if (!reusing) return decrypt.call(this, data, p, dataLen);
+        const before = Buffer.allocUnsafe;
+        Buffer.allocUnsafe = partials.alloc as typeof Buffer.allocUnsafe;
+        try {
+          return decrypt.call(this, data, p, dataLen);
+        } finally {
+          Buffer.allocUnsafe = before;
+        }
+      };
+    }
     Object.defineProperty(decipher, '_onPayload', {
       configurable: true,
       enumerable: true,
@@ -85,7 +166,10 @@ export function guardReceivedMemory(client: Client, sock: Socket): void {
   });
   guarded.add(client);
   client.once('ready', () => {
-    isReused = startReusing(sock) ?? isReused;
+    const slabs = startReusing(sock);
+    if (!slabs) return;
+    inSlabs = slabs;
+    reusing = true;
   });
 }
 

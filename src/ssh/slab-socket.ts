@@ -83,6 +83,11 @@ export function poisonReusedSlabs(on: boolean): void {
   poison = on;
 }
 
+/** Whether reused receive memory is poisoned (poisonReusedSlabs): the receive guard's partial packets follow it. */
+export function poisoning(): boolean {
+  return poison;
+}
+
 /** Counters for tests: slabs allocated, and slabs filled again. */
 export function slabStats(): Readonly<typeof stats> {
   return { ...stats };

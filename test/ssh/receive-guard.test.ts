@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFrames } from '../../src/protocol/frame-reader.js';
 import { PAYLOAD_KEY, writeFrame } from '../../src/protocol/framing.js';
-import { DIRECT_WINDOW_BYTES, WINDOW_STEP_BYTES } from '../../src/ssh/receive-guard.js';
+import { DIRECT_WINDOW_BYTES, WINDOW_STEP_BYTES, partialPacketStats } from '../../src/ssh/receive-guard.js';
 import { poisonReusedSlabs, slabStats } from '../../src/ssh/slab-socket.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { ECHO_AGENT, echoStarted, echoThrough, readBytes, transportTo } from './helpers.js';
@@ -45,6 +45,7 @@ describe('reused receive memory over a real sshd', () => {
       const logs: string[] = [];
       const t = transportTo(sshd, { connections: 1, agentCode: ECHO_AGENT, options: [`Ciphers=${cipher}`], log: (m) => logs.push(m) });
       const before = slabStats();
+      const partialsBefore = partialPacketStats();
       poisonReusedSlabs(true);
       try {
         const agents = await t.spawnAgents(2);
@@ -97,6 +98,10 @@ describe('reused receive memory over a real sshd', () => {
       // Slabs allocated: one before the connection was ready, two after (a few more if reads overlap runs).
       expect(after.allocated - before.allocated).toBeLessThan(8);
       expect(logs.filter((l) => / kex /.test(l)).length).toBeGreaterThan(3);
+      // Packets split across reads were assembled in pooled buffers, handed out again and again.
+      const partials = partialPacketStats();
+      expect(partials.reused - partialsBefore.reused).toBeGreaterThan(20);
+      expect(partials.allocated - partialsBefore.allocated).toBeLessThan(16);
     }, 60_000);
   }
 });
