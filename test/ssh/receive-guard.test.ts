@@ -98,10 +98,13 @@ describe('reused receive memory over a real sshd', () => {
       // Slabs allocated: one before the connection was ready, two after (a few more if reads overlap runs).
       expect(after.allocated - before.allocated).toBeLessThan(8);
       expect(logs.filter((l) => / kex /.test(l)).length).toBeGreaterThan(3);
-      // Packets split across reads were assembled in pooled buffers, handed out again and again.
+      // Packets split across reads (about one per read: how many depends on the reads' sizes) were
+      // assembled in pooled buffers, most of them in a buffer handed out before.
       const partials = partialPacketStats();
-      expect(partials.reused - partialsBefore.reused).toBeGreaterThan(20);
-      expect(partials.allocated - partialsBefore.allocated).toBeLessThan(16);
+      const reused = partials.reused - partialsBefore.reused;
+      const allocated = partials.allocated - partialsBefore.allocated;
+      expect(reused).toBeGreaterThan(allocated);
+      expect(allocated).toBeLessThan(16);
     }, 60_000);
   }
 });
