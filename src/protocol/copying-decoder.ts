@@ -68,11 +68,11 @@ export class CopyingFrameDecoder {
       throw new FrameError(`frame announces ${bodyLen + payloadLen} bytes, above the limit of ${this.maxBytes}`);
     }
     // A body is at least one byte of MessagePack; an empty one fails to decode, as in FrameDecoder.
+    if (bodyLen === 0) throw new FrameError('undecodable frame body (empty)');
     this.body = Buffer.allocUnsafe(bodyLen);
     this.payloadLen = payloadLen;
     this.filled = 0;
     this.phase = 'body';
-    if (bodyLen === 0) throw new FrameError('undecodable frame body (empty)');
   }
 
   private endBody(out: unknown[]): void {

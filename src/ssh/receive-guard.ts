@@ -90,6 +90,7 @@ const partials = new PartialPackets();
 export function partialPacketStats(): Readonly<PartialPackets['stats']> {
   return { ...partials.stats };
 }
+
 /** Clients whose payloads are guarded. */
 const guarded = new WeakSet<Client>();
 
@@ -117,59 +118,69 @@ export function guardReceivedMemory(client: Client, sock: Socket): void {
   };
   const guard = (payload: Buffer): Buffer => (isReused(payload) && !readsDirectly(payload) ? Buffer.from(payload) : payload);
 
-  const wrapDecipher = (decipher: Decipher | undefined): void => {
-    if (!decipher || typeof decipher !== 'object') return;
-    let inner = decipher._onPayload;
-    // Handlers allocate as usual (partials.alloc passes their calls on); the payload's memory,
-    // if pooled, is free once they return.
-    const outer: OnPayload = function (payload) {
-      partials.handlers++;
-      try {
-        return inner!.call(this, guard(payload));
-      } finally {
-        partials.handlers--;
-        partials.giveBack(payload);
-      }
-    };
-    const decrypt = decipher.decrypt;
-    if (typeof decrypt === 'function') {
-      decipher.decrypt = function (data, p, dataLen) {
-        if (!reusing) return decrypt.call(this, data, p, dataLen);
-        const before = Buffer.allocUnsafe;
-        Buffer.allocUnsafe = partials.alloc as typeof Buffer.allocUnsafe;
-        try {
-          return decrypt.call(this, data, p, dataLen);
-        } finally {
-          Buffer.allocUnsafe = before;
-        }
-      };
-    }
-    Object.defineProperty(decipher, '_onPayload', {
-      configurable: true,
-      enumerable: true,
-      get: () => (inner ? outer : inner),
-      set: (f: OnPayload | undefined) => {
-        inner = f;
-      },
-    });
-  };
-  let decipher = proto._decipher;
-  wrapDecipher(decipher);
-  Object.defineProperty(proto, '_decipher', {
-    configurable: true,
-    enumerable: true,
-    get: () => decipher,
-    set: (d: Decipher | undefined) => {
-      wrapDecipher(d);
-      decipher = d;
-    },
-  });
+  onEveryDecipher(proto, (d) => wrapDecipher(d, guard, () => reusing));
   guarded.add(client);
   client.once('ready', () => {
     const slabs = startReusing(sock);
     if (!slabs) return;
     inSlabs = slabs;
     reusing = true;
+  });
+}
+
+/** Call `wrap` on the protocol's decipher now and on every one ssh2 puts in its place later. */
+function onEveryDecipher(proto: { _decipher?: Decipher }, wrap: (d: Decipher | undefined) => void): void {
+  let decipher = proto._decipher;
+  wrap(decipher);
+  Object.defineProperty(proto, '_decipher', {
+    configurable: true,
+    enumerable: true,
+    get: () => decipher,
+    set: (d: Decipher | undefined) => {
+      wrap(d);
+      decipher = d;
+    },
+  });
+}
+
+/**
+ * Every payload `decipher` hands on passes through `guard` first, whatever `_onPayload` ssh2
+ * assigns; while `reusing()`, the packets it assembles across reads come from the free list.
+ */
+function wrapDecipher(decipher: Decipher | undefined, guard: (payload: Buffer) => Buffer, reusing: () => boolean): void {
+  if (!decipher || typeof decipher !== 'object') return;
+  let inner = decipher._onPayload;
+  // Handlers allocate as usual (partials.alloc passes their calls on); the payload's memory,
+  // if pooled, is free once they return.
+  const outer: OnPayload = function (payload) {
+    partials.handlers++;
+    try {
+      return inner!.call(this, guard(payload));
+    } finally {
+      partials.handlers--;
+      partials.giveBack(payload);
+    }
+  };
+  const decrypt = decipher.decrypt;
+  if (typeof decrypt === 'function') {
+    decipher.decrypt = function (data, p, dataLen) {
+      if (!reusing()) return decrypt.call(this, data, p, dataLen);
+      const before = Buffer.allocUnsafe;
+      Buffer.allocUnsafe = partials.alloc as typeof Buffer.allocUnsafe;
+      try {
+        return decrypt.call(this, data, p, dataLen);
+      } finally {
+        Buffer.allocUnsafe = before;
+      }
+    };
+  }
+  Object.defineProperty(decipher, '_onPayload', {
+    configurable: true,
+    enumerable: true,
+    get: () => (inner ? outer : inner),
+    set: (f: OnPayload | undefined) => {
+      inner = f;
+    },
   });
 }
 

@@ -5,6 +5,7 @@ import { PdcError } from '../../src/errors/index.js';
 import { AgentHost, type AgentHostOptions } from '../../src/hosts/agent-host.js';
 import { createSshTransport, exitStatusError, type SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
 import type { TestSshd } from '../support/sshd.js';
+import { randomBytes } from 'node:crypto';
 import { AGENT_MAGIC } from '../../src/protocol/bootstrap.js';
 import type { AgentProcess } from '../../src/transport/types.js';
 
@@ -126,4 +127,16 @@ export function echoThrough(a: AgentProcess, msg: Buffer): Promise<Buffer> {
   const back = readBytes(a.stdout, msg.length, 30_000);
   for (let at = 0; at < msg.length; at += 1 << 20) a.stdin.write(msg.subarray(at, at + (1 << 20)));
   return back;
+}
+
+/** Start `count` echo agents on `t` and send each `bytes` random bytes: what each was sent, and what came back. */
+export async function echoOnAgents(t: SshTransport, count: number, bytes: number): Promise<{ sent: Buffer; back: Buffer }[]> {
+  const agents = await t.spawnAgents(count);
+  return Promise.all(
+    agents.map(async (a) => {
+      await echoStarted(a);
+      const sent = randomBytes(bytes);
+      return { sent, back: await echoThrough(a, sent) };
+    }),
+  );
 }

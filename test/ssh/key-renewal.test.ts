@@ -4,10 +4,9 @@
  * be checked at once against the key accepted when connecting: verified asynchronously, ssh2
  * sent corrupt packets and sshd dropped the connection ("Bad packet length").
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { ECHO_AGENT, echoStarted, echoThrough, transportTo } from './helpers.js';
+import { ECHO_AGENT, echoOnAgents, transportTo } from './helpers.js';
 
 describe('key renewals during a transfer', () => {
   let sshd: TestSshd;
@@ -21,14 +20,7 @@ describe('key renewals during a transfer', () => {
       const logs: string[] = [];
       const t = transportTo(sshd, { connections: 1, agentCode: ECHO_AGENT, options: [`Ciphers=${cipher}`], log: (m) => logs.push(m) });
       try {
-        const agents = await t.spawnAgents(2);
-        await Promise.all(
-          agents.map(async (a) => {
-            await echoStarted(a);
-            const msg = randomBytes(12 << 20);
-            expect((await echoThrough(a, msg)).equals(msg)).toBe(true);
-          }),
-        );
+        for (const { sent, back } of await echoOnAgents(t, 2, 12 << 20)) expect(back.equals(sent)).toBe(true);
       } finally {
         await t.close();
       }

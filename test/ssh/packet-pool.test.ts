@@ -4,12 +4,11 @@
  * ssh2 uses them (allocPacket, encrypt in place, sock.write); the last tests move data through
  * agent channels over a real sshd with ciphers that write their packets in different ways.
  */
-import { randomBytes } from 'node:crypto';
 import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKET_BUFFER_BYTES, packetPoolStats, poolPackets } from '../../src/ssh/packet-pool.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
-import { ECHO_AGENT, echoStarted, echoThrough, transportTo } from './helpers.js';
+import { ECHO_AGENT, echoOnAgents, transportTo } from './helpers.js';
 
 /** A socket that holds each write's callback until `finish()` and records what it was given, as written. */
 class HeldSocket {
@@ -121,14 +120,7 @@ describe('pooled packets over a real sshd', () => {
       const t = transportTo(sshd, { connections: 1, agentCode: ECHO_AGENT, options: [`Ciphers=${cipher}`] });
       try {
         const before = packetPoolStats();
-        const agents = await t.spawnAgents(2);
-        await Promise.all(
-          agents.map(async (a) => {
-            await echoStarted(a);
-            const msg = randomBytes(12 << 20);
-            expect((await echoThrough(a, msg)).equals(msg)).toBe(true);
-          }),
-        );
+        for (const { sent, back } of await echoOnAgents(t, 2, 12 << 20)) expect(back.equals(sent)).toBe(true);
         const after = packetPoolStats();
         // Whatever the cipher does with the pooled buffer, the bytes are right; with GCM the
         // packet itself is written, so buffers come back and most packets reuse one (how many new
