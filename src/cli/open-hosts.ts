@@ -154,6 +154,7 @@ async function remoteTransport(
       connections: ssh.connections,
       connectTimeoutMs: ssh.connectTimeoutMs,
       options: ssh.options,
+      pulling: remote === cfg.source,
       log,
     },
   );

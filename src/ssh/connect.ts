@@ -42,6 +42,8 @@ export interface ConnectOptions {
   secrets?: SecretCache;
   /** Abandons the attempt (the transport is closing): rejects with INTERRUPTED. */
   signal?: AbortSignal;
+  /** TCP_NODELAY on a direct connection (see SlabSocketOptions.noDelay). */
+  noDelay?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -379,7 +381,7 @@ function connectOne(
       ),
     };
     try {
-      direct = sock ? undefined : slabSocket(hop.hostName, hop.port);
+      direct = sock ? undefined : slabSocket(hop.hostName, hop.port, { noDelay: opts.noDelay ?? false });
       client.connect({ ...config, sock: sock ?? direct });
       // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not
       // reused. A jump host's data is the next hop's stream, which the guard would copy packet by

@@ -36,8 +36,20 @@ const slabsOf = new WeakMap<Socket, Slabs>();
 const stats = { allocated: 0, reused: 0 };
 let poison = false;
 
+export interface SlabSocketOptions {
+  /** Size of each slab (default SLAB_BYTES). */
+  slabBytes?: number;
+  /**
+   * Turn off Nagle's algorithm (TCP_NODELAY). Nagle holds a small write back while anything
+   * written earlier is unacknowledged: right for bulk data (a tick's packets leave as one
+   * write anyway, and the tails it joins save the server reads), wrong for a client that
+   * mostly sends small requests and window adjustments and waits for what they ask for.
+   */
+  noDelay?: boolean;
+}
+
 /** Connect to host:port; the socket's reads fill slabs (see the module comment) and are emitted as 'data'. */
-export function slabSocket(host: string, port: number, slabBytes = SLAB_BYTES): Socket {
+export function slabSocket(host: string, port: number, { slabBytes = SLAB_BYTES, noDelay = false }: SlabSocketOptions = {}): Socket {
   const slabs: Slabs = { current: newSlab(slabBytes), used: 0, other: undefined };
   const next = (): Buffer => {
     if (slabs.current.length - slabs.used < MIN_READ_BYTES) nextSlab(slabs);
@@ -46,6 +58,7 @@ export function slabSocket(host: string, port: number, slabBytes = SLAB_BYTES): 
   const sock: Socket = connect({
     host,
     port,
+    noDelay,
     onread: {
       buffer: next,
       // 'data' listeners in flowing mode give no back-pressure either: keep reading.

@@ -58,6 +58,11 @@ export interface SshTransportOptions {
    * architecture, send this process's node to its cache and run the agents with it.
    */
   uploadNode?: boolean;
+  /**
+   * The remote is the source: this side mostly sends small requests and waits for their
+   * answers, which Nagle's algorithm would hold back (TCP_NODELAY; see SlabSocketOptions).
+   */
+  pulling?: boolean;
   /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
   connections?: number;
   /** --connect-timeout; overrides ConnectTimeout from -o and the config files. */
@@ -149,6 +154,7 @@ export function createSshTransport(
       ...(opts.keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs: opts.keepaliveIntervalMs } : {}),
       secrets,
       signal: abort.signal,
+      noDelay: opts.pulling ?? false,
       log,
     });
     const conn: Conn = { index: conns.length, ssh, live: 0, dead: false, channelsOpened: 0 };

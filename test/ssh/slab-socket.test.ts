@@ -39,12 +39,31 @@ function collect(sock: Socket): Promise<Buffer[]> {
   });
 }
 
+/** Node's own record of TCP_NODELAY for a socket, which it applies to the handle once connected. */
+function noDelayOf(sock: Socket): unknown {
+  const key = Object.getOwnPropertySymbols(sock).find((k) => k.description === 'kSetNoDelay');
+  if (!key) throw new Error("this Node keeps no kSetNoDelay on its sockets: the test needs another way to read TCP_NODELAY");
+  return (sock as unknown as Record<symbol, unknown>)[key];
+}
+
 describe('slabSocket', () => {
+  it('turns Nagle off only when asked (pulling), and the bytes arrive either way', async () => {
+    const data = randomBytes(1 << 20);
+    for (const noDelay of [false, true]) {
+      const port = await serve(data);
+      const sock = slabSocket('127.0.0.1', port, { noDelay });
+      expect(noDelayOf(sock)).toBe(noDelay);
+      expect(Buffer.concat(await collect(sock)).equals(data)).toBe(true);
+      await new Promise<void>((r) => server!.close(() => r()));
+      server = undefined;
+    }
+  }, 30_000);
+
   it('every chunk keeps its bytes to the end, across many slabs', async () => {
     const data = randomBytes(24 << 20);
     const port = await serve(data);
     const slab = 256 * 1024;
-    const chunks = await collect(slabSocket('127.0.0.1', port, slab));
+    const chunks = await collect(slabSocket('127.0.0.1', port, { slabBytes: slab }));
     // Checked only now: a slab region read into twice would have changed an earlier chunk.
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
     const slabs = new Set(chunks.map((c) => c.buffer));
@@ -61,7 +80,7 @@ describe('slabSocket', () => {
   it('a read gets at least MIN_READ_BYTES of room', async () => {
     const data = randomBytes(8 << 20);
     const port = await serve(data);
-    const chunks = await collect(slabSocket('127.0.0.1', port, MIN_READ_BYTES * 3));
+    const chunks = await collect(slabSocket('127.0.0.1', port, { slabBytes: MIN_READ_BYTES * 3 }));
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
     // Each read was given the rest of its slab, and a new slab started before that rest fell under MIN_READ_BYTES.
     for (const c of chunks) expect(c.buffer.byteLength - c.byteOffset).toBeGreaterThanOrEqual(MIN_READ_BYTES);
@@ -87,7 +106,7 @@ describe('slabSocket', () => {
     const data = randomBytes(24 << 20);
     const port = await serve(data);
     const slab = 256 * 1024;
-    const sock = slabSocket('127.0.0.1', port, slab);
+    const sock = slabSocket('127.0.0.1', port, { slabBytes: slab });
     const copies: Buffer[] = [];
     const views: Buffer[] = [];
     let isReused: ((b: Uint8Array) => boolean) | undefined;
