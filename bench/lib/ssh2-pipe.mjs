@@ -4,6 +4,8 @@
 //   node ssh2-pipe.mjs SSH_CONFIG push LOCAL_SOURCE REMOTE_TARGET
 //   node ssh2-pipe.mjs SSH_CONFIG pull REMOTE_SOURCE LOCAL_TARGET
 // Push: the source in fresh 1 MiB buffers into `cat 1<> target && sync -d target`.
+// TCP_NODELAY is set (ssh2 leaves Nagle's algorithm on): with Nagle, the tail of every packet
+// waited for the server's acknowledgement and the push took 3.5-4.0 s instead of 2.4-2.6 s.
 // Pull: `cat source` written in place into the local target as it arrives, then fdatasync.
 // The host key is checked against the config's UserKnownHostsFile.
 import fs from 'node:fs';
@@ -29,7 +31,10 @@ function connect(cfg) {
   const keys = knownKeys(cfg.UserKnownHostsFile);
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
-    c.on('ready', () => resolve(c)).on('error', reject);
+    c.on('ready', () => {
+      c.setNoDelay(true);
+      resolve(c);
+    }).on('error', reject);
     c.connect({
       host: cfg.HostName,
       port: Number(cfg.Port),

@@ -221,6 +221,10 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       return m;
     };
     const range = (chunk: Run, count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
+    const stopHashingAhead = () => {
+      src.streaming?.();
+      dst.streaming?.();
+    };
 
     /** Compare a chunk by block hashes; returns its differing blocks. */
     const compareBlocks = async (chunk: Run, comparable: number): Promise<number[]> => {
@@ -273,6 +277,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
           const mode = modeNext();
           const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
           if (mode === 'stream') {
+            if (prof.profile.chunks.streamed === 0) stopHashingAhead();
             prof.profile.chunks.streamed++;
             await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
           } else if (mode === 'pieces' && refiner && targetOpen && comparable === chunk.count && piecesAlign(g.blockSize, refiner.firstGrain)) {

@@ -48,6 +48,12 @@ export interface FileHost {
   open(args: OpenArgs): Promise<OpenResult>;
   hash(range: BlockRange, method: string): Promise<Buffer>;
   /**
+   * The run now streams (sends chunks whole without comparing them), so hashes computed
+   * before the engine asks would go unused: a host that hashes ahead stops (what it has
+   * hashed stays available). Hosts that never hash ahead leave it out.
+   */
+  streaming?(): void;
+  /**
    * The bytes at offset (fewer only at end of file); release the chunk after use.
    * With zeroUnit, all-zero units come back as the chunk's zero runs, not as bytes.
    */

@@ -35,11 +35,15 @@ export class HashAhead {
   /** Chunks not to hash ahead (any more): written to, or already asked for. */
   private readonly skip = new Set<number>();
   private stopped = false;
+  /** No more chunks are hashed; those hashed are still answered. */
+  private halted = false;
   private fh?: FileHandle;
   private identity?: Identity;
   private chunkBytes = 0;
   /** Answers handed to the engine. */
   used = 0;
+  /** Chunks whose hashing started. */
+  hashed = 0;
 
   constructor(
     private readonly pool: HashPool,
@@ -65,8 +69,9 @@ export class HashAhead {
       const inFlight = new Set<Promise<unknown>>();
       for (const [i, c] of chunks.entries()) {
         while (inFlight.size >= this.window) await Promise.race(inFlight);
-        if (this.stopped) break;
+        if (this.stopped || this.halted) break;
         if (this.skip.has(i)) continue;
+        this.hashed++;
         const range: BlockRange = { first: c.first, count: c.count, blockSize, limit: st.size };
         const answer = this.pool.run({ kind: 'hash', file, role, range, method });
         answer.catch(() => undefined); // unused answers may fail (the host closed): never unhandled
@@ -122,6 +127,11 @@ export class HashAhead {
   stop(): void {
     this.stopped = true;
     this.answers.clear();
+  }
+
+  /** Hash no more chunks (the engine no longer asks for most: it streams); answers already computed stay. */
+  halt(): void {
+    this.halted = true;
   }
 
   private async closeFile(): Promise<void> {

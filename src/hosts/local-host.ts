@@ -73,6 +73,15 @@ export class LocalHost implements FileHost {
     return this.ahead?.used ?? 0;
   }
 
+  /** Chunks hashed ahead (used or not). */
+  get chunksHashedAhead(): number {
+    return this.ahead?.hashed ?? 0;
+  }
+
+  streaming(): void {
+    this.ahead?.halt();
+  }
+
   async hash(range: BlockRange, method: string): Promise<Buffer> {
     const early = this.opened && this.ahead?.take(range, method, this.opened);
     return early ?? this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });

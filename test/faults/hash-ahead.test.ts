@@ -93,6 +93,67 @@ describe('hashing ahead', () => {
   });
 });
 
+/** A LocalHost that counts the engine's streaming() calls. */
+class WatchedHost extends LocalHost {
+  streamingCalls = 0;
+  override streaming(): void {
+    this.streamingCalls++;
+    super.streaming();
+  }
+}
+
+describe('hashing ahead stops when the run streams', () => {
+  it('a run that streams tells both hosts once; one that only compares never does', async () => {
+    for (const changed of ['all', 'two blocks'] as const) {
+      const src = join(dir, `stream-src-${changed}`);
+      const dst = join(dir, `stream-dst-${changed}`);
+      writeSeededFile(src, SIZE, 11);
+      if (changed === 'all') writeSeededFile(dst, SIZE, 12);
+      else {
+        copyFileSync(src, dst);
+        mutateBlocks(dst, BS, [3, 30], 13);
+      }
+      const source = new WatchedHost(1);
+      const target = new WatchedHost(1);
+      try {
+        const summary = await syncFile(plainSync(source, src, target, dst, { blockSize: BS }));
+        expectSameBytes(dst, src);
+        const streamed = summary.profile!.chunks.streamed;
+        if (changed === 'all') expect(streamed).toBeGreaterThan(0);
+        else expect(streamed).toBe(0);
+        const calls = streamed > 0 ? 1 : 0;
+        expect([source.streamingCalls, target.streamingCalls]).toEqual([calls, calls]);
+      } finally {
+        await Promise.all([source.close(), target.close()]);
+      }
+    }
+  });
+
+  it('halted before its first chunk, it hashes none; halted after the last, its answers are still used', async () => {
+    const src = join(dir, 'halt-src');
+    const dst = join(dir, 'halt-dst');
+    writeSeededFile(src, SIZE, 14);
+    copyFileSync(src, dst);
+    mutateBlocks(dst, BS, [9], 15);
+    for (const when of ['before', 'after'] as const) {
+      const source = new LocalHost(1);
+      const target = new LocalHost(1);
+      try {
+        const ahead = source.hashAhead(src, 'source', BS, 'xxh64');
+        if (when === 'before') source.streaming();
+        await ahead;
+        if (when === 'after') source.streaming();
+        expect(source.chunksHashedAhead).toBe(when === 'before' ? 0 : 5);
+        await syncFile(plainSync(source, src, target, dst, { blockSize: BS }));
+        expectSameBytes(dst, src);
+        expect(source.hashedAhead).toBe(when === 'before' ? 0 : 5);
+      } finally {
+        await Promise.all([source.close(), target.close()]);
+      }
+    }
+  });
+});
+
 describe('hashAheadFile', () => {
   const local = (path: string) => ({ kind: 'local' as const, path });
   const remote = (path: string) => ({ kind: 'remote' as const, host: 'h', path, display: `h:${path}` });
