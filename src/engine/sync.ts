@@ -221,7 +221,11 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
       return m;
     };
     const range = (chunk: Run, count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-    const stopHashingAhead = () => {
+    // Both hosts hear once that the run streams: hashes computed ahead of requests would go unused.
+    let streaming = false;
+    const startStreaming = () => {
+      if (streaming) return;
+      streaming = true;
       src.streaming?.();
       dst.streaming?.();
     };
@@ -277,7 +281,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
           const mode = modeNext();
           const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
           if (mode === 'stream') {
-            if (prof.profile.chunks.streamed === 0) stopHashingAhead();
+            startStreaming();
             prof.profile.chunks.streamed++;
             await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
           } else if (mode === 'pieces' && refiner && targetOpen && comparable === chunk.count && piecesAlign(g.blockSize, refiner.firstGrain)) {
