@@ -34,6 +34,7 @@ import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 import { BufferPool } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
+import { readDigestsFit } from '../protocol/ops.js';
 import { WrittenCheck } from './written-check.js';
 
 export interface Endpoint {
@@ -177,7 +178,7 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     }
     const holes = await transferBudget.run(run.length, async () => {
       abort();
-      const sent = hashAsSent && sentHasher ? { hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
+      const sent = hashAsSent && sentHasher ? { method: o.hashMethod, hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
       const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
       addMoved(moved, m);
       bytesSent += m.data;
@@ -554,10 +555,13 @@ async function sendRun(
   g: Geometry,
   place: { holesFrom: number; punch: boolean },
   srcName: string,
-  sent?: { hasher: BlockHasher; out: Buffer; digestLen: number },
+  sent?: { method: string; hasher: BlockHasher; out: Buffer; digestLen: number },
 ): Promise<Moved & { holeBlocks: number[] }> {
   const { blockSize } = g;
-  const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize));
+  // The source hashes what it reads where it reads it (before any transport or memory of ours
+  // holds the bytes), when the digests fit its answer; otherwise they are taken here.
+  const digestsThere = sent && readDigestsFit(run.length, blockSize, sent.digestLen) ? sent.method : undefined;
+  const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize), digestsThere);
   let joined: Buffer | undefined;
   try {
     const zeros = chunk.zeros ?? [];
@@ -568,7 +572,8 @@ async function sendRun(
     // buffer where its blocks hash in place, instead of a fresh allocation per run.
     if (chunk.buffers.length > 1) joinInto(chunk.buffers, (joined = joinPool.acquire(chunk.length)));
     const data = joined ? joined.subarray(0, chunk.length) : (chunk.buffers[0] ?? Buffer.alloc(0));
-    if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
+    if (sent && chunk.digests?.length === run.count * sent.digestLen) chunk.digests.copy(sent.out, run.first * sent.digestLen);
+    else if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
     const moved: Moved = { data: chunk.length, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
     for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
     const pieces = runPieces(run.offset, run.length, zeros, place.holesFrom);

@@ -58,6 +58,8 @@ export interface Chunk {
   zeros?: ZeroRun[];
   /** Bytes that crossed a transport to bring this chunk (-z: packed, fewer); absent when read on this host. */
   wireBytes?: number;
+  /** When asked for: the digest of each unit read, in order, taken where the bytes were read. */
+  digests?: Buffer;
   release(): void;
 }
 

@@ -4,8 +4,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
-import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
-import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
+import { digestFile, hashBlock, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
+import { type BlockHasher, createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
 import { inPlaceTail } from '../hash/xxh64-pieces.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
@@ -269,9 +269,10 @@ export class FileService {
   /**
    * Read into a pooled buffer; the caller releases the chunk when done with it.
    * With zeroUnit, the all-zero units (of that many bytes from `offset`) are reported
-   * as zero runs and left out of the chunk's buffers.
+   * as zero runs and left out of the chunk's buffers; with `hashMethod` too, each unit's
+   * digest comes with the chunk (see unitDigests).
    */
-  async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
+  async read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk> {
     // Read to be sent whole: refinement is done with these bytes.
     this.forget(offset, length);
     const buf = this.pool.acquire(length);
@@ -280,8 +281,10 @@ export class FileService {
       const release = () => this.pool.release(buf);
       const data = buf.subarray(0, got);
       if (!zeroUnit) return chunkOf([data], release);
+      const digests = hashMethod ? unitDigests(data, zeroUnit, await createBlockHasher(hashMethod)) : undefined;
       const zeros = findZeroRuns(data, zeroUnit);
-      return chunkOf(dataOutside(data, zeros), release, zeros);
+      const chunk = chunkOf(dataOutside(data, zeros), release, zeros);
+      return digests ? { ...chunk, digests } : chunk;
     } catch (e) {
       this.pool.release(buf);
       throw this.translate(e);
@@ -662,4 +665,14 @@ function spanEnd(ranges: readonly number[], i: number): number {
 
 function writeFullySync(fd: number, buf: Buffer, from: number, length: number, position: number): void {
   for (let done = 0; done < length; ) done += writeSync(fd, buf, from + done, length - done, position + done);
+}
+
+/**
+ * The digest of each `unit` bytes of `data` (the last one shorter at the end), concatenated:
+ * the same digests a hash request would return for these blocks (zero blocks included).
+ */
+export function unitDigests(data: Buffer, unit: number, hasher: BlockHasher): Buffer {
+  const parts: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += unit) parts.push(hashBlock(hasher, data.subarray(at, Math.min(data.length, at + unit))));
+  return Buffer.concat(parts);
 }

@@ -209,14 +209,14 @@ export class AgentHost implements FileHost {
     return joinPayload((await this.call('hash', { ...range, method })).p);
   }
 
-  async read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
+  async read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk> {
     const bw = this.opts.bandwidth;
     await bw?.take(length, this.closing.signal);
     const agent = this.pick();
     // Copied out of the connection: into a pooled buffer that goes back with the chunk.
     // Otherwise the stream's own chunks, as received: nothing to copy or release.
     const into = agent.rpc.copiesPayloads ? this.received.lend(length) : undefined;
-    const args = { offset, length, ...(zeroUnit ? { zeroUnit } : {}), ...(this.pack ? { pack: this.pack } : {}) };
+    const args = { offset, length, ...(zeroUnit ? { zeroUnit } : {}), ...(this.pack ? { pack: this.pack } : {}), ...(hashMethod ? { hash: hashMethod } : {}) };
     let r: Ops['read']['result'];
     try {
       r = await this.callOn(agent, 'read', args, undefined, into?.buffer);
@@ -228,12 +228,13 @@ export class AgentHost implements FileHost {
     const wireBytes = p.reduce((n, b) => n + b.length, 0);
     bw?.giveBack(length - wireBytes);
     const zeros = unflattenRuns(r.zeros);
-    if (!r.packed) return { ...chunkOf(p, into?.giveBack, zeros), wireBytes };
+    const digests = r.digests ? { digests: Buffer.from(r.digests) } : {};
+    if (!r.packed) return { ...chunkOf(p, into?.giveBack, zeros), wireBytes, ...digests };
     // -z: unpacked here, where it is written, into a pooled buffer.
     const buf = this.unpacked.acquire(r.packed.length);
     try {
       const data = await unpack(r.packed, p, this.name, buf);
-      return { ...chunkOf([data], () => this.unpacked.release(buf), zeros), wireBytes };
+      return { ...chunkOf([data], () => this.unpacked.release(buf), zeros), wireBytes, ...digests };
     } catch (e) {
       this.unpacked.release(buf);
       throw e;

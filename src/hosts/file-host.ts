@@ -55,9 +55,11 @@ export interface FileHost {
   streaming?(): void;
   /**
    * The bytes at offset (fewer only at end of file); release the chunk after use.
-   * With zeroUnit, all-zero units come back as the chunk's zero runs, not as bytes.
+   * With zeroUnit, all-zero units come back as the chunk's zero runs, not as bytes; with
+   * `hashMethod` too, the chunk carries each unit's digest, taken from the bytes as read on
+   * this host (only where readDigestsFit: the agents refuse more).
    */
-  read(offset: number, length: number, zeroUnit?: number): Promise<Chunk>;
+  read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk>;
   /** Resolves with the bytes that crossed a transport to write them (-z: packed, fewer), or nothing when written on this host. */
   write(offset: number, buffers: readonly Buffer[]): Promise<number | void>;
   /**

@@ -87,8 +87,8 @@ export class LocalHost implements FileHost {
     return early ?? this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
   }
 
-  read(offset: number, length: number, zeroUnit?: number): Promise<Chunk> {
-    return this.files.read(offset, length, zeroUnit);
+  read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk> {
+    return this.files.read(offset, length, zeroUnit, hashMethod);
   }
 
   /** One process holds the file here: every affinity is the same. */

@@ -1,6 +1,9 @@
 /** Named limits, checked before anything is allocated. */
-/** Version 2: `stat` carries the role, paths are checked in bytes, and the `space` op. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Version 2: `stat` carries the role, paths are checked in bytes, and the `space` op.
+ * Version 3: a `read` may return the digests of its units (`hash`).
+ */
+export const PROTOCOL_VERSION = 3;
 
 /** Largest block size a user may ask for. */
 export const MAX_BLOCK_SIZE = 64 * 1024 * 1024;

@@ -127,6 +127,11 @@ export interface ReadArgs {
   zeroUnit?: number;
   /** -z: pack the data sent back (units that do not shrink stay raw). */
   pack?: PackRequest;
+  /**
+   * Hash method: also return the digest of each unit of zeroUnit bytes read (required with
+   * it), taken from the bytes as read, before they leave the reading side.
+   */
+  hash?: string;
 }
 export interface ReadResult {
   /**
@@ -136,6 +141,8 @@ export interface ReadResult {
   zeros?: number[];
   /** -z: how the payload was packed (absent: raw). */
   packed?: Packed;
+  /** With hash: one digest per unit read (all-zero units: the digest of zeros), in order. */
+  digests?: Uint8Array;
   /** Payload: the bytes read (shorter than asked only at end of file), zero runs left out. */
   p?: Buffer[];
 }

@@ -226,6 +226,17 @@ export function maxHashBlocks(digestLength: number): number {
 /** The largest read one request may ask for: the reply's payload must fit one frame. */
 export const MAX_READ_BYTES = Math.min(MAX_IO_BYTES, MAX_PAYLOAD_BYTES);
 
+/**
+ * The most digest bytes a read may return beside its data: they travel in the body, which
+ * shares FRAME_BODY_RESERVE with the zero-run list (at most 2 * MAX_ZERO_RUNS numbers).
+ */
+export const MAX_READ_DIGEST_BYTES = FRAME_BODY_RESERVE / 4;
+
+/** Whether a read of `length` bytes in units of `unit` may ask for its digests of `digestLength` bytes. */
+export function readDigestsFit(length: number, unit: number, digestLength: number): boolean {
+  return Math.ceil(length / unit) * digestLength <= MAX_READ_DIGEST_BYTES;
+}
+
 /** Entries per `list` page: with names and link targets at their limits a page stays far below one frame. */
 export const MAX_LIST_ENTRIES = 1000;
 
@@ -296,9 +307,18 @@ export const OPS: OpTable = {
     },
   },
   read: {
-    args: { offset: uint(), length: uint(MAX_READ_BYTES), zeroUnit: optional(uint(MAX_BLOCK_SIZE, 1)), pack: optional(pack) },
-    result: { zeros: optional(list(uint(MAX_READ_BYTES), 2 * MAX_ZERO_RUNS)), packed: optional(packed) },
+    args: { offset: uint(), length: uint(MAX_READ_BYTES), zeroUnit: optional(uint(MAX_BLOCK_SIZE, 1)), pack: optional(pack), hash: optional(method) },
+    result: { zeros: optional(list(uint(MAX_READ_BYTES), 2 * MAX_ZERO_RUNS)), packed: optional(packed), digests: optional(bytes(MAX_READ_DIGEST_BYTES)) },
     payload: 'response',
+    check: (a) => {
+      if (a.hash === undefined) return undefined;
+      if (a.zeroUnit === undefined) return '"hash" needs "zeroUnit": the digests are of its units';
+      const len = knownDigestLength(a.hash);
+      if (len !== undefined && !readDigestsFit(a.length, a.zeroUnit, len)) {
+        return `the units' digests of ${a.hash} must take at most ${MAX_READ_DIGEST_BYTES} bytes (they travel in the body)`;
+      }
+      return undefined;
+    },
   },
   write: { args: { offset: uint(), packed: optional(packed) }, result: empty, payload: 'request', check: (a) => (a.packed ? packedProblem(a.packed) : undefined) },
   zero: { args: { offset: uint(), length: uint(MAX_IO_BYTES), punch: flag }, result: { punched: flag }, payload: 'none' },

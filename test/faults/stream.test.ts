@@ -42,12 +42,23 @@ interface Outcome {
  * hashing goes on: the delay makes the order fixed (comparisons and refinement rounds
  * answered before the later chunks are reached) instead of depending on the machine's load.
  */
-async function run(src: string, dst: string, opts: Partial<SyncOptions> & { corruptFrom?: number; corruptPieces?: boolean; hashDelayMs?: number; targetHashDelayMs?: number } = {}): Promise<Outcome> {
+async function run(
+  src: string,
+  dst: string,
+  opts: Partial<SyncOptions> & { corruptFrom?: number; corruptPieces?: boolean; corruptReadAt?: number; hashDelayMs?: number; targetHashDelayMs?: number } = {},
+): Promise<Outcome> {
   const plainSource = new LocalHost(1);
   const source = hostWith(plainSource, {
     hash: async (range, method) => {
       if (opts.hashDelayMs) await new Promise((r) => setTimeout(r, opts.hashDelayMs));
       return plainSource.hash(range, method);
+    },
+    // corruptReadAt: that byte changes after the source read it (as memory between the two sides might).
+    read: async (offset, length, zeroUnit, hashMethod) => {
+      const chunk = await plainSource.read(offset, length, zeroUnit, hashMethod);
+      const at = opts.corruptReadAt;
+      if (at !== undefined && at >= offset && at < offset + length) chunk.buffers[0]![at - offset] ^= 0xff;
+      return chunk;
     },
   });
   const target = new LocalHost(1);
@@ -177,6 +188,16 @@ describe('streaming once most blocks differ', () => {
   it('pieces written wrong in chunks compared in pieces: VERIFY_FAILED (exit 5)', async () => {
     const dst = editEveryPage('pages-corrupt');
     const r = await run(src, dst, { hashDelayMs: 20, corruptPieces: true });
+    expect(r.error).toBeInstanceOf(PdcError);
+    expect((r.error as PdcError).code).toBe('VERIFY_FAILED');
+    expect((r.error as PdcError).exitCode).toBe(5);
+  });
+
+  it('bytes changed between the source reading and the target writing them: VERIFY_FAILED (exit 5), not a quiet success', async () => {
+    const dst = join(dir, 'changed-in-between');
+    writeSeededFile(dst, SIZE, 9);
+    // Every run is hashed as sent: the digests must be the source's, taken before the bytes left it.
+    const r = await run(src, dst, { refineLevels: [], wholeFile: true, corruptReadAt: 5 * BS + 7 });
     expect(r.error).toBeInstanceOf(PdcError);
     expect((r.error as PdcError).code).toBe('VERIFY_FAILED');
     expect((r.error as PdcError).exitCode).toBe(5);

@@ -206,6 +206,29 @@ describe('source operations on a real file', () => {
       expect(joinPayload(r.p as Buffer[] | undefined).equals(src.subarray(offset, offset + length)), `read ${offset}+${length}`).toBe(true);
     }
 
+    // a read with its units' digests: the same digests a hash request returns, the bytes unchanged
+    const xxh64Digest = (b: Uint8Array) => {
+      const out = Buffer.alloc(8);
+      out.writeBigUInt64BE(h64Raw(b));
+      return out;
+    };
+    const zeroBytes = (z?: number[]) => (z ?? []).reduce((n, v, i) => (i % 2 ? n + v : n), 0);
+    for (const [offset, length, unit, method] of [
+      [0, SIZE, 4096, 'xxh64'],
+      [12288, 3 * 4096 + 100, 4096, 'sha256'],
+      [SIZE - 10, 1000, 4096, 'xxh64'], // short at EOF: one digest of the 10 bytes
+    ] as const) {
+      const r = await c.call('read', { offset, length, zeroUnit: unit, hash: method });
+      const got = Math.min(length, SIZE - offset);
+      const want = Buffer.concat(
+        Array.from({ length: Math.ceil(got / unit) }, (_, i) => src.subarray(offset + i * unit, offset + Math.min(got, (i + 1) * unit))).map((b) =>
+          method === 'xxh64' ? xxh64Digest(b) : sha(method, b),
+        ),
+      );
+      expect(Buffer.from(r.digests as Uint8Array).equals(want), `read ${offset}+${length} digests`).toBe(true);
+      expect(joinPayload(r.p as Buffer[] | undefined).length + zeroBytes(r.zeros as number[] | undefined)).toBe(got);
+    }
+
     const d = await c.call('digest', { method: 'sha256', limit: SIZE });
     expect(Buffer.from(d.digest as Uint8Array).equals(sha('sha256', src))).toBe(true);
     const d2 = await c.call('digest', { method: 'md5', limit: 1000 });

@@ -17,7 +17,7 @@ import { FileService } from '../../src/fileops/file-service.js';
 import { digestLength, knownDigestLength, localHashMethods } from '../../src/hash/methods.js';
 import { MAX_BLOCK_SIZE, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION } from '../../src/protocol/limits.js';
 import type { OpName, Ops } from '../../src/protocol/messages.js';
-import { MAX_READ_BYTES, OPS, OP_NAMES, maxHashBlocks, readArgs } from '../../src/protocol/ops.js';
+import { MAX_READ_BYTES, OPS, OP_NAMES, maxHashBlocks, readArgs, readDigestsFit } from '../../src/protocol/ops.js';
 import { RpcClient, WithPayload, serveRpc } from '../../src/protocol/rpc.js';
 
 let dir: string;
@@ -290,9 +290,18 @@ describe('the engine’s planned requests are ones the agent accepts', () => {
         const runLength = Math.max(1, Math.floor(transferRunBytes(bs) / bs)) * bs;
         expect(runLength).toBeLessThanOrEqual(MAX_READ_BYTES);
         expect(() => readArgs('read', { offset: 0, length: runLength }), `read -b ${bs}`).not.toThrow();
+        // streamed runs ask the source for their digests exactly when they fit (sync.ts sendRun)
+        const withDigests = () => readArgs('read', { offset: 0, length: runLength, zeroUnit: bs, hash: method });
+        if (readDigestsFit(runLength, bs, len)) expect(withDigests, `read with digests -b ${bs}`).not.toThrow();
+        else expect(withDigests, `read with digests -b ${bs}`).toThrow(/travel in the body/);
       }
     }
     expect(checked).toBeGreaterThan(blockSizes.length * lengths.size * 2);
+  });
+
+  it('a read asks for digests only of its zero units', () => {
+    expect(() => readArgs('read', { offset: 0, length: 4096, hash: 'xxh64' })).toThrow(/needs "zeroUnit"/);
+    expect(() => readArgs('read', { offset: 0, length: 4096, zeroUnit: 1024, hash: 'xxh64' })).not.toThrow();
   });
 
   it('the agent serves the largest planned hash request for the smallest blocks (-b 1, xxh64)', async () => {
