@@ -51,12 +51,12 @@ export function createDispatcher(files = new FileService()): RpcHandler {
     hash: async (a) => new WithPayload({}, await files.hash(a, a.method)),
     read: async (a) => {
       const chunk = await files.read(a.offset, a.length, a.zeroUnit, a.hash);
-      const zeros = { ...(chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {}), ...(chunk.digests ? { digests: chunk.digests } : {}) };
+      const body = { ...(chunk.zeros ? { zeros: flattenRuns(chunk.zeros) } : {}), ...(chunk.digests ? { digests: chunk.digests } : {}) };
       // -z: packed here, where the data is read. Units that stay raw are views of the pooled
       // chunk, so it goes back to the pool only once the answer is sent.
       const packed = a.pack && chunk.length > 0 ? await pack(chunk.buffers, a.pack).catch((e) => (chunk.release(), Promise.reject(e))) : undefined;
-      if (!packed) return new WithPayload(zeros, chunk.buffers, chunk.release);
-      return new WithPayload({ ...zeros, packed: packed.packed }, packed.payload, chunk.release);
+      if (!packed) return new WithPayload(body, chunk.buffers, chunk.release);
+      return new WithPayload({ ...body, packed: packed.packed }, packed.payload, chunk.release);
     },
     write: async (a, payload) => {
       if (!a.packed) {

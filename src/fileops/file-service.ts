@@ -4,8 +4,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromErrno, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
-import { digestFile, hashBlock, hashFileBlocks, readFully, READ_CHUNK_BYTES } from '../hash/file-hash.js';
-import { type BlockHasher, createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
+import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES, unitDigests } from '../hash/file-hash.js';
+import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
 import { inPlaceTail } from '../hash/xxh64-pieces.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
@@ -665,14 +665,4 @@ function spanEnd(ranges: readonly number[], i: number): number {
 
 function writeFullySync(fd: number, buf: Buffer, from: number, length: number, position: number): void {
   for (let done = 0; done < length; ) done += writeSync(fd, buf, from + done, length - done, position + done);
-}
-
-/**
- * The digest of each `unit` bytes of `data` (the last one shorter at the end), concatenated:
- * the same digests a hash request would return for these blocks (zero blocks included).
- */
-export function unitDigests(data: Buffer, unit: number, hasher: BlockHasher): Buffer {
-  const parts: Uint8Array[] = [];
-  for (let at = 0; at < data.length; at += unit) parts.push(hashBlock(hasher, data.subarray(at, Math.min(data.length, at + unit))));
-  return Buffer.concat(parts);
 }

@@ -62,6 +62,16 @@ export function hashBlock(hasher: BlockHasher, block: Uint8Array): Uint8Array {
   return isAllZero(block) ? zeroDigest(hasher, block.length) : hasher(block);
 }
 
+/**
+ * The digest of each `unit` bytes of `data` (the last one shorter at the end), concatenated:
+ * the same digests a hash request would return for these blocks (zero blocks included).
+ */
+export function unitDigests(data: Buffer, unit: number, hasher: BlockHasher): Buffer {
+  const parts: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += unit) parts.push(hashBlock(hasher, data.subarray(at, Math.min(data.length, at + unit))));
+  return Buffer.concat(parts);
+}
+
 /** The digest of an all-zero block of `len` bytes, computed once per hasher and length (a file has at most two). */
 const zeroDigests = new WeakMap<BlockHasher, Map<number, Uint8Array>>();
 export function zeroDigest(hasher: BlockHasher, len: number): Uint8Array {
