@@ -32,6 +32,8 @@ const PROC_FD_DIR = '/proc/self/fd';
  */
 export class HashAhead {
   private readonly answers = new Map<string, Promise<Buffer>>();
+  /** Chunks hashed ahead, by index, once their answer came: what a streamed run's digests are taken from. */
+  private readonly hashedChunks = new Map<number, { first: number; digests: Buffer }>();
   /** Chunks not to hash ahead (any more): written to, or already asked for. */
   private readonly skip = new Set<number>();
   private stopped = false;
@@ -40,6 +42,9 @@ export class HashAhead {
   private fh?: FileHandle;
   private identity?: Identity;
   private chunkBytes = 0;
+  private blockSize = 0;
+  private method = '';
+  private digestLen = 0;
   /** Answers handed to the engine. */
   used = 0;
   /** Chunks whose hashing started. */
@@ -64,8 +69,11 @@ export class HashAhead {
       if (!st.isFile() || st.dev !== seen.dev || st.ino !== seen.ino || this.stopped) return this.stop();
       this.identity = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
       const file: WorkerFile = { path: `${PROC_FD_DIR}/${this.fh.fd}`, name: path, dev: st.dev, ino: st.ino };
-      const chunks = hashChunks(geometry(st.size, blockSize), await digestLength(method));
+      this.digestLen = await digestLength(method);
+      const chunks = hashChunks(geometry(st.size, blockSize), this.digestLen);
       this.chunkBytes = chunks.length > 0 ? chunks[0]!.length : 0;
+      this.blockSize = blockSize;
+      this.method = method;
       const inFlight = new Set<Promise<unknown>>();
       for (const [i, c] of chunks.entries()) {
         while (inFlight.size >= this.window) await Promise.race(inFlight);
@@ -77,7 +85,11 @@ export class HashAhead {
         answer.catch(() => undefined); // unused answers may fail (the host closed): never unhandled
         this.answers.set(key(range, method), answer);
         const done = (): void => void inFlight.delete(settled);
-        const settled: Promise<void> = answer.then(done, done);
+        const keep = (digests: Buffer): void => {
+          if (!this.stopped && !this.skip.has(i)) this.hashedChunks.set(i, { first: c.first, digests });
+          done();
+        };
+        const settled: Promise<void> = answer.then(keep, done);
         inFlight.add(settled);
       }
       await Promise.allSettled(inFlight);
@@ -90,12 +102,7 @@ export class HashAhead {
 
   /** The answer for `range`, once, if `opened` is the file that was hashed; else undefined (and if it is not that file, everything is dropped). */
   take(range: BlockRange, method: string, opened: Identity): Promise<Buffer> | undefined {
-    if (this.stopped || !this.identity) return undefined;
-    const id = this.identity;
-    if (opened.dev !== id.dev || opened.ino !== id.ino || opened.size !== id.size || opened.mtimeMs !== id.mtimeMs) {
-      this.stop();
-      return undefined;
-    }
+    if (this.stopped || !this.sameFile(opened)) return undefined;
     const k = key(range, method);
     const answer = this.answers.get(k);
     if (!answer) {
@@ -105,6 +112,26 @@ export class HashAhead {
     this.answers.delete(k);
     this.used++;
     return answer;
+  }
+
+  /**
+   * The digests of the blocks of [offset, offset+length), if every one of them was hashed ahead
+   * in units of `unit` bytes with `method` and `opened` is the file that was hashed; else
+   * undefined. Unlike take(), asking does not use anything up: these digests are what a streamed
+   * run's read-back is checked against, taken by the hash workers from their own read of the file.
+   */
+  digestsOf(offset: number, length: number, unit: number, method: string, opened: Identity): Buffer | undefined {
+    if (this.stopped || !this.sameFile(opened) || unit !== this.blockSize || method !== this.method || length <= 0 || offset % unit !== 0) return undefined;
+    const first = offset / unit;
+    const count = Math.ceil(length / unit);
+    const out = Buffer.allocUnsafe(count * this.digestLen);
+    for (let b = first; b < first + count; b++) {
+      const chunk = this.hashedChunks.get(Math.floor((b * unit) / this.chunkBytes));
+      const at = chunk ? (b - chunk.first) * this.digestLen : -1;
+      if (!chunk || at < 0 || at + this.digestLen > chunk.digests.length) return undefined;
+      chunk.digests.copy(out, (b - first) * this.digestLen, at, at + this.digestLen);
+    }
+    return out;
   }
 
   /** Bytes [offset, offset+length) are being written: drop the chunks they touch, for good. */
@@ -122,11 +149,22 @@ export class HashAhead {
       const i = chunkIndexOf(k, this.chunkBytes);
       if (this.skip.has(i)) this.answers.delete(k);
     }
+    for (const i of this.hashedChunks.keys()) if (this.skip.has(i)) this.hashedChunks.delete(i);
   }
 
   stop(): void {
     this.stopped = true;
     this.answers.clear();
+    this.hashedChunks.clear();
+  }
+
+  /** True if `opened` is the file that was hashed; if it is not, everything is dropped. */
+  private sameFile(opened: Identity): boolean {
+    const id = this.identity;
+    if (!id) return false;
+    if (opened.dev === id.dev && opened.ino === id.ino && opened.size === id.size && opened.mtimeMs === id.mtimeMs) return true;
+    this.stop();
+    return false;
   }
 
   /** Hash no more chunks (the engine no longer asks for most: it streams); answers already computed stay. */

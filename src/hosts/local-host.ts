@@ -73,6 +73,9 @@ export class LocalHost implements FileHost {
     return this.ahead?.used ?? 0;
   }
 
+  /** Reads whose digests were those hashed ahead. */
+  digestedAhead = 0;
+
   /** Chunks hashed ahead (used or not). */
   get chunksHashedAhead(): number {
     return this.ahead?.hashed ?? 0;
@@ -87,8 +90,12 @@ export class LocalHost implements FileHost {
     return early ?? this.pool.run({ kind: 'hash', file: this.files.workerFile(), role: this.role, range, method });
   }
 
-  read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk> {
-    return this.files.read(offset, length, zeroUnit, hashMethod);
+  /** With `hashMethod`, the digests are those hashed ahead where every block was (the file is hashed once), else taken from the bytes read. */
+  async read(offset: number, length: number, zeroUnit?: number, hashMethod?: string): Promise<Chunk> {
+    const known = hashMethod && zeroUnit && this.opened ? this.ahead?.digestsOf(offset, length, zeroUnit, hashMethod, this.opened) : undefined;
+    if (!known) return this.files.read(offset, length, zeroUnit, hashMethod);
+    this.digestedAhead++;
+    return { ...(await this.files.read(offset, length, zeroUnit)), digests: known };
   }
 
   /** One process holds the file here: every affinity is the same. */

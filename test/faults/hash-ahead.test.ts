@@ -12,6 +12,7 @@ import { HASH_CHUNK_BYTES } from '../../src/engine/plan.js';
 import { plainSync } from '../support/hosts.js';
 import { syncFile } from '../../src/engine/sync.js';
 import { LocalHost } from '../../src/hosts/local-host.js';
+import type { PdcError } from '../../src/errors/pdc-error.js';
 import { expectSameBytes, mutateBlocks, tempDir, writeSeededFile } from '../support/files.js';
 
 const BS = 1024 * 1024;
@@ -153,6 +154,48 @@ describe('hashing ahead stops when the run streams', () => {
         await Promise.all([source.close(), target.close()]);
       }
     }
+  });
+});
+
+describe('a streamed run is checked against the digests hashed ahead', () => {
+  const WHOLE_SECOND = 1_700_000_000;
+  /** Push src over a target that differs everywhere (so the run streams), the source hashed ahead first. */
+  async function streamAfterHashAhead(name: string, before?: (src: string) => void) {
+    const src = join(dir, `${name}-src`);
+    const dst = join(dir, `${name}-dst`);
+    writeSeededFile(src, SIZE, 21);
+    writeSeededFile(dst, SIZE, 22);
+    utimesSync(src, WHOLE_SECOND, WHOLE_SECOND); // a time that can be put back exactly
+    const source = new LocalHost(1);
+    const target = new LocalHost(1);
+    try {
+      await source.hashAhead(src, 'source', BS, 'xxh64');
+      before?.(src);
+      const run = syncFile(plainSync(source, src, target, dst, { blockSize: BS, refineLevels: [] }));
+      const summary = await run.catch((error: PdcError) => ({ error }));
+      return { src, dst, summary, digestedAhead: source.digestedAhead };
+    } finally {
+      await Promise.all([source.close(), target.close()]);
+    }
+  }
+
+  it('the streamed runs take their digests from hashing ahead (the source is hashed once) and verify', async () => {
+    const r = await streamAfterHashAhead('digested');
+    expectSameBytes(r.dst, r.src);
+    expect('error' in r.summary).toBe(false);
+    if ('error' in r.summary) return;
+    expect(r.summary.profile!.chunks.streamed).toBeGreaterThan(0);
+    expect(r.summary.verified).toBe('blocks');
+    expect(r.digestedAhead).toBeGreaterThan(0);
+  });
+
+  it('bytes rewritten after hashing ahead (the mtime put back, so the file looks the same) fail the read-back, which blames the source: SOURCE_CHANGED (exit 3)', async () => {
+    const r = await streamAfterHashAhead('rewritten', (src) => {
+      mutateBlocks(src, BS, [1], 23);
+      utimesSync(src, WHOLE_SECOND, WHOLE_SECOND);
+    });
+    expect(r.digestedAhead).toBeGreaterThan(0);
+    expect('error' in r.summary && r.summary.error.code).toBe('SOURCE_CHANGED');
   });
 });
 
