@@ -6,6 +6,9 @@
 import { AGENT_MAGIC } from '../src/protocol/bootstrap.js';
 import { serveRpc } from '../src/protocol/rpc.js';
 import { createDispatcher } from './dispatch.js';
+import { agentStdin } from './stdin.js';
+import { BufferPool } from '../src/fileops/buffer-pool.js';
+import { TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
 
 process.title = 'pdiffcopy-agent';
 
@@ -16,6 +19,21 @@ function fatal(err: Error): void {
 
 process.stdout.on('error', () => process.exit(0)); // the client went away (EPIPE)
 process.stdout.write(AGENT_MAGIC);
-serveRpc(process.stdin, process.stdout, createDispatcher(), fatal);
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('close', () => process.exit(0));
+/**
+ * Requests' payloads are copied out of stdin's read buffer: block data (runs of blocks, up to
+ * TRANSFER_BUFFER_BYTES) into reused buffers, whose pages stay mapped; smaller ones (refinement's
+ * pieces, a few small files) into buffers of their own size, not a run-sized one each.
+ */
+const POOLED_PAYLOAD_BYTES = 64 * 1024;
+const blockData = new BufferPool(TRANSFER_BUFFER_BYTES);
+const payloads = {
+  acquire: (length: number) => (length >= POOLED_PAYLOAD_BYTES ? blockData.acquire(length) : Buffer.allocUnsafe(length)),
+  release: (buf: Buffer) => {
+    if (buf.length >= POOLED_PAYLOAD_BYTES) blockData.release(buf);
+  },
+};
+
+const stdin = agentStdin();
+serveRpc(stdin, process.stdout, createDispatcher(), fatal, { payloads });
+stdin.on('end', () => process.exit(0));
+stdin.on('close', () => process.exit(0));

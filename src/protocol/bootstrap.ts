@@ -5,7 +5,7 @@
  *    before it (a login shell's banner, .bashrc echoes) mean the stream is not clean.
  * 2. Over SSH nothing is written to the remote disk: the remote command is a short
  *    `node -e LOADER` whose loader reads a 4-byte big-endian length plus the agent's
- *    code from stdin, runs it, and hands the rest of stdin to the agent.
+ *    code from stdin, runs it, and leaves the rest of stdin to the agent.
  *    The loader is a constant: user input never enters the remote command line
  *    except --remote-node, which is shell-quoted.
  * 3. With --upload-node the one exception to 2: a node binary of ours in the remote user's
@@ -17,19 +17,21 @@ export const AGENT_MAGIC = Buffer.from('\x00PDIFFCOPY-AGENT-1\n', 'latin1');
 export const EXIT_NODE_TOO_OLD = 97;
 export const MIN_NODE_MAJOR = 12;
 
-/** ES5 on purpose: it must at least run far enough on an ancient node to say it is too old. */
+/**
+ * ES5 on purpose: it must at least run far enough on an ancient node to say it is too old.
+ * It reads exactly the length and the code from descriptor 0, with blocking reads, so that
+ * not a byte more is taken: the agent then reads its requests from descriptor 0 itself
+ * (agent/stdin.ts). A descriptor left non-blocking answers EAGAIN: wait a millisecond, again.
+ */
 export const LOADER_SOURCE = [
   'var v=process.versions.node.split(".")[0]|0;',
   `if(v<${MIN_NODE_MAJOR}){process.stderr.write("pdiffcopy: node "+process.version+" is too old, need ${MIN_NODE_MAJOR} or later\\n");process.exit(${EXIT_NODE_TOO_OLD});}`,
-  'var s=process.stdin,b=[],n=0,need=-1;',
-  'function onData(c){b.push(c);n+=c.length;var all=Buffer.concat(b);',
-  'if(need<0&&n>=4)need=all.readUInt32BE(0);',
-  'if(need>=0&&n>=4+need){s.removeListener("data",onData);s.pause();',
-  'var code=all.slice(4,4+need).toString("utf8"),rest=all.slice(4+need);',
-  'if(rest.length)s.unshift(rest);',
-  'var m={exports:{}};(new Function("require","module","exports","__filename","__dirname",code))(require,m,m.exports,"pdiffcopy-agent.js",process.cwd());}',
-  'else{b=[all];}}',
-  's.on("data",onData);',
+  'var fs=require("fs"),nap=new Int32Array(new SharedArrayBuffer(4));',
+  'function take(n){var b=Buffer.alloc(n),o=0,k;while(o<n){',
+  'try{k=fs.readSync(0,b,o,n-o,null);}catch(e){if(e.code==="EAGAIN"){Atomics.wait(nap,0,0,1);continue;}throw e;}',
+  'if(k===0){process.stderr.write("pdiffcopy: the agent code was cut short\\n");process.exit(2);}o+=k;}return b;}',
+  'var code=take(take(4).readUInt32BE(0)).toString("utf8");',
+  'var m={exports:{}};(new Function("require","module","exports","__filename","__dirname",code))(require,m,m.exports,"pdiffcopy-agent.js",process.cwd());',
 ].join('');
 
 /** POSIX shell single-quoting. Every user-influenced word in a remote command goes through this. */

@@ -184,9 +184,26 @@ export type RpcHandler = (op: string, args: unknown, payload: Buffer[] | undefin
  * The serving side: decode requests, run the handler, write one response each.
  * A framing error answers nothing (the stream is no longer trustworthy): onFatal is called.
  */
-export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void): void {
+export interface ServeRpcOptions {
+  /**
+   * Where requests' payloads are copied when the input's chunks are lent (DIRECT_CHUNKS): a
+   * buffer is acquired per payload and released once its request was answered (so a handler
+   * must not keep its payload past its answer). Absent: a new buffer per payload.
+   */
+  payloads?: { acquire(length: number): Buffer; release(buf: Buffer): void };
+}
+
+export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void, opts: ServeRpcOptions = {}): void {
   let inFlight = 0;
   const outbox = new Outbox(output);
+  const { payloads } = opts;
+  const lent = new WeakMap<object, Buffer>();
+  const giveBack = (m: object) => {
+    const buf = lent.get(m);
+    if (!buf) return;
+    lent.delete(m);
+    payloads!.release(buf);
+  };
   const respond = (frame: unknown, payload?: Payload, release?: () => void) => {
     try {
       outbox.send(frame, payload, release);
@@ -203,6 +220,7 @@ export function serveRpc(input: Readable, output: Writable, handler: RpcHandler,
         return;
       }
       if (inFlight >= MAX_IN_FLIGHT) {
+        giveBack(m);
         respond({ t: 'r', id: m.id, e: { code: 'PROTOCOL_ERROR', message: `more than ${MAX_IN_FLIGHT} requests in flight` } });
         return;
       }
@@ -216,9 +234,21 @@ export function serveRpc(input: Readable, output: Writable, handler: RpcHandler,
               : respond({ t: 'r', id: m.id, r: r ?? {} }),
           (e) => respond({ t: 'r', id: m.id, e: toWireError(e) }),
         )
-        .finally(() => inFlight--);
+        .finally(() => {
+          inFlight--;
+          giveBack(m);
+        });
     },
     onFatal,
+    {
+      payloadInto: payloads
+        ? (msg, length) => {
+            const buf = payloads.acquire(length);
+            lent.set(msg, buf);
+            return buf;
+          }
+        : undefined,
+    },
   );
 }
 

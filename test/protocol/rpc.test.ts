@@ -1,7 +1,8 @@
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PdcError } from '../../src/errors/index.js';
-import { FrameDecoder, HEADER_BYTES, encodeBody, joinPayload, writeFrame } from '../../src/protocol/framing.js';
+import { FrameDecoder, HEADER_BYTES, encodeBody, encodeFrame, joinPayload, writeFrame } from '../../src/protocol/framing.js';
+import { DIRECT_CHUNKS, type DirectChunkSource } from '../../src/protocol/frame-reader.js';
 import { MAX_IN_FLIGHT } from '../../src/protocol/limits.js';
 import { BULK_ROOM_BYTES } from '../../src/protocol/outbox.js';
 import { type RpcHandler, RpcClient, WithPayload, serveRpc } from '../../src/protocol/rpc.js';
@@ -314,5 +315,47 @@ describe('serveRpc on its own', () => {
     for (const h of hang) h();
     await tick(20);
     expect(s.responses).toHaveLength(MAX_IN_FLIGHT + 5);
+  });
+
+  it('an input that lends its chunks: payloads are copied into the pool, each buffer given back once its request is answered', async () => {
+    const up = new PassThrough() as PassThrough & DirectChunkSource;
+    let lend: ((chunk: Buffer) => void) | undefined;
+    up[DIRECT_CHUNKS] = (consumer) => void (lend = consumer);
+    const down = new PassThrough();
+    const responses: Array<Record<string, unknown>> = [];
+    const dec = new FrameDecoder();
+    down.on('data', (c: Buffer) => responses.push(...(dec.push(c) as Array<Record<string, unknown>>)));
+    const acquired: Buffer[] = [];
+    const released: Buffer[] = [];
+    const pool = {
+      acquire: (n: number) => (acquired.push(Buffer.alloc(n + 16)), acquired.at(-1)!),
+      release: (b: Buffer) => void released.push(b),
+    };
+    const finish: Array<() => void> = [];
+    const seen: string[] = [];
+    serveRpc(
+      up,
+      down,
+      (_op, _a, payload) => {
+        seen.push(joinPayload(payload).toString());
+        return new Promise((resolve) => finish.push(() => resolve({})));
+      },
+      () => undefined,
+      { payloads: pool },
+    );
+    const frames = Buffer.concat([...encodeFrame({ t: 'q', id: 1, op: 'x', a: {} }, Buffer.from('first')), ...encodeFrame({ t: 'q', id: 2, op: 'x', a: {} }, Buffer.from('second'))]);
+    lend!(frames);
+    frames.fill(0); // the lender reuses its memory at once
+    await tick(10);
+    expect(seen).toEqual(['first', 'second']);
+    expect(acquired.map((b) => b.subarray(0, 6).toString())).toEqual(['first\0', 'second']);
+    expect(released).toEqual([]); // nothing given back while its request is unanswered
+    finish[1]!();
+    await tick(10);
+    expect(responses.map((r) => r.id)).toEqual([2]);
+    expect(released).toEqual([acquired[1]]);
+    finish[0]!();
+    await tick(10);
+    expect(released).toEqual([acquired[1], acquired[0]]);
   });
 });
