@@ -7,6 +7,10 @@
 // TCP_NODELAY is set (ssh2 leaves Nagle's algorithm on): with Nagle, the tail of every packet
 // waited for the server's acknowledgement and the push took 3.5-4.0 s instead of 2.4-2.6 s.
 // Pull: `cat source` written in place into the local target as it arrives, then fdatasync.
+// push-node-stream / push-node-onread: the push, into a Node reader on the remote instead of
+// `cat` (the bare baseline of an agent's stdin): each chunk of stdin written in place, then
+// fdatasync; stream reads through process.stdin (a fresh 64 KiB buffer per read), onread
+// through a socket on descriptor 0 reading into one reused buffer (as the agent does).
 // The host key is checked against the config's UserKnownHostsFile.
 import fs from 'node:fs';
 import ssh2 from 'ssh2';
@@ -59,8 +63,20 @@ function closed(ch) {
   });
 }
 
-async function push(c) {
-  const ch = await exec(c, `cat 1<> ${shq(to)} && sync -d ${shq(to)}`);
+/** Remote Node readers for push-node-*: argv[1] is the target, written in place. */
+const NODE_READERS = {
+  'push-node-stream':
+    "const fs=require('fs'),fd=fs.openSync(process.argv[1],'r+');let pos=0;" +
+    "process.stdin.on('data',(c)=>{fs.writeSync(fd,c,0,c.length,pos);pos+=c.length});" +
+    "process.stdin.on('end',()=>fs.fdatasyncSync(fd));",
+  'push-node-onread':
+    "const fs=require('fs'),net=require('net'),fd=fs.openSync(process.argv[1],'r+'),b=Buffer.allocUnsafe(262144);let pos=0;" +
+    "const s=new net.Socket({fd:0,readable:true,writable:false,onread:{buffer:b,callback:(n)=>{fs.writeSync(fd,b,0,n,pos);pos+=n}}});" +
+    "s.on('end',()=>fs.fdatasyncSync(fd));s.resume();",
+};
+
+async function push(c, command = `cat 1<> ${shq(to)} && sync -d ${shq(to)}`) {
+  const ch = await exec(c, command);
   ch.stderr.pipe(process.stderr);
   ch.resume();
   const done = closed(ch);
@@ -92,12 +108,13 @@ async function pull(c) {
   return code;
 }
 
-if (!['push', 'pull'].includes(direction) || !to) {
-  console.error('usage: ssh2-pipe.mjs SSH_CONFIG push|pull FROM TO');
+if (!['push', 'pull', ...Object.keys(NODE_READERS)].includes(direction) || !to) {
+  console.error(`usage: ssh2-pipe.mjs SSH_CONFIG push|pull|${Object.keys(NODE_READERS).join('|')} FROM TO`);
   process.exit(2);
 }
 const c = await connect(sshConfigValues(configFile));
-const code = await (direction === 'push' ? push(c) : pull(c));
+const reader = NODE_READERS[direction];
+const code = await (reader ? push(c, `node -e ${shq(reader)} ${shq(to)}`) : direction === 'push' ? push(c) : pull(c));
 c.end();
 if (code !== 0) {
   console.error(`ssh2-pipe: remote command exited with ${code}`);

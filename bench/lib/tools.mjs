@@ -29,6 +29,8 @@ export const TOOLS = {
   // pdiffcopy's data path costs beyond the library it is built on, measured in the same run.
   'ssh2-pipe-fsync': { label: 'ssh2 pipe (in place) + fdatasync', direction: 'push' },
   'ssh2-pull-pipe-fsync': { label: 'ssh2 pipe pulled (in place) + fdatasync', direction: 'pull' },
+  'ssh2-pipe-node-stream': { label: 'ssh2 pipe into node, process.stdin (in place) + fdatasync', direction: 'push' },
+  'ssh2-pipe-node-onread': { label: 'ssh2 pipe into node, reused buffer (in place) + fdatasync', direction: 'push' },
 };
 export const ALL_TOOLS = Object.keys(TOOLS);
 export const DEFAULT_TOOLS = ['push', 'pull', 'push-rsh', 'pull-rsh', 'rsync-inplace', 'rsync', 'scp', 'ssh-pipe'];
@@ -104,6 +106,9 @@ export function buildCommand(tool, ctx) {
       return { argv: ['node', SSH2_PIPE, sshConfig, 'push', src, remoteTarget], target: remoteTarget };
     case 'ssh2-pull-pipe-fsync':
       return { argv: ['node', SSH2_PIPE, sshConfig, 'pull', src, localTarget], target: localTarget };
+    case 'ssh2-pipe-node-stream':
+    case 'ssh2-pipe-node-onread':
+      return { argv: ['node', SSH2_PIPE, sshConfig, tool.replace('ssh2-pipe-', 'push-'), src, remoteTarget], target: remoteTarget };
     default:
       throw new Error(`unknown tool ${tool}`);
   }
