@@ -4,8 +4,9 @@
  * socket reading into reused memory where descriptor 0 is a pipe or socket, else through
  * process.stdin. Real agent processes (dist/agent.cjs), on this Node and on Node 12.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +67,35 @@ describe.each([
       expect(stderr).toBe('');
     } finally {
       child.stdin.end();
+      child.kill();
+    }
+  }, 30_000);
+
+  it('through the loader, a non-blocking pipe whose code comes late: the loader waits for it (EAGAIN) and the agent answers', async () => {
+    const fifo = join(dir, `fifo-${_name.replace(/\W/g, '')}`);
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = spawn('sh', ['-c', buildRemoteCommand({ nodePath: node })], { stdio: [reader, 'pipe', 'pipe'] });
+    // The child's stdin was made blocking when it was spawned; a handle opened here on the same
+    // file description (never reading) makes it non-blocking again, for the child too: once the
+    // pipe is empty, the loader's reads answer EAGAIN.
+    new Socket({ fd: reader, readable: false, writable: false }).destroy();
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    try {
+      const got = answers(child, 1);
+      const payload = Buffer.concat([encodeAgentPayload(readFileSync(AGENT)), hello(1)]);
+      await new Promise((r) => setTimeout(r, 300)); // the loader is reading an empty pipe by now
+      writeSync(writer, payload.subarray(0, 3)); // not even the whole length
+      await new Promise((r) => setTimeout(r, 100));
+      writeSync(writer, payload.subarray(3));
+      const { magic, msgs } = await got;
+      expect(magic.equals(AGENT_MAGIC)).toBe(true);
+      expect(msgs.map((m) => [m.id, (m.r as { protocol: number }).protocol])).toEqual([[1, PROTOCOL_VERSION]]);
+      expect(stderr).toBe('');
+    } finally {
+      closeSync(writer);
       child.kill();
     }
   }, 30_000);
