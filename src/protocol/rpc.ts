@@ -37,7 +37,7 @@ export class RpcClient {
   private readonly reader: FrameReader;
 
   constructor(
-    private readonly input: Readable,
+    input: Readable,
     output: Writable,
     readonly label: string,
     private readonly options: RpcClientOptions = {},
