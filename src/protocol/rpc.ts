@@ -177,13 +177,9 @@ export class WithPayload {
   ) {}
 }
 
-/** Handlers get the request's payload (chunk views) as the third argument. */
+/** Handlers get the request's payload as the third argument: views of the input's chunks, or copies (ServeRpcOptions.payloads). */
 export type RpcHandler = (op: string, args: unknown, payload: Buffer[] | undefined) => Promise<unknown> | unknown;
 
-/**
- * The serving side: decode requests, run the handler, write one response each.
- * A framing error answers nothing (the stream is no longer trustworthy): onFatal is called.
- */
 export interface ServeRpcOptions {
   /**
    * Where requests' payloads are copied when the input's chunks are lent (DIRECT_CHUNKS): a
@@ -193,6 +189,10 @@ export interface ServeRpcOptions {
   payloads?: { acquire(length: number): Buffer; release(buf: Buffer): void };
 }
 
+/**
+ * The serving side: decode requests, run the handler, write one response each.
+ * A framing error answers nothing (the stream is no longer trustworthy): onFatal is called.
+ */
 export function serveRpc(input: Readable, output: Writable, handler: RpcHandler, onFatal: (err: Error) => void, opts: ServeRpcOptions = {}): void {
   let inFlight = 0;
   const outbox = new Outbox(output);
