@@ -126,9 +126,10 @@ export class HashAhead {
     const count = Math.ceil(length / unit);
     const out = Buffer.allocUnsafe(count * this.digestLen);
     for (let b = first; b < first + count; b++) {
+      // Block b lies in the chunk its offset falls in, so it is never before that chunk's first.
       const chunk = this.hashedChunks.get(Math.floor((b * unit) / this.chunkBytes));
-      const at = chunk ? (b - chunk.first) * this.digestLen : -1;
-      if (!chunk || at < 0 || at + this.digestLen > chunk.digests.length) return undefined;
+      const at = chunk ? (b - chunk.first) * this.digestLen : 0;
+      if (!chunk || at + this.digestLen > chunk.digests.length) return undefined;
       chunk.digests.copy(out, (b - first) * this.digestLen, at, at + this.digestLen);
     }
     return out;
