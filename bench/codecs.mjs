@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // Codec candidates for -z, measured on this box: compress and decompress MB/s (of raw bytes)
 // and ratio on database-like pages (bench/lib/data-db.mjs) and on random bytes, 1 MiB units.
-// node:zlib codecs run async (libuv threadpool, 4 threads); a pure-JS or wasm codec given by
-// --lz4js DIR / --lz4wasm DIR (node_modules of a scratch install) runs on the calling thread.
+// node:zlib codecs run async (libuv threadpool, 4 threads), with zlib's default 16 KiB output
+// chunks (each a trip to the pool), 64 KiB ones (what -z packs with; it unpacks into one chunk
+// per unit) or one output chunk as large as the unit. Here every buffer is soon reused, so a
+// large chunk's fresh pages (what made it lose in a real -z push) do not show; a pure-JS or
+// wasm codec given by --lz4js DIR / --zstdwasm DIR (a package in the node_modules of a scratch
+// install: lz4js, @bokuweb/zstd-wasm) runs on the calling thread.
 //   node bench/codecs.mjs [--mib 64] [--lz4js /tmp/codecs/node_modules/lz4js]
+//     [--zstdwasm /tmp/codecs/node_modules/@bokuweb/zstd-wasm]
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { createRequire } from 'node:module';
@@ -11,7 +16,7 @@ import { parseArgs, promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { fillDb } from './lib/data-db.mjs';
 
-const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, lz4js: { type: 'string' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, lz4js: { type: 'string' }, zstdwasm: { type: 'string' }, runs: { type: 'string', default: '3' } } });
 const UNIT = 1 << 20;
 const units = Number(values.mib);
 const runs = Number(values.runs);
@@ -27,6 +32,18 @@ const codecs = {
     d: p(zlib.brotliDecompress),
     co: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: UNIT } },
   },
+  'brotli q0 (async, 64 KiB output chunks: pdiffcopy -z)': {
+    c: p(zlib.brotliCompress),
+    d: p(zlib.brotliDecompress),
+    co: { chunkSize: 64 * 1024, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: UNIT } },
+    do: { chunkSize: UNIT },
+  },
+  'brotli q0 (async, one output chunk)': {
+    c: p(zlib.brotliCompress),
+    d: p(zlib.brotliDecompress),
+    co: { chunkSize: UNIT, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: UNIT } },
+    do: { chunkSize: UNIT },
+  },
   'brotli q1 (async)': {
     c: p(zlib.brotliCompress),
     d: p(zlib.brotliDecompress),
@@ -40,6 +57,18 @@ if (values.lz4js) {
     d: async (b) => Buffer.from(lz4.decompress(b, UNIT)),
     co: {},
   };
+}
+
+if (values.zstdwasm) {
+  const zstd = createRequire(import.meta.url)(values.zstdwasm);
+  await zstd.init();
+  for (const level of [-1, 1]) {
+    codecs[`zstd ${level} (wasm, main thread)`] = {
+      c: async (b) => Buffer.from(zstd.compress(b, level)),
+      d: async (b) => Buffer.from(zstd.decompress(b)),
+      co: {},
+    };
+  }
 }
 
 /** Wall seconds and CPU seconds (user+system of the whole process, threadpool included). */
@@ -64,12 +93,12 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = [];
 for (const [name, k] of Object.entries(codecs)) {
   for (const [dataName, bufs] of [['db pages', db], ['random', rnd]]) {
-    for (const parallel of [1, 4]) {
+    for (const parallel of [1, 2, 4]) {
       const cs = [], ds = [], ccpu = [], dcpu = [];
       let ratio = 0;
       for (let r = 0; r < runs; r++) {
         const c = await time((b) => k.c(b, k.co), bufs, parallel);
-        const d = await time((b) => k.d(b), c.out, parallel);
+        const d = await time((b) => k.d(b, k.do ?? {}), c.out, parallel);
         for (let i = 0; i < 3; i++) if (!d.out[i].equals(bufs[i])) throw new Error(`${name}: round trip differs`);
         ratio = (units * UNIT) / c.out.reduce((s, b) => s + b.length, 0);
         cs.push(c.s);

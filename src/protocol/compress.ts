@@ -91,8 +91,18 @@ function brotliOptions(level: number, size: number): zlib.BrotliOptions {
   };
 }
 
+/**
+ * zlib hands a unit's packed bytes back in chunks of this size, each a trip to the thread pool
+ * (the default 16 KiB took some 34 trips per 1 MiB unit of database pages). A chunk as large as
+ * the unit saves more trips, but it is allocated above glibc's mmap threshold (128 KiB), so its
+ * pages are fresh every time, and in a -z push they cost about what the trips save (BENCHMARKS.md,
+ * *-z: zlib's output chunks*; bench/codecs.mjs).
+ */
+const PACK_OUTPUT_CHUNK = 64 * 1024;
+
 function compress(buf: Buffer, level: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => zlib.brotliCompress(buf, brotliOptions(level, buf.length), (e, out) => (e ? reject(e) : resolve(out))));
+  const options = { ...brotliOptions(level, buf.length), chunkSize: PACK_OUTPUT_CHUNK };
+  return new Promise((resolve, reject) => zlib.brotliCompress(buf, options, (e, out) => (e ? reject(e) : resolve(out))));
 }
 
 /** Order-0 entropy (bits per byte) of SAMPLES stretches spread over buf. */
@@ -144,7 +154,8 @@ export function corruptPayload(from: string, why: string): PdcError {
 /**
  * Inflate one unit into `out` (exactly its raw length), never producing more: the
  * stream is stopped as soon as it would overflow. (maxOutputLength is not in every
- * Node 12, so the cap is counted here.)
+ * Node 12, so the cap is counted here.) The unit comes out in one chunk: with 64 KiB
+ * chunks, as packing uses, the agents of a -z push took more CPU, not less.
  */
 function inflateInto(src: Buffer, out: Buffer, from: string, unit: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -68,6 +68,19 @@ describe('packing', () => {
     expect((await unpack(r!.packed, r!.payload, 'peer')).equals(data)).toBe(true);
   });
 
+  it('a unit packed into many of zlib\'s output chunks (1 MiB, 3/8 of it random) unpacks to the same bytes', async () => {
+    const data = Buffer.alloc(1024 * KiB);
+    for (let at = 0, i = 0; at < data.length; at += 8 * KiB, i++) {
+      textBytes(5 * KiB, 10 + i).copy(data, at);
+      randomBytes(3 * KiB, 100 + i).copy(data, at + 5 * KiB);
+    }
+    const r = (await pack([data], { ...REQ, unit: 1024 * KiB }))!;
+    expect(r.packed.sizes).toHaveLength(1);
+    expect(r.packed.sizes[0]).toBeGreaterThan(256 * KiB); // several 64 KiB output chunks
+    expect(r.packed.sizes[0]).toBeLessThan(1024 * KiB * 0.95);
+    expect((await unpack(r.packed, r.payload, 'peer')).equals(data)).toBe(true);
+  });
+
   it('data that does not shrink is not packed at all', async () => {
     expect(await pack([randomBytes(200 * KiB, 2)], REQ)).toBeUndefined();
   });
