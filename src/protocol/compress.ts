@@ -80,8 +80,18 @@ export function packedProblem(p: Packed): string | undefined {
   return undefined;
 }
 
+/**
+ * zlib hands a unit's packed bytes back in chunks of this size, each a trip to the thread pool
+ * (the default 16 KiB took some 34 trips per 1 MiB unit of database pages). A chunk as large as
+ * the unit saves more trips, but it is allocated above glibc's mmap threshold (128 KiB), so its
+ * pages are fresh every time, and in a -z push they cost about what the trips save (BENCHMARKS.md,
+ * *-z packs in 64 KiB output chunks*; bench/codecs.mjs).
+ */
+const PACK_OUTPUT_CHUNK = 64 * 1024;
+
 function brotliOptions(level: number, size: number): zlib.BrotliOptions {
   return {
+    chunkSize: PACK_OUTPUT_CHUNK,
     params: {
       [zlib.constants.BROTLI_PARAM_QUALITY]: level,
       [zlib.constants.BROTLI_PARAM_SIZE_HINT]: size,
@@ -91,18 +101,8 @@ function brotliOptions(level: number, size: number): zlib.BrotliOptions {
   };
 }
 
-/**
- * zlib hands a unit's packed bytes back in chunks of this size, each a trip to the thread pool
- * (the default 16 KiB took some 34 trips per 1 MiB unit of database pages). A chunk as large as
- * the unit saves more trips, but it is allocated above glibc's mmap threshold (128 KiB), so its
- * pages are fresh every time, and in a -z push they cost about what the trips save (BENCHMARKS.md,
- * *-z: zlib's output chunks*; bench/codecs.mjs).
- */
-const PACK_OUTPUT_CHUNK = 64 * 1024;
-
 function compress(buf: Buffer, level: number): Promise<Buffer> {
-  const options = { ...brotliOptions(level, buf.length), chunkSize: PACK_OUTPUT_CHUNK };
-  return new Promise((resolve, reject) => zlib.brotliCompress(buf, options, (e, out) => (e ? reject(e) : resolve(out))));
+  return new Promise((resolve, reject) => zlib.brotliCompress(buf, brotliOptions(level, buf.length), (e, out) => (e ? reject(e) : resolve(out))));
 }
 
 /** Order-0 entropy (bits per byte) of SAMPLES stretches spread over buf. */
