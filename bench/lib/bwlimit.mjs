@@ -1,10 +1,12 @@
 // --bwlimit accuracy: push at 100% change with --bwlimit RATE and --json-progress, and measure
-// the rate over every 10-second window of the sending phase from the progress samples (about
-// one a second: bytes of block data moved, against elapsed time). Without -z those bytes are
-// the bytes on the wire. Reported as a share of the limit: the target is within 5%.
+// the rate over every 10-second window of the sending phase two ways: from the progress samples
+// (about one a second: block data counted as each run is written, so a window's edges are off by
+// the data in flight) and, in netns mode, from the link itself (the client namespace's transmitted
+// bytes every 100 ms: wire.mjs). Reported as a share of the limit: the target is within 5%.
 import { formatSize, parseSize, resetTarget, sha256File } from './files.mjs';
 import { run, sh } from './proc.mjs';
 import { buildCommand } from './tools.mjs';
+import { phaseRate, sendingPhase, startWireSampler, windowRatesOf } from './wire.mjs';
 
 const WINDOW_S = 10;
 
@@ -52,31 +54,37 @@ export async function bwlimitSection(rateText, runs, ctx) {
     });
     resetTarget(cmd.target, ctx.src, ctx.size, ctx.mask, ctx.seed);
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
+    const sampler = ctx.env.cliNs ? await startWireSampler(ctx.env.cliNs) : undefined;
     const r = await run(ctx.env.wrap(cmd.argv), { timeoutMs: ctx.timeoutMs, cwd: ctx.cwd, env: ctx.childEnv });
+    const wirePhase = sampler ? sendingPhase(sampler.stop()) : [];
+    const wire = { rates: windowRatesOf(wirePhase, WINDOW_S).map((x) => x / rate), overall: phaseRate(wirePhase) / rate };
     const ok = r.code === 0 && sha256File(cmd.target) === ctx.srcSha;
     const samples = progressSamples(r.stderr);
     const total = samples.length ? samples[samples.length - 1].bytesSent : 0;
     const rates = windowRates(samples, total).map((x) => x / rate);
     const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
     const overall = moving.length > 1 ? (moving.at(-1).bytesSent - moving[0].bytesSent) / (moving.at(-1).elapsedS - moving[0].elapsedS) / rate : NaN;
-    rows.push({ ok, seconds: r.seconds, total, rates, overall });
+    rows.push({ ok, seconds: r.seconds, total, rates, overall, wire });
     ctx.log(
       `  bwlimit ${rateText} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s, ${rates.length} windows, ` +
-        `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit`,
+        `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit` +
+        (sampler ? `; on the link ${wire.rates.length} windows, min ${(Math.min(...wire.rates) * 100).toFixed(1)}% max ${(Math.max(...wire.rates) * 100).toFixed(1)}%, whole phase ${(wire.overall * 100).toFixed(1)}%` : ''),
     );
   }
-  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
+  const span = (rs) => (rs.length ? `${rs.length}: ${pct(Math.min(...rs))}-${pct(Math.max(...rs))}` : 'none');
   return [
     `### --bwlimit ${rateText} (${formatSize(rate)}/s), push of ${formatSize(ctx.size)} at 100% change, ${runs} run(s)`,
     '',
-    '| run | wall time | data sent | 10 s windows | lowest window | highest window | whole sending phase |',
+    '| run | wall time | data sent | progress: 10 s windows, lowest-highest | progress: whole sending phase | link: 10 s windows, lowest-highest | link: whole sending phase |',
     '|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (x, i) =>
-        `| ${i + 1}${x.ok ? '' : ' (FAILED)'} | ${x.seconds.toFixed(2)} s | ${formatSize(x.total)} | ${x.rates.length} | ${pct(Math.min(...x.rates))} | ${pct(Math.max(...x.rates))} | ${pct(x.overall)} |`,
+        `| ${i + 1}${x.ok ? '' : ' (FAILED)'} | ${x.seconds.toFixed(2)} s | ${formatSize(x.total)} | ${span(x.rates)} | ${pct(x.overall)} | ${span(x.wire.rates)} | ${pct(x.wire.overall)} |`,
     ),
     '',
-    'Rates are a share of the limit, from --json-progress samples (about one a second) while block data was moving.',
+    'Rates are a share of the limit. Progress: block data from --json-progress samples (about one a second), counted as runs are written.',
+    'Link: bytes the client namespace transmitted (SSH and TCP/IP overhead included), sampled every 100 ms, between 1% and 99% of the run\'s total (netns mode only).',
     '',
   ].join('\n');
 }

@@ -67,7 +67,7 @@ export type SyncEvent =
       /** Bytes compared so far, of bytesToCompare (0 in whole-file mode: nothing is compared). */
       bytesHashed: number;
       bytesToCompare: number;
-      /** Bytes sent so far, of bytesToSend (which grows as comparing finds differences). */
+      /** Block data moved so far, of bytesToSend (which grows as comparing finds differences); with -z counted before packing, unlike the summary's bytesSent. */
       bytesSent: number;
       bytesToSend: number;
       /** Bytes of bytesToSend handled as zero runs so far (no bytes on the wire, but done). */
