@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureSystemTools, setupEnv } from './lib/env.mjs';
 import { changedMask, ensureSource, formatSize, parseSize, resetTarget, sha256File } from './lib/files.mjs';
-import { addCleanup, firstErrorLine, installSignalHandlers, run, runCleanups, sh } from './lib/proc.mjs';
+import { addCleanup, firstErrorLine, installSignalHandlers, peakRssKiB, run, runCleanups, sh, withPeakRss } from './lib/proc.mjs';
 import { loadAvg, machineLine, renderPdcDetails, renderTables } from './lib/table.mjs';
 import { runSparseBench, SPARSE_TOOLS } from './lib/sparse.mjs';
 import { ALL_TOOLS, DEFAULT_TOOLS, parsePdcJson, splitArgs, TOOLS } from './lib/tools.mjs';
@@ -243,9 +243,8 @@ async function main() {
     if (reset) reset(cmd.target);
     else resetTarget(cmd.target, src, size, mask, opts.seed, ...(opts.data === 'db' ? [dbChanged(src, size, opts.seed)] : []));
     sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
-    fs.rmSync(rssFile, { force: true });
     const stdinFd = cmd.stdinPath ? fs.openSync(cmd.stdinPath, 'r') : undefined;
-    const argv = env.wrap(['/usr/bin/time', '-f', '%M', '-o', rssFile, ...cmd.argv]);
+    const argv = env.wrap(withPeakRss(cmd.argv, rssFile));
     let r;
     const cpu = opts.cpu ? startCpuSampler({ sshdPidFile: path.join(path.dirname(env.sshConfig), 'sshd.pid'), marker: rssFile }) : undefined;
     try {
@@ -254,13 +253,7 @@ async function main() {
       if (stdinFd !== undefined) fs.closeSync(stdinFd);
     }
     const cpuSeconds = cpu?.stop();
-    let rssKiB = NaN;
-    try {
-      const nums = fs.readFileSync(rssFile, 'utf8').trim().split('\n').filter((l) => /^\d+$/.test(l.trim()));
-      rssKiB = Number(nums.at(-1));
-    } catch {
-      /* no rss */
-    }
+    const rssKiB = peakRssKiB(rssFile);
     const rec = { label, tool, size, seconds: r.seconds, rssKiB, code: r.code, cpu: cpuSeconds };
     if (r.timedOut) {
       rec.status = 'timeout';

@@ -1,6 +1,7 @@
 // Child processes with hard timeouts, plus a synchronous cleanup registry that also runs on
 // SIGINT/SIGTERM/uncaught errors, so no namespace, sshd or temp file outlives the benchmark.
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 
 const live = new Map(); // pid -> ChildProcess (each started in its own process group)
 const cleanups = [];
@@ -196,4 +197,20 @@ export function firstErrorLine(text) {
     .filter((l) => !/^at\s/.test(l) && !/^node:internal/.test(l) && l !== '^' && !/^Node\.js v\d/.test(l));
   const informative = lines.find((l) => /error|fail|denied|cannot|not found|refused|unknown|invalid|no such|usage/i.test(l));
   return (informative ?? lines[0] ?? '').slice(0, 120);
+}
+
+/** argv run under GNU time, which writes the peak RSS (KiB) of the largest process of the tree to rssFile. */
+export function withPeakRss(argv, rssFile) {
+  fs.rmSync(rssFile, { force: true });
+  return ['/usr/bin/time', '-f', '%M', '-o', rssFile, ...argv];
+}
+
+/** The peak RSS in KiB that withPeakRss's run left in rssFile (NaN when there is none). */
+export function peakRssKiB(rssFile) {
+  try {
+    const nums = fs.readFileSync(rssFile, 'utf8').trim().split('\n').filter((l) => /^\d+$/.test(l.trim()));
+    return nums.length ? Number(nums.at(-1)) : NaN;
+  } catch {
+    return NaN;
+  }
 }

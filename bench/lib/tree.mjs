@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { changedMask, ensureSource, formatSize, resetTarget, sha256File } from './files.mjs';
-import { firstErrorLine, run, sh } from './proc.mjs';
+import { firstErrorLine, peakRssKiB, run, sh, withPeakRss } from './proc.mjs';
 import { renderTables } from './table.mjs';
 import { HOST_ALIAS } from './env.mjs';
 import { CIPHER, parsePdcJson, TOOLS } from './tools.mjs';
@@ -208,8 +208,9 @@ export async function runTreeBench({ opts, env, work, dataDir, childEnv, repo, l
         const relShas = new Map([...files.small, ...files.big].map((f) => [rel(f).rel, shas.get(f.rel)]));
         resetTree(dirs.srcDir, cmd.target, relFiles, row.delta, opts.seed);
         sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
-        const r = await run(env.wrap(cmd.argv), { timeoutMs: opts.timeoutMs, cwd: repo, env: childEnv });
-        const rec = { label: row.key, tool, seconds: r.seconds, rssKiB: NaN, code: r.code };
+        const rssFile = path.join(work, 'tree-rss.txt');
+        const r = await run(env.wrap(withPeakRss(cmd.argv, rssFile)), { timeoutMs: opts.timeoutMs, cwd: repo, env: childEnv });
+        const rec = { label: row.key, tool, seconds: r.seconds, rssKiB: peakRssKiB(rssFile), code: r.code };
         if (r.timedOut) Object.assign(rec, { status: 'timeout', error: `killed after ${opts.timeoutMs / 1000} s` });
         else if (r.code !== 0) Object.assign(rec, { status: 'failed', error: firstErrorLine(r.stderr) || `exit ${r.code ?? r.signal}` });
         else {
