@@ -64,7 +64,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --data-dir DIR       keep/reuse generated source files here (default: temp, deleted)
   --seed N             seed for data and changed-block positions (default 1)
   --data KIND          random (default: incompressible) or db (database-like 16 KiB pages, gzip -1 about 2:1; for -z)
-  --bwlimit RATE       after the table, push at 100% change with --bwlimit RATE (e.g. 50M) and report
+  --bwlimit RATE       after the table, push and pull at 100% change with --bwlimit RATE (e.g. 50M) and report
                        the rate over every 10 s window (--bwlimit-runs N, default 3)
   --out FILE           also write the markdown result to FILE
   --raw FILE           write every individual run as JSON to FILE

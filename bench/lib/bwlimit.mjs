@@ -1,8 +1,9 @@
-// --bwlimit accuracy: push at 100% change with --bwlimit RATE and --json-progress, and measure
-// the rate over every 10-second window of the sending phase two ways: from the progress samples
-// (about one a second: block data counted as each run is written, so a window's edges are off by
-// the data in flight) and, in netns mode, from the link itself (the client namespace's transmitted
-// bytes every 100 ms: wire.mjs). Reported as a share of the limit: the target is within 5%.
+// --bwlimit accuracy: push and pull at 100% change with --bwlimit RATE and --json-progress, and
+// measure the rate over every 10-second window of the sending phase two ways: from the progress
+// samples (about one a second: block data counted as each run is written, so a window's edges are
+// off by the data in flight) and, in netns mode, on the link itself (the client namespace's
+// transmitted bytes for a push, received for a pull, every 100 ms: wire.mjs). Reported as a
+// share of the limit: the target is within 5%.
 import { formatSize, parseSize, resetTarget, sha256File } from './files.mjs';
 import { run, sh } from './proc.mjs';
 import { buildCommand } from './tools.mjs';
@@ -43,48 +44,51 @@ function progressSamples(stderr) {
 export async function bwlimitSection(rateText, runs, ctx) {
   const rate = parseSize(rateText);
   const rows = [];
-  for (let rep = 0; rep < runs; rep++) {
-    const cmd = buildCommand('push', {
-      src: ctx.src,
-      remoteTarget: ctx.remoteTarget,
-      localTarget: ctx.localTarget,
-      sshConfig: ctx.env.sshConfig,
-      pdcCmd: ctx.pdcCmd,
-      pdcArgs: [...ctx.pdcArgs, '--bwlimit', rateText, '--json-progress'],
-    });
-    resetTarget(cmd.target, ctx.src, ctx.size, ctx.mask, ctx.seed);
-    sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
-    const sampler = ctx.env.cliNs ? await startWireSampler(ctx.env.cliNs) : undefined;
-    const r = await run(ctx.env.wrap(cmd.argv), { timeoutMs: ctx.timeoutMs, cwd: ctx.cwd, env: ctx.childEnv });
-    const wirePhase = sampler ? sendingPhase(sampler.stop()) : [];
-    const wire = { rates: windowRatesOf(wirePhase, WINDOW_S).map((x) => x / rate), overall: phaseRate(wirePhase) / rate };
-    const ok = r.code === 0 && sha256File(cmd.target) === ctx.srcSha;
-    const samples = progressSamples(r.stderr);
-    const total = samples.length ? samples[samples.length - 1].bytesSent : 0;
-    const rates = windowRates(samples, total).map((x) => x / rate);
-    const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
-    const overall = moving.length > 1 ? (moving.at(-1).bytesSent - moving[0].bytesSent) / (moving.at(-1).elapsedS - moving[0].elapsedS) / rate : NaN;
-    rows.push({ ok, seconds: r.seconds, total, rates, overall, wire });
-    ctx.log(
-      `  bwlimit ${rateText} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s, ${rates.length} windows, ` +
-        `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit` +
-        (sampler ? `; on the link ${wire.rates.length} windows, min ${(Math.min(...wire.rates) * 100).toFixed(1)}% max ${(Math.max(...wire.rates) * 100).toFixed(1)}%, whole phase ${(wire.overall * 100).toFixed(1)}%` : ''),
-    );
-  }
+  for (let rep = 0; rep < runs; rep++) for (const tool of ['push', 'pull']) rows.push(await bwlimitRun(tool, rate, rateText, rep, runs, ctx));
   const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
   const span = (rs) => (rs.length ? `${rs.length}: ${pct(Math.min(...rs))}-${pct(Math.max(...rs))}` : 'none');
   return [
-    `### --bwlimit ${rateText} (${formatSize(rate)}/s), push of ${formatSize(ctx.size)} at 100% change, ${runs} run(s)`,
+    `### --bwlimit ${rateText} (${formatSize(rate)}/s), push and pull of ${formatSize(ctx.size)} at 100% change, ${runs} run(s) each`,
     '',
     '| run | wall time | data sent | progress: 10 s windows, lowest-highest | progress: whole sending phase | link: 10 s windows, lowest-highest | link: whole sending phase |',
-    '|---:|---:|---:|---:|---:|---:|---:|',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
-      (x, i) =>
-        `| ${i + 1}${x.ok ? '' : ' (FAILED)'} | ${x.seconds.toFixed(2)} s | ${formatSize(x.total)} | ${span(x.rates)} | ${pct(x.overall)} | ${span(x.wire.rates)} | ${pct(x.wire.overall)} |`,
+      (x) =>
+        `| ${x.tool} ${x.rep + 1}${x.ok ? '' : ' (FAILED)'} | ${x.seconds.toFixed(2)} s | ${formatSize(x.total)} | ${span(x.rates)} | ${pct(x.overall)} | ${span(x.wire.rates)} | ${pct(x.wire.overall)} |`,
     ),
     '',
     'Rates are a share of the limit. Progress: block data from --json-progress samples (about one a second), counted as runs are written.',
-    'Link: bytes the client namespace transmitted (SSH and TCP/IP overhead included), sampled every 100 ms, between 1% and 99% of the run\'s total (netns mode only).',
+    "Link: bytes the client namespace transmitted (push) or received (pull), SSH and TCP/IP overhead included, sampled every 100 ms, between 1% and 99% of the run's total (netns mode only).",
     '',
   ].join('\n');
+}
+
+/** One run of `tool` (push or pull) with --bwlimit: its target checked, its rates from progress and from the link. */
+async function bwlimitRun(tool, rate, rateText, rep, runs, ctx) {
+  const cmd = buildCommand(tool, {
+    src: ctx.src,
+    remoteTarget: ctx.remoteTarget,
+    localTarget: ctx.localTarget,
+    sshConfig: ctx.env.sshConfig,
+    pdcCmd: ctx.pdcCmd,
+    pdcArgs: [...ctx.pdcArgs, '--bwlimit', rateText, '--json-progress'],
+  });
+  resetTarget(cmd.target, ctx.src, ctx.size, ctx.mask, ctx.seed);
+  sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
+  const sampler = ctx.env.cliNs ? await startWireSampler(ctx.env.cliNs, tool === 'push' ? 'tx' : 'rx') : undefined;
+  const r = await run(ctx.env.wrap(cmd.argv), { timeoutMs: ctx.timeoutMs, cwd: ctx.cwd, env: ctx.childEnv });
+  const wirePhase = sampler ? sendingPhase(sampler.stop()) : [];
+  const wire = { rates: windowRatesOf(wirePhase, WINDOW_S).map((x) => x / rate), overall: phaseRate(wirePhase) / rate };
+  const ok = r.code === 0 && sha256File(cmd.target) === ctx.srcSha;
+  const samples = progressSamples(r.stderr);
+  const total = samples.length ? samples[samples.length - 1].bytesSent : 0;
+  const rates = windowRates(samples, total).map((x) => x / rate);
+  const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
+  const overall = moving.length > 1 ? (moving.at(-1).bytesSent - moving[0].bytesSent) / (moving.at(-1).elapsedS - moving[0].elapsedS) / rate : NaN;
+  ctx.log(
+    `  bwlimit ${rateText} ${tool} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s, ${rates.length} windows, ` +
+      `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit` +
+      (sampler ? `; on the link ${wire.rates.length} windows, min ${(Math.min(...wire.rates) * 100).toFixed(1)}% max ${(Math.max(...wire.rates) * 100).toFixed(1)}%, whole phase ${(wire.overall * 100).toFixed(1)}%` : ''),
+  );
+  return { tool, rep, ok, seconds: r.seconds, total, rates, overall, wire };
 }

@@ -1,41 +1,42 @@
-// What the client's network namespace put on the link: its interfaces' transmitted bytes
-// (the kernel's counters, /proc/PID/net/dev of a process inside that namespace), sampled on a
-// timer. This is the rate a link shared with production sees: SSH framing, encryption and TCP/IP
+// What crossed the link at the client's network namespace: its interfaces' transmitted or
+// received bytes (the kernel's counters, /proc/PID/net/dev of a process inside that namespace),
+// sampled on a timer. This is the rate a link shared with production sees: SSH framing, encryption and TCP/IP
 // headers included, counted when the bytes leave, not when pdiffcopy hears that a run was written.
 import fs from 'node:fs';
 import { startDaemon } from './proc.mjs';
 
-/** Transmitted bytes of every interface but loopback, from a /proc/net/dev text. */
-export function txBytes(netDev) {
+/** Bytes every interface but loopback transmitted ('tx') or received ('rx'), from a /proc/net/dev text. */
+export function linkBytes(netDev, way) {
   let sum = 0;
   for (const line of netDev.split('\n')) {
     const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
     if (!m || m[1] === 'lo') continue;
     const fields = m[2].trim().split(/\s+/).map(Number);
     // 8 receive fields (bytes packets errs drop fifo frame compressed multicast), then transmit bytes.
-    if (fields.length >= 9) sum += fields[8];
+    if (fields.length >= 9) sum += way === 'rx' ? fields[0] : fields[8];
   }
   return sum;
 }
 
 /**
- * Sample the namespace `ns` every `periodMs`; stop() ends it and returns [{ elapsedS, bytes }],
- * bytes counted from the first sample. A sleeping process placed in the namespace lends its
- * /proc entry; samples start once it runs there (its command is `sleep`: `ip netns exec` has
- * joined the namespace before it execs).
+ * Sample what the namespace `ns` transmitted (`way` 'tx', a push's data) or received ('rx', a
+ * pull's) every `periodMs`; stop() ends it and returns [{ elapsedS, bytes }], bytes counted from
+ * the first sample. A sleeping process placed in the namespace lends its /proc entry; samples
+ * start once it runs there (its command is `sleep`: `ip netns exec` has joined the namespace
+ * before it execs).
  */
-export async function startWireSampler(ns, periodMs = 100) {
+export async function startWireSampler(ns, way, periodMs = 100) {
   const holder = startDaemon(['ip', 'netns', 'exec', ns, 'sleep', '86400']);
   const comm = `/proc/${holder.pid}/comm`;
   for (let i = 0; i < 200 && readOr(comm, '').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
   if (readOr(comm, '').trim() !== 'sleep') throw new Error(`wire sampler: no process in namespace ${ns}`);
   const file = `/proc/${holder.pid}/net/dev`;
   const t0 = performance.now();
-  const first = txBytes(fs.readFileSync(file, 'utf8'));
+  const first = linkBytes(fs.readFileSync(file, 'utf8'), way);
   const samples = [{ elapsedS: 0, bytes: 0 }];
   const timer = setInterval(() => {
     const text = readOr(file, undefined);
-    if (text !== undefined) samples.push({ elapsedS: (performance.now() - t0) / 1000, bytes: txBytes(text) - first });
+    if (text !== undefined) samples.push({ elapsedS: (performance.now() - t0) / 1000, bytes: linkBytes(text, way) - first });
   }, periodMs);
   return {
     stop() {
