@@ -11,17 +11,9 @@ import { phaseRate, sendingPhase, startWireSampler, windowRatesOf } from './wire
 
 const WINDOW_S = 10;
 
-/** Rates over windows of at least WINDOW_S between samples taken while block data was moving. */
-export function windowRates(samples, total) {
-  const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
-  const rates = [];
-  for (let i = 0; i < moving.length; i++) {
-    const j = moving.findIndex((s) => s.elapsedS - moving[i].elapsedS >= WINDOW_S);
-    if (j < 0) break;
-    rates.push((moving[j].bytesSent - moving[i].bytesSent) / (moving[j].elapsedS - moving[i].elapsedS));
-  }
-  return rates;
-}
+/** Share of the limit as a percentage; a span of window rates as `count: lowest-highest`. */
+const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
+const span = (rs) => (rs.length ? `${rs.length}: ${pct(Math.min(...rs))}-${pct(Math.max(...rs))}` : 'none');
 
 function progressSamples(stderr) {
   const out = [];
@@ -29,7 +21,7 @@ function progressSamples(stderr) {
     if (!line.startsWith('{')) continue;
     try {
       const o = JSON.parse(line);
-      if (o.type === 'progress' || o.type === 'done') out.push({ elapsedS: o.elapsedS, bytesSent: o.bytesSent });
+      if (o.type === 'progress' || o.type === 'done') out.push({ elapsedS: o.elapsedS, bytes: o.bytesSent });
     } catch {
       /* not ours */
     }
@@ -45,8 +37,6 @@ export async function bwlimitSection(rateText, runs, ctx) {
   const rate = parseSize(rateText);
   const rows = [];
   for (let rep = 0; rep < runs; rep++) for (const tool of ['push', 'pull']) rows.push(await bwlimitRun(tool, rate, rateText, rep, runs, ctx));
-  const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
-  const span = (rs) => (rs.length ? `${rs.length}: ${pct(Math.min(...rs))}-${pct(Math.max(...rs))}` : 'none');
   return [
     `### --bwlimit ${rateText} (${formatSize(rate)}/s), push and pull of ${formatSize(ctx.size)} at 100% change, ${runs} run(s) each`,
     '',
@@ -77,18 +67,16 @@ async function bwlimitRun(tool, rate, rateText, rep, runs, ctx) {
   sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
   const sampler = ctx.env.cliNs ? await startWireSampler(ctx.env.cliNs, tool === 'push' ? 'tx' : 'rx') : undefined;
   const r = await run(ctx.env.wrap(cmd.argv), { timeoutMs: ctx.timeoutMs, cwd: ctx.cwd, env: ctx.childEnv });
-  const wirePhase = sampler ? sendingPhase(sampler.stop()) : [];
-  const wire = { rates: windowRatesOf(wirePhase, WINDOW_S).map((x) => x / rate), overall: phaseRate(wirePhase) / rate };
   const ok = r.code === 0 && sha256File(cmd.target) === ctx.srcSha;
+  const shares = (phase) => ({ rates: windowRatesOf(phase, WINDOW_S).map((x) => x / rate), overall: phaseRate(phase) / rate });
+  const wire = shares(sampler ? sendingPhase(sampler.stop()) : []);
+  // Progress: the samples taken while block data was moving (neither before the first run nor after the last).
   const samples = progressSamples(r.stderr);
-  const total = samples.length ? samples[samples.length - 1].bytesSent : 0;
-  const rates = windowRates(samples, total).map((x) => x / rate);
-  const moving = samples.filter((s) => s.bytesSent > 0 && s.bytesSent < total);
-  const overall = moving.length > 1 ? (moving.at(-1).bytesSent - moving[0].bytesSent) / (moving.at(-1).elapsedS - moving[0].elapsedS) / rate : NaN;
+  const total = samples.at(-1)?.bytes ?? 0;
+  const { rates, overall } = shares(samples.filter((s) => s.bytes > 0 && s.bytes < total));
   ctx.log(
-    `  bwlimit ${rateText} ${tool} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s, ${rates.length} windows, ` +
-      `min ${(Math.min(...rates) * 100).toFixed(1)}% max ${(Math.max(...rates) * 100).toFixed(1)}% of the limit` +
-      (sampler ? `; on the link ${wire.rates.length} windows, min ${(Math.min(...wire.rates) * 100).toFixed(1)}% max ${(Math.max(...wire.rates) * 100).toFixed(1)}%, whole phase ${(wire.overall * 100).toFixed(1)}%` : ''),
+    `  bwlimit ${rateText} ${tool} [${rep + 1}/${runs}]: ${ok ? 'ok' : 'FAILED'} ${r.seconds.toFixed(2)} s; progress windows ${span(rates)} of the limit` +
+      (sampler ? `; on the link ${span(wire.rates)}, whole phase ${pct(wire.overall)}` : ''),
   );
   return { tool, rep, ok, seconds: r.seconds, total, rates, overall, wire };
 }

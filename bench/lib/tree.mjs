@@ -190,6 +190,7 @@ export async function runTreeBench({ opts, env, work, dataDir, childEnv, repo, l
   for (const d of opts.deltas) for (const part of ['small', 'whole']) rows.push({ part, delta: d, key: `${part}/${d}` });
   const cells = new Map();
   const skip = new Set();
+  const rssFile = path.join(work, 'tree-rss.txt');
   for (let rep = 0; rep < opts.runs; rep++) {
     for (const [ri, row] of rows.entries()) {
       const files = row.part === 'small' ? { small: layout.small, big: [] } : layout;
@@ -208,7 +209,6 @@ export async function runTreeBench({ opts, env, work, dataDir, childEnv, repo, l
         const relShas = new Map([...files.small, ...files.big].map((f) => [rel(f).rel, shas.get(f.rel)]));
         resetTree(dirs.srcDir, cmd.target, relFiles, row.delta, opts.seed);
         sh(['sync'], { allowFail: true, timeoutMs: 300_000 });
-        const rssFile = path.join(work, 'tree-rss.txt');
         const r = await run(env.wrap(withPeakRss(cmd.argv, rssFile)), { timeoutMs: opts.timeoutMs, cwd: repo, env: childEnv });
         const rec = { label: row.key, tool, seconds: r.seconds, rssKiB: peakRssKiB(rssFile), code: r.code };
         if (r.timedOut) Object.assign(rec, { status: 'timeout', error: `killed after ${opts.timeoutMs / 1000} s` });

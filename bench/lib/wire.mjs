@@ -1,7 +1,9 @@
 // What crossed the link at the client's network namespace: its interfaces' transmitted or
 // received bytes (the kernel's counters, /proc/PID/net/dev of a process inside that namespace),
-// sampled on a timer. This is the rate a link shared with production sees: SSH framing, encryption and TCP/IP
-// headers included, counted when the bytes leave, not when pdiffcopy hears that a run was written.
+// sampled on a timer. This is the rate a link shared with production sees: SSH framing,
+// encryption and TCP/IP headers included, counted when the bytes leave, not when pdiffcopy hears
+// that a run was written. Samples are [{ elapsedS, bytes }]; the window and phase rates below
+// serve them and the --json-progress samples alike.
 import fs from 'node:fs';
 import { startDaemon } from './proc.mjs';
 
