@@ -6,8 +6,8 @@ const define = { __PDC_VERSION__: JSON.stringify(version) };
 
 export default defineConfig([
   {
-    // The CLI and the hash worker: Node 20, ESM, dependencies stay in node_modules.
-    entry: { cli: 'src/cli/main.ts', 'hash-worker': 'src/hash/worker.ts' },
+    // The CLI, the hash worker and the connection thread: Node 20, ESM, dependencies stay in node_modules.
+    entry: { cli: 'src/cli/main.ts', 'hash-worker': 'src/hash/worker.ts', 'ssh-worker': 'src/ssh/connection-worker.ts' },
     format: 'esm',
     platform: 'node',
     target: 'node20',

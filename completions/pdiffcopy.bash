@@ -18,10 +18,11 @@ _pdiffcopy() {
     --connect-timeout) COMPREPLY=(); return ;;
     --remote-node) COMPREPLY=(); return ;;
     --connections) COMPREPLY=(); return ;;
+    --connection-threads) COMPREPLY=(); return ;;
     -B|--benchmark) COMPREPLY=(); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "-b --block-size -m --hash-method -W --whole-file -c --concurrency -n --dry-run --no-refine --refine-levels --verify --atomic -r --recursive -a --archive --perms -t --times --owner -g --group --delete --checksum --sparse --force-device -z --compress --compress-level --bwlimit --timeout -p --port -i --identity -F --ssh-config -o --ssh-option -J --jump -e --rsh --connect-timeout --accept-new-host-key --remote-node --upload-node --sudo --connections --json --progress --no-progress --json-progress -v --verbose -q --quiet -B --benchmark -y --yes -h --help -V --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "-b --block-size -m --hash-method -W --whole-file -c --concurrency -n --dry-run --no-refine --refine-levels --verify --atomic -r --recursive -a --archive --perms -t --times --owner -g --group --delete --checksum --sparse --force-device -z --compress --compress-level --bwlimit --timeout -p --port -i --identity -F --ssh-config -o --ssh-option -J --jump -e --rsh --connect-timeout --accept-new-host-key --remote-node --upload-node --sudo --connections --connection-threads --json --progress --no-progress --json-progress -v --verbose -q --quiet -B --benchmark -y --yes -h --help -V --version" -- "$cur"))
     return
   fi
   COMPREPLY=($(compgen -f -- "$cur"))

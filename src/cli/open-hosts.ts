@@ -152,6 +152,7 @@ async function remoteTransport(
       uploadNode: ssh.uploadNode,
       sudo: ssh.sudo,
       connections: ssh.connections,
+      ...(ssh.connectionThreads !== 'auto' ? { connectionThreads: ssh.connectionThreads === 'always' } : {}),
       connectTimeoutMs: ssh.connectTimeoutMs,
       options: ssh.options,
       pulling: remote === cfg.source,

@@ -10,7 +10,9 @@ import { MIN_NODE_MAJOR } from '../protocol/bootstrap.js';
 import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import { DEFAULT_REFINE_LEVELS } from '../engine/refine-plan.js';
 import { MIN_FITTED_AGENTS } from '../hosts/agent-host.js';
+import { CONNECTION_THREADS_MIN_CORES } from '../ssh/thread-messages.js';
 import {
+  CONNECTION_THREADS_CHOICES,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
   DEFAULT_IDLE_TIMEOUT_S,
@@ -239,6 +241,14 @@ const DECLARED = [
     value: 'N',
     description: `SSH connections to spread the agent channels over (1-${MAX_CONNECTIONS})`,
     default: 'chosen from -c',
+    group: 'ssh',
+  },
+  {
+    long: 'connection-threads',
+    kind: 'value',
+    value: 'WHEN',
+    description: `run each SSH connection after the first in a thread of its own, so that encryption and socket I/O spread over this host's cores (${CONNECTION_THREADS_CHOICES.join(', ')})`,
+    default: `auto: with ${CONNECTION_THREADS_MIN_CORES} or more cores`,
     group: 'ssh',
   },
   { long: 'json', kind: 'flag', description: 'print one JSON object on stdout: the summary, or {ok:false, error:{code,message,hint}}', group: 'output' },

@@ -5,7 +5,15 @@ import { type Location, parseLocation } from '../location.js';
 import { DEFAULT_COMPRESS_LEVEL, MAX_COMPRESS_LEVEL, MIN_COMPRESS_LEVEL } from '../protocol/compress.js';
 import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
 import { DEFAULT_REFINE_LEVELS } from '../engine/refine-plan.js';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
+import {
+  CONNECTION_THREADS_CHOICES,
+  type ConnectionThreads,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_IDLE_TIMEOUT_S,
+  MAX_CONCURRENCY,
+  MAX_CONNECTIONS,
+} from './option-defaults.js';
 import type { RawFlags } from './option-table.js';
 import { parseSize } from './size.js';
 
@@ -24,6 +32,8 @@ export interface SshFlags {
   uploadNode?: true;
   sudo: boolean;
   connections?: number;
+  /** --connection-threads. */
+  connectionThreads: ConnectionThreads;
   /** -J as a leading `ProxyJump=...`, then every -o, in the order given (`Key=value` or `Key value`). */
   options: string[];
   /** --connect-timeout. */
@@ -189,6 +199,13 @@ function refineLevelsFlag(f: RawFlags): number[] {
   return sizes;
 }
 
+function connectionThreadsFlag(f: RawFlags): ConnectionThreads {
+  const v = strFlag(f.connectionThreads)?.trim().toLowerCase() ?? 'auto';
+  const choice = CONNECTION_THREADS_CHOICES.find((c) => c === v);
+  if (!choice) throw usage(`--connection-threads "${v}" is not one of ${CONNECTION_THREADS_CHOICES.join(', ')}`, 'give --connection-threads auto, always or never');
+  return choice;
+}
+
 function sshFlags(f: RawFlags): SshFlags {
   const connectTimeoutS = intFlag(f.connectTimeout, '--connect-timeout', 1, 86400);
   return {
@@ -200,6 +217,7 @@ function sshFlags(f: RawFlags): SshFlags {
     ...(f.uploadNode ? { uploadNode: true as const } : {}),
     sudo: !!f.sudo,
     connections: intFlag(f.connections, '--connections', 1, MAX_CONNECTIONS),
+    connectionThreads: connectionThreadsFlag(f),
     options: sshOptions(f),
     connectTimeoutMs: connectTimeoutS === undefined ? undefined : connectTimeoutS * 1000,
   };

@@ -9,8 +9,7 @@
  * asked): the command is the constant loader from src/protocol/bootstrap.ts and the
  * agent's code follows on stdin. User paths never appear in the command line.
  */
-import { homedir } from 'node:os';
-import type { Client, ClientChannel } from 'ssh2';
+import { availableParallelism, homedir } from 'node:os';
 import { PdcError } from '../errors/index.js';
 import type { Readable } from 'node:stream';
 import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
@@ -19,11 +18,11 @@ import { prepareRemoteNode } from '../transport/node-upload.js';
 import type { AgentProcess, Transport } from '../transport/types.js';
 import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
-import { connectSsh, hostDisplay, type SshConnection } from './connect.js';
+import { connectSsh, hostDisplay } from './connect.js';
+import { type ChannelLike, type ExitStatus, openExec, type SshLink } from './exec-channel.js';
 import { ttyPrompter } from './prompt.js';
-import { markStartup } from '../startup-marks.js';
-import { poolPackets } from './packet-pool.js';
-import { offerDirectChunks } from './receive-guard.js';
+import { connectInThread } from './thread-connection.js';
+import { CONNECTION_THREADS_MIN_CORES } from './thread-messages.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
@@ -65,6 +64,12 @@ export interface SshTransportOptions {
   pulling?: boolean;
   /** Connections to open (default DEFAULT_CONNECTIONS); more are opened if agents need them. */
   connections?: number;
+  /**
+   * Run every connection after the first in a worker thread of its own, so that their encryption
+   * and socket I/O use other cores than the main thread (see connection-worker.ts). Default: where
+   * this host has CONNECTION_THREADS_MIN_CORES cores or more.
+   */
+  connectionThreads?: boolean;
   /** --connect-timeout; overrides ConnectTimeout from -o and the config files. */
   connectTimeoutMs?: number;
   keepaliveIntervalMs?: number;
@@ -98,7 +103,7 @@ export interface SshTransport extends Transport {
 
 interface Conn {
   index: number;
-  ssh: SshConnection;
+  link: SshLink;
   live: number;
   dead: boolean;
   channelsOpened: number;
@@ -139,33 +144,63 @@ export function createSshTransport(
   /** The node the agents run (--upload-node decides once, on the first spawn). */
   let remoteNode: Promise<CachedNode | undefined> | undefined;
   /** Channels of exec() still running: close() ends them (an upload must not hold it up). */
-  const execChannels = new Set<ClientChannel>();
+  const execChannels = new Set<ChannelLike>();
 
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
   const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
   if (proxyCommand) log(`ssh: reaching ${hostDisplay(target.proxyJump[0] ?? target)} through ProxyCommand: ${proxyCommand}`);
 
+  /**
+   * The first connection is made on this thread: it may prompt (passphrases, passwords, a new
+   * host key). With connectionThreads the others wait for it and then connect in threads of
+   * their own, with what it was given (the password, the host key now in known_hosts); one that
+   * cannot (a passphrase-protected key, say) connects on this thread instead.
+   */
+  let firstConnection: Promise<unknown> | undefined;
+  const threads = opts.connectionThreads ?? availableParallelism() >= CONNECTION_THREADS_MIN_CORES;
+  const connectOptions = () => ({
+    homeDir,
+    acceptNewHostKey: opts.acceptNewHostKey ?? false,
+    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    ...(opts.keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs: opts.keepaliveIntervalMs } : {}),
+    noDelay: opts.pulling ?? false,
+  });
+  const connectHere = async (): Promise<SshLink> => {
+    const ssh = await connectSsh(target, { ...connectOptions(), ...(prompter ? { prompter } : {}), secrets, signal: abort.signal, log });
+    return { setupMs: ssh.setupMs, lost: ssh.lost, where: 'the main thread', exec: (command, direct) => openExec(ssh.client, display, command, direct), close: () => ssh.close() };
+  };
+  const connectLink = async (): Promise<SshLink> => {
+    if (!threads || !firstConnection) {
+      const here = connectHere();
+      firstConnection ??= here;
+      return here;
+    }
+    const first = await firstConnection.then(
+      () => true,
+      () => false,
+    );
+    if (!first || abort.signal.aborted) return connectHere();
+    try {
+      const password = await secrets.password;
+      return await connectInThread({ target, ...connectOptions(), ...(password !== undefined ? { password } : {}) }, { display, signal: abort.signal, log });
+    } catch (err) {
+      if (abort.signal.aborted) throw err;
+      log(`ssh: a connection thread could not connect (${(err as Error).message}); connecting on the main thread`);
+      return connectHere();
+    }
+  };
+
   const openConnection = async (): Promise<Conn> => {
-    const ssh = await connectSsh(target, {
-      homeDir,
-      acceptNewHostKey: opts.acceptNewHostKey ?? false,
-      ...(prompter ? { prompter } : {}),
-      ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
-      ...(opts.keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs: opts.keepaliveIntervalMs } : {}),
-      secrets,
-      signal: abort.signal,
-      noDelay: opts.pulling ?? false,
-      log,
-    });
-    const conn: Conn = { index: conns.length, ssh, live: 0, dead: false, channelsOpened: 0 };
+    const link = await connectLink();
+    const conn: Conn = { index: conns.length, link, live: 0, dead: false, channelsOpened: 0 };
     if (closed) {
-      await ssh.close();
+      await link.close();
       throw closedError();
     }
     conns.push(conn);
-    setupTimesMs.push(ssh.setupMs);
-    log(`ssh: connection ${conn.index + 1} to ${display} ready in ${Math.round(ssh.setupMs)} ms`);
-    void ssh.lost.then((err) => {
+    setupTimesMs.push(link.setupMs);
+    log(`ssh: connection ${conn.index + 1} to ${display} ready in ${Math.round(link.setupMs)} ms, on ${link.where}`);
+    void link.lost.then((err) => {
       conn.dead = true;
       log(`ssh: connection ${conn.index + 1}: ${err.message}`);
     });
@@ -219,30 +254,10 @@ export function createSshTransport(
     return best;
   };
 
-  const openChannel = (conn: Conn, command: string): Promise<ClientChannel> =>
-    new Promise((resolve, reject) => {
-      conn.ssh.client.exec(command, (err, channel) => {
-        if (err) {
-          reject(
-            new PdcError('CONNECTION_LOST', `cannot start a session on ${display}: ${err.message.replace(/^\(SSH\) /, '')}`, {
-              hint: 'the server may allow fewer sessions per connection than OpenSSH\'s default 10 (MaxSessions), or be shutting down; try fewer agents',
-              cause: err,
-            }),
-          );
-        } else {
-          markStartup('exec');
-          corkWrites(conn.ssh.client);
-          poolPackets(conn.ssh.client);
-          offerDirectChunks(conn.ssh.client, channel);
-          resolve(channel);
-        }
-      });
-    });
-
   /** Open a channel on a connection whose `live` count already includes it; undo the count on failure. */
-  const openCounted = async (conn: Conn, command: string): Promise<ClientChannel> => {
+  const openCounted = async (conn: Conn, command: string, direct: boolean): Promise<ChannelLike> => {
     try {
-      return await openChannel(conn, command);
+      return await conn.link.exec(command, direct);
     } catch (err) {
       conn.live--;
       throw err;
@@ -287,7 +302,7 @@ export function createSshTransport(
           }
           const settled = await Promise.allSettled(
             plan.map(async (conn) => {
-              const channel = await openCounted(conn, command);
+              const channel = await openCounted(conn, command, true);
               const label = `${display} conn ${conn.index + 1}/ch ${++conn.channelsOpened}`;
               const agent = new SshAgentProcess(label, channel, conn, () => {
                 conn.live--;
@@ -318,7 +333,7 @@ export function createSshTransport(
           await ensureConnections(1);
           const conn = pickConnection();
           conn.live++;
-          const channel = await openCounted(conn, command);
+          const channel = await openCounted(conn, command, false);
           execChannels.add(channel);
           let stdout = '';
           let stderr = '';
@@ -336,16 +351,10 @@ export function createSshTransport(
             channel.end();
           }
           return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-            let code: number | null = null;
-            let signal: string | null = null;
-            channel.on('exit', (c: number | null, s?: string) => {
-              code = c;
-              signal = s ?? null;
-            });
-            channel.on('close', () => {
+            channel.once('close', () => {
               execChannels.delete(channel);
               conn.live--;
-              resolve({ code, signal, stdout, stderr });
+              void channel.exitStatus.then(({ code, signal }) => resolve({ code, signal, stdout, stderr }));
             });
           });
         })(),
@@ -369,38 +378,11 @@ export function createSshTransport(
           Promise.allSettled([...agents].map((a) => a.exited)),
           new Promise((r) => setTimeout(r, KILL_GRACE_MS + 1000).unref()),
         ]);
-        await Promise.allSettled(conns.map((c) => c.ssh.close()));
+        await Promise.allSettled(conns.map((c) => c.link.close()));
       })());
     },
   };
   return transport;
-}
-
-/**
- * ssh2 writes every 32 KiB packet to the socket separately: for a 1 MiB block that
- * is 32 system calls, which cost more CPU here than the encryption. Corking the
- * socket until the end of the tick turns all packets written in one tick (a whole
- * frame, or everything a window adjustment releases) into one writev.
- */
-const corkedSockets = new WeakSet<object>();
-function corkWrites(client: Client): void {
-  type CorkableSocket = { write: (...args: unknown[]) => boolean; cork?: () => void; uncork?: () => void };
-  const sock = (client as unknown as { _sock?: CorkableSocket })._sock;
-  if (!sock || corkedSockets.has(sock) || typeof sock.cork !== 'function' || typeof sock.uncork !== 'function') return;
-  corkedSockets.add(sock);
-  const write = sock.write.bind(sock);
-  let corked = false;
-  sock.write = (...args: unknown[]) => {
-    if (!corked) {
-      corked = true;
-      sock.cork!();
-      process.nextTick(() => {
-        corked = false;
-        sock.uncork!();
-      });
-    }
-    return write(...args);
-  };
 }
 
 function closedError(): PdcError {
@@ -409,40 +391,36 @@ function closedError(): PdcError {
 
 /** One agent behind one exec channel. */
 class SshAgentProcess implements AgentProcess {
-  readonly stdin: ClientChannel;
-  readonly stdout: ClientChannel;
-  readonly stderr: ClientChannel['stderr'];
+  readonly stdin: ChannelLike;
+  readonly stdout: ChannelLike;
+  readonly stderr: ChannelLike['stderr'];
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
   private killTimer: NodeJS.Timeout | undefined;
   private done = false;
 
   constructor(
     readonly label: string,
-    private readonly channel: ClientChannel,
+    private readonly channel: ChannelLike,
     conn: Conn,
     onGone: () => void,
   ) {
     this.stdin = channel;
     this.stdout = channel;
     this.stderr = channel.stderr;
-    let code: number | null = null;
-    let signal: string | null = null;
-    // 'exit' carries the status; 'close' comes once the output has been read to its end.
-    channel.on('exit', (c: number | null, s?: string) => {
-      code = c;
-      signal = s ?? null;
-    });
+    let known: ExitStatus | undefined;
+    void channel.exitStatus.then((s) => (known = s));
     this.exited = new Promise((resolve) => {
-      const finish = () => {
+      const finish = (status: ExitStatus) => {
         if (this.done) return;
         this.done = true;
         if (this.killTimer) clearTimeout(this.killTimer);
         onGone();
-        resolve({ code, signal });
+        resolve(status);
       };
-      channel.once('close', finish);
+      // The status is known by 'close', which comes once the output has been read to its end.
+      channel.once('close', () => void channel.exitStatus.then(finish));
       // If the connection dies, the channel may never get its own close.
-      void conn.ssh.lost.then(finish);
+      void conn.link.lost.then(() => finish(known ?? { code: null, signal: null }));
     });
     // Writing to a channel whose remote end is gone must not crash the process:
     // the reader of stdout/exited learns about it.

@@ -58,6 +58,20 @@ describe('start-up failures', () => {
     expect(jsonOf(r)).toMatchObject({ ok: true, blocksChanged: 2 });
   }, 60_000);
 
+  it('--connection-threads always: the second connection runs in a thread of its own and the copy is exact', async () => {
+    const src = join(dir, 'threads-src');
+    const remote = join(dir, 'threads-remote');
+    writeSeededFile(src, 9 * MiB + 3, 31);
+    copyFileSync(src, remote);
+    mutateBlocks(remote, MiB, [0, 4, 8], 32);
+    const r = await runCli(['-F', sshd.sshConfig, '--connections', '2', '-c', '4', '--connection-threads', 'always', '-v', '--json', src, `${sshd.alias}:${remote}`], { home });
+    expect(r.code, r.stderr).toBe(0);
+    expectSameBytes(remote, src);
+    expect(jsonOf(r)).toMatchObject({ ok: true, blocksChanged: 3 });
+    expect(r.stderr).toMatch(/connection 1 to .* on the main thread/);
+    expect(r.stderr).toMatch(/connection 2 to .* on its own thread/);
+  }, 60_000);
+
   it('agents after the first failing to start cost parallelism, not the copy', async () => {
     // A remote "node" that runs the real one once, then fails like a missing binary.
     const { path: once, used } = nodeWrapper('once', (first, node) => `if ${first}; then exec ${node} "$@"; fi\nexit 127`);

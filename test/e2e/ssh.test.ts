@@ -17,8 +17,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => sshd?.stop());
 
-function remoteAgents(compress?: { level: number; unit: number }): Promise<AgentHost> {
-  return testAgents(sshd, { connections: 2, agents: 4, compress });
+function remoteAgents(compress?: { level: number; unit: number }, connectionThreads?: boolean): Promise<AgentHost> {
+  return testAgents(sshd, { connections: 2, agents: 4, compress, ...(connectionThreads !== undefined ? { connectionThreads } : {}) });
 }
 
 defineSyncSuite('ssh push (remote agents write)', {
@@ -69,6 +69,25 @@ defineSyncSuite('ssh pull -z (remote agents pack, this process unpacks)', {
   compressed: true,
   open: async () => {
     const source = await remoteAgents(Z);
+    const target = new LocalHost(2);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+// The second connection in a thread of its own (--connection-threads always): half the agents' channels cross threads.
+defineSyncSuite('ssh push, connection threads', {
+  randomRounds: 3,
+  open: async () => {
+    const source = new LocalHost(2);
+    const target = await remoteAgents(undefined, true);
+    return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
+  },
+});
+
+defineSyncSuite('ssh pull, connection threads', {
+  randomRounds: 3,
+  open: async () => {
+    const source = await remoteAgents(undefined, true);
     const target = new LocalHost(2);
     return { source, target, close: async () => void (await Promise.all([source.close(), target.close()])) };
   },

@@ -98,8 +98,11 @@ export function readAll(stream: Readable, timeoutMs = 10_000): Promise<string> {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Agents on the test sshd (`connections` SSH connections, `agents` agents), as the suites use them. */
-export function testAgents(sshd: TestSshd, o: { connections: number; agents: number; compress?: AgentHostOptions['compress'] }): Promise<AgentHost> {
-  return AgentHost.start(transportTo(sshd, { connections: o.connections }), {
+export function testAgents(
+  sshd: TestSshd,
+  o: { connections: number; agents: number; compress?: AgentHostOptions['compress']; connectionThreads?: boolean },
+): Promise<AgentHost> {
+  return AgentHost.start(transportTo(sshd, { connections: o.connections, ...(o.connectionThreads !== undefined ? { connectionThreads: o.connectionThreads } : {}) }), {
     ...(o.compress ? { compress: o.compress } : {}),
     agents: o.agents,
     machineId: 'ssh:test',

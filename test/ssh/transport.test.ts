@@ -13,6 +13,7 @@ import { createSshTransport, exitStatusError } from '../../src/ssh/index.js';
 import { freePort, makeKey, startSshd, type TestSshd } from '../support/sshd.js';
 import { ECHO_AGENT, echoStarted, echoThrough, isolated, makeHome, pdcError, readAll, readBytes, sleep, transportTo } from './helpers.js';
 import { slabStats } from '../../src/ssh/slab-socket.js';
+import { waitFor } from '../support/cli-child.js';
 
 /** A stand-in agent: says the magic, then echoes stdin; exits on EOF. Its title makes it findable with pgrep. */
 function echoAgent(title: string): Buffer {
@@ -531,7 +532,8 @@ describe('ssh_config', () => {
       );
       try {
         expect((await t.exec('echo inside')).stdout).toBe('inside\n');
-        // Both connections went through the jump host.
+        // Both connections went through the jump host (the second, in its own thread, once the first is up).
+        await waitFor(() => t.setupTimesMs.length === 2, 10_000);
         const forwards = jump.log().match(new RegExp(`server_request_direct_tcpip: .*target 127\\.0\\.0\\.1 port ${sshd.port}`, 'g')) ?? [];
         expect(forwards).toHaveLength(2);
         expect(logs.join('\n')).toContain(`via ${sshd.user}@jump (127.0.0.1:${jump.port})`);
@@ -646,6 +648,64 @@ describe('connection failures', () => {
       expect(e.message).toContain(`127.0.0.1:${port}`);
     } finally {
       rude.close();
+    }
+  }, 30_000);
+});
+
+describe('connection threads', () => {
+  it('connections after the first run in threads of their own, carry data both ways intact, and stay on the main thread when turned off', async () => {
+    for (const threads of [true, false]) {
+      const logs: string[] = [];
+      const t = transportTo(sshd, { connections: 2, connectionThreads: threads, agentCode: ECHO_AGENT, log: (m) => logs.push(m) });
+      try {
+        const agents = await t.spawnAgents(4);
+        expect(agents.map((a) => /conn (\d+)\//.exec(a.label)![1]).sort()).toEqual(['1', '1', '2', '2']);
+        await Promise.all(
+          agents.map(async (a) => {
+            await echoStarted(a);
+            // More than the thread's write window and its receive batches, in both directions at once.
+            const msg = randomBytes(24 << 20);
+            expect((await echoThrough(a, msg)).equals(msg)).toBe(true);
+          }),
+        );
+        const text = logs.join('\n');
+        expect(text).toMatch(/connection 1 to .* on the main thread/);
+        expect(text).toMatch(threads ? /connection 2 to .* on its own thread/ : /connection 2 to .* on the main thread/);
+        // EOF through the thread ends the agent with status 0.
+        const last = agents.find((a) => /conn 2\//.test(a.label))!;
+        last.stdin.end();
+        last.stdout.resume();
+        expect(await last.exited).toEqual({ code: 0, signal: null });
+      } finally {
+        await t.close();
+      }
+    }
+  }, 60_000);
+
+  it('a killed server session behind a connection thread ends its agent and is logged as lost', async () => {
+    const title = `pdc-standin-${randomBytes(6).toString('hex')}`;
+    const logs: string[] = [];
+    const lostSshd = await startSshd({ authorizedKeys: [sshd.clientKeyPub] });
+    try {
+      const t = transportTo(lostSshd, { connections: 2, connectionThreads: true, agentCode: echoAgent(title), log: (m) => logs.push(m) });
+      try {
+        const agents = await t.spawnAgents(2);
+        const threaded = agents.find((a) => /conn 2\//.test(a.label))!;
+        await readBytes(threaded.stdout, AGENT_MAGIC.length);
+        threaded.stdout.resume();
+        expect(logs.join('\n')).toMatch(/connection 2 to .* on its own thread/);
+        const before = new Set(lostSshd.sessionPids());
+        for (const pid of before) process.kill(pid, 'SIGKILL');
+        const status = await threaded.exited;
+        expect(status.code).toBeNull();
+        await waitFor(() => /connection 2: .*(closed|lost)/.test(logs.join('\n')), 10_000);
+        expect(logs.join('\n')).toMatch(/connection 2: .*(closed|lost)/);
+      } finally {
+        await t.close();
+      }
+      expect(await waitGone(title)).toEqual([]);
+    } finally {
+      await lostSshd.stop();
     }
   }, 30_000);
 });

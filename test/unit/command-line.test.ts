@@ -163,6 +163,7 @@ describe('every declared option has an effect', () => {
     'upload-node': ['--upload-node'],
     sudo: ['--sudo'],
     connections: ['--connections', '2'],
+    'connection-threads': ['--connection-threads', 'never'],
     json: ['--json'],
     progress: ['--progress'],
     'no-progress': ['--no-progress'],

@@ -64,6 +64,7 @@ describe('resolveConfig defaults', () => {
         remoteNode: undefined,
         sudo: false,
         connections: undefined,
+        connectionThreads: 'auto',
         options: [],
         connectTimeoutMs: undefined,
       },
@@ -87,6 +88,7 @@ describe('resolveConfig defaults', () => {
       remoteNode: '/opt/node',
       sudo: true,
       connections: 3,
+      connectionThreads: ' Always ',
       timeout: '5',
       hashMethod: ' SHA256 ',
       yes: true,
@@ -103,6 +105,7 @@ describe('resolveConfig defaults', () => {
       remoteNode: '/opt/node',
       sudo: true,
       connections: 3,
+      connectionThreads: 'always',
       options: [],
       connectTimeoutMs: undefined,
     });
@@ -184,6 +187,8 @@ describe('other integer flags', () => {
     [{ timeout: 0 }],
     [{ timeout: 'soon' }],
     [{ connections: 17 }],
+    [{ connectionThreads: 'yes' }],
+    [{ connectionThreads: '' }],
     [{ benchmark: 0 }],
     [{ benchmark: 101 }],
   ])('%j -> USAGE', (f) => {
