@@ -43,6 +43,13 @@ export interface WireError {
   hint?: string;
 }
 
+/** Any error in wire form: a PdcError as it is, anything else as INTERNAL with its message. */
+export function toWireError(e: unknown): WireError {
+  if (e instanceof PdcError) return e.toWire();
+  const err = e as Error;
+  return { code: 'INTERNAL', message: err && err.message ? err.message : String(e) };
+}
+
 export function isPdcError(e: unknown): e is PdcError {
   return e instanceof PdcError;
 }

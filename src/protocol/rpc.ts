@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { PdcError } from '../errors/pdc-error.js';
+import { PdcError, toWireError } from '../errors/pdc-error.js';
 import { type FrameReader, readFrames } from './frame-reader.js';
 import { FrameError, PAYLOAD_KEY, type Payload } from './framing.js';
 import { MAX_IN_FLIGHT } from './limits.js';
@@ -252,8 +252,3 @@ export function serveRpc(input: Readable, output: Writable, handler: RpcHandler,
   );
 }
 
-function toWireError(e: unknown): { code: string; message: string; hint?: string } {
-  if (e instanceof PdcError) return e.toWire();
-  const err = e as Error;
-  return { code: 'INTERNAL', message: err && err.message ? err.message : String(e) };
-}

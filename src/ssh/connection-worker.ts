@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ClientChannel } from 'ssh2';
-import { PdcError, type WireError } from '../errors/pdc-error.js';
+import { toWireError } from '../errors/pdc-error.js';
 import { DIRECT_CHUNKS, type DirectChunkSource } from '../protocol/frame-reader.js';
 import { connectSsh, type SshConnection } from './connect.js';
 import { openExec } from './exec-channel.js';
@@ -26,10 +26,6 @@ let ssh: SshConnection | undefined;
 
 function post(m: FromThread, transfer?: ArrayBuffer[]): void {
   port.postMessage(m, transfer);
-}
-
-function toWire(e: unknown): WireError {
-  return e instanceof PdcError ? e.toWire() : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
 /**
@@ -94,7 +90,7 @@ function openChannel(id: number, command: string, direct: boolean): void {
       });
       post({ t: 'opened', ch: id });
     },
-    (err: unknown) => post({ t: 'openFailed', ch: id, error: toWire(err) }),
+    (err: unknown) => post({ t: 'openFailed', ch: id, error: toWireError(err) }),
   );
 }
 
@@ -152,5 +148,5 @@ connectSsh(data.target, {
     void connection.lost.then((err) => post({ t: 'lost', error: err.toWire() }));
     post({ t: 'ready', setupMs: connection.setupMs });
   },
-  (err: unknown) => post({ t: 'failed', error: toWire(err) }),
+  (err: unknown) => post({ t: 'failed', error: toWireError(err) }),
 );

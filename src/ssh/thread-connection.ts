@@ -43,7 +43,8 @@ class ThreadConnection implements SshLink {
   private readonly opening = new Map<number, { resolve: (c: ThreadChannel) => void; reject: (e: PdcError) => void }>();
   private readonly writeBuffers: ArrayBuffer[] = [];
   private nextChannel = 1;
-  private onReady: ((m: FromThread) => void) | undefined;
+  /** Settles ready(): with no error once authenticated, else with why not. */
+  private onReady: ((err?: PdcError) => void) | undefined;
   private closing: Promise<void> | undefined;
   private onClosed: (() => void) | undefined;
   private gone = false;
@@ -64,16 +65,12 @@ class ThreadConnection implements SshLink {
     return new Promise((resolve, reject) => {
       const onAbort = () => this.post({ t: 'abort' });
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.onReady = (m) => {
+      this.onReady = (err) => {
         signal?.removeEventListener('abort', onAbort);
         this.onReady = undefined;
-        if (m.t === 'ready') {
-          this.setupMs = m.setupMs;
-          resolve(this);
-        } else {
-          void this.worker.terminate();
-          reject(m.t === 'failed' || m.t === 'lost' ? PdcError.fromWire(m.error) : new PdcError('INTERNAL', `connection thread: ${m.t} before ready`));
-        }
+        if (!err) return resolve(this);
+        void this.worker.terminate();
+        reject(err);
       };
     });
   }
@@ -117,11 +114,14 @@ class ThreadConnection implements SshLink {
   private onMessage(m: FromThread): void {
     switch (m.t) {
       case 'ready':
+        this.setupMs = m.setupMs;
+        this.onReady?.();
+        return;
       case 'failed':
-        this.onReady?.(m);
+        this.onReady?.(PdcError.fromWire(m.error));
         return;
       case 'lost':
-        if (this.onReady) return this.onReady(m);
+        if (this.onReady) return this.onReady(PdcError.fromWire(m.error));
         this.lose(PdcError.fromWire(m.error));
         for (const c of this.channels.values()) c.remoteGone();
         return;
@@ -149,11 +149,13 @@ class ThreadConnection implements SshLink {
         if (this.writeBuffers.length < KEEP_WRITE_BUFFERS) this.writeBuffers.push(m.buffer);
         this.channels.get(m.ch)?.written(m.bytes);
         return;
-      case 'gone':
-        this.channels.get(m.ch)?.exited({ code: m.code, signal: m.signal });
-        this.channels.get(m.ch)?.remoteGone();
+      case 'gone': {
+        const channel = this.channels.get(m.ch);
         this.channels.delete(m.ch);
+        channel?.exited({ code: m.code, signal: m.signal });
+        channel?.remoteGone();
         return;
+      }
       case 'closed':
         this.onClosed?.();
         return;
@@ -164,7 +166,7 @@ class ThreadConnection implements SshLink {
   private died(err: PdcError): void {
     if (this.gone) return;
     this.gone = true;
-    this.onReady?.({ t: 'failed', error: err.toWire() });
+    this.onReady?.(err);
     this.lose(err);
     for (const o of this.opening.values()) o.reject(err);
     this.opening.clear();
