@@ -64,7 +64,11 @@ describe('start-up failures', () => {
     writeSeededFile(src, 9 * MiB + 3, 31);
     copyFileSync(src, remote);
     mutateBlocks(remote, MiB, [0, 4, 8], 32);
-    const r = await runCli(['-F', sshd.sshConfig, '--connections', '2', '-c', '4', '--connection-threads', 'always', '-v', '--json', src, `${sshd.alias}:${remote}`], { home });
+    // The second connection joins once the first is up: --bwlimit keeps the run going (about 3 s) until it has.
+    const r = await runCli(
+      ['-F', sshd.sshConfig, '--connections', '2', '-c', '4', '--connection-threads', 'always', '--bwlimit', '1M', '-v', '--json', src, `${sshd.alias}:${remote}`],
+      { home },
+    );
     expect(r.code, r.stderr).toBe(0);
     expectSameBytes(remote, src);
     expect(jsonOf(r)).toMatchObject({ ok: true, blocksChanged: 3 });
