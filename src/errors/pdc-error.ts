@@ -60,3 +60,13 @@ export function sourceChanged(name: string, detail?: string): PdcError {
     hint: 'copy from a file that is not being written (stop the writer or copy a snapshot), then rerun',
   });
 }
+
+/** The run was stopped before it finished (`what`: by what, when it is more than a signal). */
+export function interrupted(what = 'interrupted'): PdcError {
+  return new PdcError('INTERRUPTED', what);
+}
+
+/** The one cancellation check of long steps: throws interrupted() once `signal` is aborted, whatever its reason. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interrupted();
+}
