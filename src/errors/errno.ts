@@ -18,15 +18,10 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
   let hint: string | undefined;
   switch (errno) {
     case 'ENOENT':
-      if (S) {
-        code = 'SOURCE_NOT_FOUND';
-        message = `source ${where} does not exist`;
-        hint = 'check the path (remote relative paths start in the remote home directory)';
-      } else {
-        code = 'TARGET_PARENT_MISSING';
-        message = `target ${where}: a parent directory is missing and could not be created`;
-        hint = 'create the directory first, or check the path';
-      }
+      if (!S) return parentMissing(where, err);
+      code = 'SOURCE_NOT_FOUND';
+      message = `source ${where} does not exist`;
+      hint = 'check the path (remote relative paths start in the remote home directory)';
       break;
     case 'EACCES':
     case 'EPERM':
@@ -41,10 +36,7 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       hint = S ? 'name a regular file as the source' : 'name the file inside the directory';
       break;
     case 'ENOTDIR':
-      code = S ? 'SOURCE_NOT_FOUND' : 'TARGET_PARENT_MISSING';
-      message = `${role} ${where}: a component of the path is not a directory`;
-      hint = 'check the path';
-      break;
+      return notADirectoryInPath(role, where, err);
     case 'ENAMETOOLONG':
       return pathTooLong(role, where, where, err);
     case 'ENOSPC':
@@ -54,6 +46,22 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       break;
   }
   return new PdcError(code, message, { hint, cause: err });
+}
+
+/** The target's parent directory is missing (ENOENT) and could not be made. */
+export function parentMissing(where: string, cause?: unknown): PdcError {
+  return new PdcError('TARGET_PARENT_MISSING', `target ${where}: a parent directory is missing and could not be created`, {
+    hint: 'create the directory first, or check the path',
+    cause,
+  });
+}
+
+/** A component of the path (not its last) is not a directory (ENOTDIR). */
+export function notADirectoryInPath(role: Role, where: string, cause?: unknown): PdcError {
+  return new PdcError(role === 'source' ? 'SOURCE_NOT_FOUND' : 'TARGET_PARENT_MISSING', `${role} ${where}: a component of the path is not a directory`, {
+    hint: 'check the path',
+    cause,
+  });
 }
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { notADirectoryInPath } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { euid, trustedOwner } from './owner.js';
 import { isAllZero } from './zero-runs.js';
@@ -89,7 +90,7 @@ export async function openAtomicTarget(path: string): Promise<AtomicTarget> {
   const oldFh = await openOldTarget(renameTo);
   try {
     const old = oldFh ? resolvedTarget(await oldFh.stat()) : undefined;
-    if (!old) await mkdirParents(dirname(renameTo));
+    if (!old) await mkdirParents(dirname(renameTo), path);
     const leftAlone: string[] = [];
     for (const candidate of await leftoverTemps(renameTo)) {
       const fh = await adoptTemp(candidate);
@@ -339,9 +340,10 @@ export async function removeStaleTemps(target: string): Promise<RemovedTemp[]> {
  * `mkdir -p` that fails with the real reason. Node's recursive mkdir reports ENOENT
  * on a read-only file system (instead of EROFS) and EEXIST when the directory's own
  * path is a regular file. On failure, walk down one component at a time so the errno
- * names the cause (EROFS, EACCES, ENOTDIR).
+ * names the cause (EROFS, EACCES), or a component that is not a directory is reported
+ * for `where` (the target as named).
  */
-export async function mkdirParents(dir: string): Promise<void> {
+export async function mkdirParents(dir: string, where: string): Promise<void> {
   try {
     await fsp.mkdir(dir, { recursive: true });
     return;
@@ -356,7 +358,7 @@ export async function mkdirParents(dir: string): Promise<void> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       if (!(await fsp.stat(path)).isDirectory()) {
-        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', path });
+        throw notADirectoryInPath('target', where);
       }
     }
   }

@@ -22,7 +22,7 @@ export async function openInPlaceTarget(path: string, create: boolean, mode: num
   // Only the first agent creates; the others open what it made, which must still be there.
   if (!create) throw targetAppeared(path, 'it disappeared during the run');
   // Not fsp.mkdir(recursive): its ENOENT/EEXIST hid EROFS and "a parent is a file" (see mkdirParents).
-  await mkdirParents(dirname(real));
+  await mkdirParents(dirname(real), path);
   try {
     // open(2) applies the umask to this mode by itself: never wider than the source.
     return { fh: await fsp.open(real, CREATE_EXCLUSIVE, mode), created: true };

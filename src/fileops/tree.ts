@@ -1,6 +1,6 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
-import { fromErrno, type Role } from '../errors/errno.js';
+import { fromErrno, parentMissing, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { DirEntry, ListArgs, ListResult, MkdirArgs, RemoveArgs, RemoveResult, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
 import { expandHome, unknownUserError } from './home.js';
@@ -186,7 +186,7 @@ export async function parentInTree(givenRoot: string, givenPath: string): Promis
 
 async function expectRealDir(path: string): Promise<void> {
   const st = await lstatOrUndefined(path);
-  if (st === undefined) throw fromErrno(Object.assign(new Error('missing'), { code: 'ENOENT' }), 'target', path);
+  if (st === undefined) throw parentMissing(path);
   if (!st.isDirectory()) throw notADirectory(path, st.isSymbolicLink());
 }
 
