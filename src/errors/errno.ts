@@ -31,10 +31,7 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       hint = S ? 'make the file readable for this user' : 'make the target writable, or use --sudo for a remote target owned by root';
       break;
     case 'EISDIR':
-      code = S ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR';
-      message = `${role} ${where} is a directory`;
-      hint = S ? 'name a regular file as the source' : 'name the file inside the directory';
-      break;
+      return notRegular(role, where, 'a directory', S ? undefined : 'name the file inside the directory', err);
     case 'ENOTDIR':
       return notADirectoryInPath(role, where, err);
     case 'ENAMETOOLONG':
@@ -46,6 +43,14 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
       break;
   }
   return new PdcError(code, message, { hint, cause: err });
+}
+
+/**
+ * `where` is not the regular file this side needs: `what` says what it is (e.g. "a directory",
+ * "not a regular file"), `hint` what to do instead.
+ */
+export function notRegular(role: Role, where: string, what: string, hint = `name a regular file as the ${role}`, cause?: unknown): PdcError {
+  return new PdcError(role === 'source' ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR', `${role} ${where} is ${what}`, { hint, cause });
 }
 
 /** The target's parent directory is missing (ENOENT) and could not be made. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { notADirectoryInPath } from '../errors/errno.js';
+import { notADirectoryInPath, notRegular } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { euid, trustedOwner } from './owner.js';
 import { isAllZero } from './zero-runs.js';
@@ -115,9 +115,12 @@ export async function resolveOnce(path: string): Promise<string> {
   const st = await fsp.lstat(path).catch(() => undefined);
   if (!st?.isSymbolicLink()) return resolve(path);
   if (!trustedOwner(st.uid)) {
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link owned by another user (uid ${st.uid}); it is not followed`, {
-      hint: 'name the file it points to, if that is really the file to replace',
-    });
+    throw notRegular(
+      'target',
+      path,
+      `a symbolic link owned by another user (uid ${st.uid}); it is not followed`,
+      'name the file it points to, if that is really the file to replace',
+    );
   }
   return fsp.realpath(path);
 }
@@ -134,7 +137,7 @@ async function openOldTarget(path: string): Promise<FileHandle | undefined> {
   const st = await fh.stat();
   if (!st.isFile()) {
     await fh.close();
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${path} is not a regular file`, { hint: 'name a regular file as the target' });
+    throw notRegular('target', path, 'not a regular file');
   }
   return fh;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync, fstatSync, promises as fsp, readSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fromErrno, type Role } from '../errors/errno.js';
+import { fromErrno, notRegular, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES, unitDigests } from '../hash/file-hash.js';
 import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
@@ -169,11 +169,8 @@ export class FileService {
     // A block device only where the caller asked for one (args.device): everything else stays refused.
     if (st.exists && st.kind === 'block' && args.device) return this.openDevice(args, write);
     if (st.exists && st.kind !== 'file') {
-      throw new PdcError(
-        args.role === 'source' ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR',
-        `${args.role} ${args.path} is ${st.kind === 'dir' ? 'a directory' : 'not a regular file (FIFO, device or socket)'}`,
-        { hint: 'pdiffcopy copies regular files only' },
-      );
+      const what = st.kind === 'dir' ? 'a directory' : 'not a regular file (FIFO, device or socket)';
+      throw notRegular(args.role, args.path, what, 'pdiffcopy copies regular files only');
     }
     if (st.exists || write) await refusePseudoFile(args.path, args.role);
     if (write && args.lock) {
@@ -607,9 +604,7 @@ export class FileService {
 
 /** A dangling symlink as the target: O_EXCL would fail with EEXIST forever. Like cp, refuse to write through it. */
 function danglingLink(path: string): PdcError {
-  return new PdcError('TARGET_NOT_REGULAR', `target ${path} is a symbolic link to a missing file`, {
-    hint: 'remove the link, or name the file it should point to',
-  });
+  return notRegular('target', path, 'a symbolic link to a missing file', 'remove the link, or name the file it should point to');
 }
 
 /** Kernel-generated files (/proc, /sys, ...) are neither copied nor written. */

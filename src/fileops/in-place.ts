@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { notRegular } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { CREATE_EXCLUSIVE, mkdirParents, OPEN_EXISTING_RW, resolveOnce } from './atomic.js';
 
@@ -43,7 +44,7 @@ async function openExisting(real: string, display: string): Promise<FileHandle |
   }
   if (!(await fh.stat()).isFile()) {
     await fh.close();
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${display} is not a regular file`, { hint: 'name a regular file as the target' });
+    throw notRegular('target', display, 'not a regular file');
   }
   return fh;
 }

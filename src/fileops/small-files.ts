@@ -11,7 +11,7 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { fromErrno, type Role } from '../errors/errno.js';
+import { fromErrno, notRegular, type Role } from '../errors/errno.js';
 import { PdcError, sourceChanged, type WireError } from '../errors/pdc-error.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileMeta, ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
@@ -26,6 +26,8 @@ import { parentInTree } from './tree.js';
 /** Files of a batch handled at once: their opens, reads and fsyncs overlap (fsyncs of several files share a journal commit). */
 const FILES_AT_ONCE = 8;
 const READ_SOURCE = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+/** A listed file that turned out to be something else: it changed since the listing. */
+const CHANGED_KIND_HINT = 'pdiffcopy copies regular files, directories and symlinks; rerun to pick up what changed';
 /** Set-id, sticky and permission bits: what --perms carries over (as setMeta). */
 const MODE_BITS = 0o7777;
 
@@ -52,12 +54,12 @@ async function readOne(given: string, size: number): Promise<{ mtimeMs: number; 
   try {
     fh = await fsp.open(path, READ_SOURCE);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(path, 'source', 'a symbolic link');
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular('source', path, 'a symbolic link', CHANGED_KIND_HINT);
     throw e;
   }
   try {
     const before = await fh.stat();
-    if (!before.isFile()) throw notRegular(path, 'source', 'not a regular file');
+    if (!before.isFile()) throw notRegular('source', path, 'not a regular file', CHANGED_KIND_HINT);
     if (before.size !== size) throw sourceChanged(path);
     const data = Buffer.allocUnsafe(size);
     let at = 0;
@@ -239,10 +241,4 @@ function shorten(text: string): string {
   let s = text;
   while (Buffer.byteLength(s) > MAX_ERROR_TEXT_BYTES) s = `${s.slice(0, Math.floor(s.length * 0.9))}...`;
   return s;
-}
-
-function notRegular(path: string, role: Role, what: string): PdcError {
-  return new PdcError(role === 'source' ? 'SOURCE_NOT_REGULAR' : 'TARGET_NOT_REGULAR', `${role} ${path} is ${what}`, {
-    hint: 'pdiffcopy copies regular files, directories and symlinks; rerun to pick up what changed',
-  });
 }

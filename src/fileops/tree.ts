@@ -1,6 +1,6 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
-import { fromErrno, parentMissing, type Role } from '../errors/errno.js';
+import { fromErrno, notRegular, parentMissing, type Role } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import type { DirEntry, ListArgs, ListResult, MkdirArgs, RemoveArgs, RemoveResult, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
 import { expandHome, unknownUserError } from './home.js';
@@ -205,13 +205,12 @@ async function expanded(path: string, role: Role): Promise<string> {
   return p;
 }
 
-function notADirectory(path: string, link: boolean): PdcError {
+/** Something other than a directory is where the source has one: it is left alone. */
+export function notADirectory(path: string, link: boolean): PdcError {
   return exists(path, link ? 'a symlink' : 'not a directory', 'a directory');
 }
 
 /** Something of another kind is at a name of the tree: it is left alone. */
-function exists(path: string, what: string, wanted: string): PdcError {
-  return new PdcError('TARGET_NOT_REGULAR', `target ${path} is ${what} where the source has ${wanted}; left alone`, {
-    hint: 'remove or rename it on the target, then rerun',
-  });
+export function exists(path: string, what: string, wanted: string): PdcError {
+  return notRegular('target', path, `${what} where the source has ${wanted}; left alone`, 'remove or rename it on the target, then rerun');
 }
