@@ -45,6 +45,11 @@ export function fromErrno(err: unknown, role: Role, where: string): PdcError {
   return new PdcError(code, message, { hint, cause: err });
 }
 
+/** The source named on the command line is not there. */
+export function sourceNotFound(where: string): PdcError {
+  return new PdcError('SOURCE_NOT_FOUND', `source ${where} does not exist`, { hint: 'check the path' });
+}
+
 /**
  * `where` is not the regular file this side needs: `what` says what it is (e.g. "a directory",
  * "not a regular file"), `hint` what to do instead.

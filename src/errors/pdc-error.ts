@@ -61,6 +61,16 @@ export function sourceChanged(name: string, detail?: string): PdcError {
   });
 }
 
+/** What was written does not read back as the source's bytes (`message`: what differs, where). */
+export function verifyFailed(message: string): PdcError {
+  return new PdcError('VERIFY_FAILED', message, { hint: 'rerun to repair; if it persists, check the target disk and memory' });
+}
+
+/** Every connection to `display` is gone (or full): nothing is left to open a channel on. */
+export function noUsableConnection(display: string): PdcError {
+  return new PdcError('CONNECTION_LOST', `no usable connection to ${display}`, { hint: 'rerun to continue' });
+}
+
 /** The run was stopped before it finished (`what`: by what, when it is more than a signal). */
 export function interrupted(what = 'interrupted'): PdcError {
   return new PdcError('INTERRUPTED', what);

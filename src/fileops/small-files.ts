@@ -12,7 +12,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { fromErrno, notRegular, type Role } from '../errors/errno.js';
-import { PdcError, sourceChanged, type WireError } from '../errors/pdc-error.js';
+import { PdcError, sourceChanged, verifyFailed, type WireError } from '../errors/pdc-error.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileMeta, ReadFilesArgs, ReadFilesResult, WriteFilesArgs, WriteFilesResult } from '../protocol/messages.js';
 import { MAX_ERROR_TEXT_BYTES } from '../protocol/ops.js';
@@ -170,7 +170,7 @@ async function verify(fh: FileHandle, path: string, size: number, want: Uint8Arr
   }
   const st = await fh.stat();
   if (at !== size || st.size !== size || !Buffer.from(hasher(back)).equals(Buffer.from(want))) {
-    throw new PdcError('VERIFY_FAILED', `${path} read back wrong after fsync`, { hint: 'rerun to repair; if it persists, check the target disk and memory' });
+    throw verifyFailed(`${path} read back wrong after fsync`);
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { Duplex, Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { PdcError } from '../errors/pdc-error.js';
+import { noUsableConnection, PdcError } from '../errors/pdc-error.js';
 import { DIRECT_CHUNKS, type DirectChunkSource } from '../protocol/frame-reader.js';
 import { builtFilePath } from '../transport/agent-bundle.js';
 import type { ChannelLike, ExitStatus, SshLink } from './exec-channel.js';
@@ -76,7 +76,7 @@ class ThreadConnection implements SshLink {
   }
 
   exec(command: string, direct: boolean): Promise<ChannelLike> {
-    if (this.gone) return Promise.reject(new PdcError('CONNECTION_LOST', `no usable connection to ${this.display}`, { hint: 'rerun to continue' }));
+    if (this.gone) return Promise.reject(noUsableConnection(this.display));
     const id = this.nextChannel++;
     return new Promise((resolve, reject) => {
       this.opening.set(id, { resolve, reject });

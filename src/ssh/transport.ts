@@ -10,7 +10,7 @@
  * agent's code follows on stdin. User paths never appear in the command line.
  */
 import { availableParallelism, homedir } from 'node:os';
-import { PdcError } from '../errors/index.js';
+import { noUsableConnection, PdcError } from '../errors/index.js';
 import type { Readable } from 'node:stream';
 import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
 import { agentBundleCode } from '../transport/agent-bundle.js';
@@ -250,7 +250,7 @@ export function createSshTransport(
       if (c.dead || c.live >= MAX_CHANNELS_PER_CONNECTION) continue;
       if (!best || c.live < best.live) best = c;
     }
-    if (!best) throw new PdcError('CONNECTION_LOST', `no usable connection to ${display}`, { hint: 'rerun to continue' });
+    if (!best) throw noUsableConnection(display);
     return best;
   };
 
