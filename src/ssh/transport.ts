@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
 import { agentBundleCode } from '../transport/agent-bundle.js';
 import { prepareRemoteNode } from '../transport/node-upload.js';
-import type { AgentProcess, Transport } from '../transport/types.js';
+import { AGENT_KILL_GRACE_MS, type AgentProcess, checkSpawn, type Transport, transportClosed } from '../transport/types.js';
 import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
 import { connectSsh, hostDisplay } from './connect.js';
@@ -31,8 +31,8 @@ export { exitStatusError } from './remote-exit.js';
 export const MAX_CHANNELS_PER_CONNECTION = 10;
 /** Connections opened by default (see the measurements in the SSH layer report). */
 export const DEFAULT_CONNECTIONS = 2;
-/** How long kill() waits after EOF before tearing the channel down. */
-const KILL_GRACE_MS = 2000;
+/** This transport in its errors. */
+const TRANSPORT_NAME = 'SSH';
 
 export interface SshTransportOptions {
   /** -p/--port; overrides the location's port and ssh_config. */
@@ -278,8 +278,7 @@ export function createSshTransport(
     spawnAgents(count: number): Promise<AgentProcess[]> {
       return track(
         (async () => {
-          if (closed) throw closedError();
-          if (!Number.isInteger(count) || count < 1) throw new PdcError('INTERNAL', `spawnAgents(${count})`);
+          checkSpawn(TRANSPORT_NAME, closed, count);
           await ensureConnections(count);
           if (closed) throw closedError();
           const code = opts.agentCode ?? agentBundleCode();
@@ -376,7 +375,7 @@ export function createSshTransport(
         }
         await Promise.race([
           Promise.allSettled([...agents].map((a) => a.exited)),
-          new Promise((r) => setTimeout(r, KILL_GRACE_MS + 1000).unref()),
+          new Promise((r) => setTimeout(r, AGENT_KILL_GRACE_MS + 1000).unref()),
         ]);
         await Promise.allSettled(conns.map((c) => c.link.close()));
       })());
@@ -386,7 +385,7 @@ export function createSshTransport(
 }
 
 function closedError(): PdcError {
-  return new PdcError('INTERNAL', 'the SSH transport is closed');
+  return transportClosed(TRANSPORT_NAME);
 }
 
 /** One agent behind one exec channel. */
@@ -448,7 +447,7 @@ class SshAgentProcess implements AgentProcess {
       this.discardOutput();
       this.channel.signal('KILL');
       this.channel.close();
-    }, KILL_GRACE_MS);
+    }, AGENT_KILL_GRACE_MS);
     this.killTimer.unref();
   }
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { agentBundlePath } from './agent-bundle.js';
-import type { AgentProcess, Transport } from './types.js';
+import { AGENT_KILL_GRACE_MS, type AgentProcess, type Transport } from './types.js';
 import { markStartup } from '../startup-marks.js';
 
 export interface LocalTransportOptions {
@@ -33,7 +33,7 @@ export function createLocalTransport(opts: LocalTransportOptions = {}): Transpor
           exited,
           kill() {
             child.stdin.end();
-            const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+            const t = setTimeout(() => child.kill('SIGKILL'), AGENT_KILL_GRACE_MS);
             t.unref();
             exited.then(() => clearTimeout(t));
           },

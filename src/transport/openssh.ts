@@ -20,10 +20,10 @@ import { exitStatusError } from '../ssh/remote-exit.js';
 import { agentBundleCode } from './agent-bundle.js';
 import { prepareRemoteNode, type RemoteRunner } from './node-upload.js';
 import { buildSshArgs, type RshDestination, splitRshCommand } from './rsh-command.js';
-import type { AgentProcess, Transport } from './types.js';
+import { AGENT_KILL_GRACE_MS, type AgentProcess, checkSpawn, type Transport, transportClosed } from './types.js';
 
-/** How long kill() waits after EOF before signalling ssh. */
-const KILL_GRACE_MS = 2000;
+/** This transport in its errors. */
+const TRANSPORT_NAME = 'OpenSSH';
 /** After ssh has exited, how long its stderr may take to drain (so errors can quote it). */
 const STDERR_DRAIN_MS = 1000;
 /** ssh's exit status for its own failures (connection, authentication, host key). */
@@ -133,8 +133,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
     explainExit: (code, stderr) => opensshExitError(code, stderr, display),
 
     async spawnAgents(count: number): Promise<AgentProcess[]> {
-      if (closed) throw closedError();
-      if (!Number.isInteger(count) || count < 1) throw new PdcError('INTERNAL', `spawnAgents(${count})`);
+      checkSpawn(TRANSPORT_NAME, closed, count);
       await checkProgram(program, env);
       if (closed) throw closedError();
       if (opts.uploadNode) {
@@ -163,7 +162,7 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
           a.stdout.resume();
           a.stderr.resume();
         }
-        await Promise.race([Promise.allSettled(all.map((a) => a.exited)), delay(2 * KILL_GRACE_MS + STDERR_DRAIN_MS)]);
+        await Promise.race([Promise.allSettled(all.map((a) => a.exited)), delay(2 * AGENT_KILL_GRACE_MS + STDERR_DRAIN_MS)]);
       })());
     },
   };
@@ -240,7 +239,7 @@ async function checkProgram(program: string, env: NodeJS.ProcessEnv): Promise<vo
 }
 
 function closedError(): PdcError {
-  return new PdcError('INTERNAL', 'the OpenSSH transport is closed');
+  return transportClosed(TRANSPORT_NAME);
 }
 
 /**
@@ -358,9 +357,9 @@ class SshProcessAgent implements AgentProcess {
       this.stdout.resume();
       this.stderr.resume();
       this.child.kill('SIGTERM');
-      this.killTimer = setTimeout(() => this.child.kill('SIGKILL'), KILL_GRACE_MS);
+      this.killTimer = setTimeout(() => this.child.kill('SIGKILL'), AGENT_KILL_GRACE_MS);
       this.killTimer.unref();
-    }, KILL_GRACE_MS);
+    }, AGENT_KILL_GRACE_MS);
     this.killTimer.unref();
   }
 }

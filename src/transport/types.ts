@@ -1,4 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
+import { PdcError } from '../errors/pdc-error.js';
+
+/** How long an agent's kill() waits after EOF on its stdin before it tears the stream down. */
+export const AGENT_KILL_GRACE_MS = 2000;
 
 /**
  * One running agent at the far end of a byte stream: a local child process or a
@@ -13,7 +17,7 @@ export interface AgentProcess {
   readonly stderr: Readable;
   /** Settles when the process (or channel) has gone: exit status or signal if known. */
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
-  /** Ends stdin (the agent exits on EOF) and forcibly tears the stream down after a grace period. */
+  /** Ends stdin (the agent exits on EOF) and forcibly tears the stream down after AGENT_KILL_GRACE_MS. */
   kill(): void;
   /** Stops an agent that was given no work at once (where the transport can), then as kill(). */
   abort?(): void;
@@ -27,4 +31,15 @@ export interface Transport {
   spawnAgents(count: number): Promise<AgentProcess[]>;
   /** Close everything this transport opened. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A transport used after close() (`name`: which one, e.g. "SSH"). */
+export function transportClosed(name: string): PdcError {
+  return new PdcError('INTERNAL', `the ${name} transport is closed`);
+}
+
+/** What spawnAgents checks first: the transport is not closed and `count` is a whole number of agents. */
+export function checkSpawn(name: string, closed: unknown, count: number): void {
+  if (closed) throw transportClosed(name);
+  if (!Number.isInteger(count) || count < 1) throw new PdcError('INTERNAL', `spawnAgents(${count})`);
 }
