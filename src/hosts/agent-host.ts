@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { pathTooLong } from '../errors/errno.js';
-import { PdcError } from '../errors/pdc-error.js';
+import { interrupted, PdcError } from '../errors/pdc-error.js';
 import { BufferPool, type Chunk, chunkOf } from '../fileops/buffer-pool.js';
 import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
@@ -358,7 +358,7 @@ export class AgentHost implements FileHost {
     payload?: Payload,
     into?: Buffer,
   ): Promise<Ops[K]['result']> {
-    if (this.closed) throw new PdcError('INTERRUPTED', `${this.name}: closed`);
+    if (this.closed) throw interrupted(`${this.name}: closed`);
     try {
       return await agent.rpc.call(op, args, payload, into);
     } catch (e) {

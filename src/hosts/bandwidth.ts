@@ -1,4 +1,4 @@
-import { PdcError } from '../errors/pdc-error.js';
+import { interrupted, type PdcError } from '../errors/pdc-error.js';
 
 export interface Clock {
   /** Milliseconds, monotonic. */
@@ -11,21 +11,21 @@ const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms, signal) =>
     new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(interrupted());
+      if (signal?.aborted) return reject(waitInterrupted());
       const t = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       const onAbort = () => {
         clearTimeout(t);
-        reject(interrupted());
+        reject(waitInterrupted());
       };
       signal?.addEventListener('abort', onAbort, { once: true });
     }),
 };
 
-function interrupted(): PdcError {
-  return new PdcError('INTERRUPTED', 'interrupted while waiting for --bwlimit');
+function waitInterrupted(): PdcError {
+  return interrupted('interrupted while waiting for --bwlimit');
 }
 
 /**

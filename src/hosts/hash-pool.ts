@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { PdcError } from '../errors/pdc-error.js';
+import { interrupted, PdcError } from '../errors/pdc-error.js';
 import type { WorkerRelease, WorkerRequest, WorkerResponse } from '../hash/worker-messages.js';
 import { builtFilePath } from '../transport/agent-bundle.js';
 
@@ -26,7 +26,7 @@ export class HashPool {
   constructor(readonly size: number) {}
 
   run(req: DistributiveOmit<WorkerRequest, 'id'>): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new PdcError('INTERRUPTED', 'hash pool closed'));
+    if (this.closed) return Promise.reject(interrupted('hash pool closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ req: { ...req, id: this.nextId++ } as WorkerRequest, resolve, reject });
       this.pump();
@@ -41,7 +41,7 @@ export class HashPool {
   /** Reject what is queued; each worker closes the file it keeps open (at most RELEASE_WAIT_MS), then ends. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new PdcError('INTERRUPTED', 'hash pool closed'));
+    for (const job of this.queue.splice(0)) job.reject(interrupted('hash pool closed'));
     await Promise.all(this.all.map((w) => this.release(w)));
     await Promise.all(this.all.map((w) => w.terminate()));
     this.all.length = 0;

@@ -10,7 +10,7 @@
 import './pooled-random.js';
 import ssh2 from 'ssh2';
 import type { Algorithms, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
-import { PdcError } from '../errors/index.js';
+import { interrupted, PdcError } from '../errors/index.js';
 import { type AuthState, createAuth, type SecretCache } from './auth.js';
 import type { SshHostConfig } from './config.js';
 import { knownHostsName, knownKeyTypes, verifyHostKey } from './known-hosts.js';
@@ -160,7 +160,7 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
 }
 
 function cancelledError(display: string): PdcError {
-  return new PdcError('INTERRUPTED', `connection to ${display} cancelled`);
+  return interrupted(`connection to ${display} cancelled`);
 }
 
 /** Clients whose socket has closed (ssh2 has no public flag for it). */

@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
-import { PdcError } from '../errors/index.js';
+import { interrupted } from '../errors/index.js';
 
 export interface Prompter {
   /** Ask one question; `echo: false` for secrets. Questions are serialised. */
@@ -25,11 +25,11 @@ export function ttyPrompter(): Prompter | undefined {
   }
   let cancelled = false;
   let abortActive: ((err: Error) => void) | undefined;
-  const interrupted = () => new PdcError('INTERRUPTED', 'cancelled while waiting at a prompt');
+  const cancelledError = () => interrupted('cancelled while waiting at a prompt');
   return {
     ask(question, echo) {
       const next = queue.then(() => {
-        if (cancelled) throw interrupted();
+        if (cancelled) throw cancelledError();
         return askOnce(question, echo, (abort) => (abortActive = abort));
       });
       queue = next.catch(() => undefined);
@@ -37,7 +37,7 @@ export function ttyPrompter(): Prompter | undefined {
     },
     cancel() {
       cancelled = true;
-      abortActive?.(interrupted());
+      abortActive?.(cancelledError());
     },
   };
 }
@@ -68,8 +68,8 @@ function askOnce(question: string, echo: boolean, onStart: (abort: (err: Error) 
           if (echo) output.write('\n');
           return finish();
         }
-        if (ch === '\x03') return finish(new PdcError('INTERRUPTED', 'interrupted at a prompt'));
-        if (ch === '\x04') return answer === '' ? finish(new PdcError('INTERRUPTED', 'end of input at a prompt')) : finish();
+        if (ch === '\x03') return finish(interrupted('interrupted at a prompt'));
+        if (ch === '\x04') return answer === '' ? finish(interrupted('end of input at a prompt')) : finish();
         if (ch === '\x7f' || ch === '\b') {
           if (answer.length) {
             answer = answer.slice(0, -1);
