@@ -5,6 +5,7 @@
  * agent enforces, so every planned request is one the agent accepts.
  */
 import type { ZeroRun } from '../fileops/zero-runs.js';
+import { TRANSFER_RUN_BYTES } from '../protocol/limits.js';
 import { MAX_READ_BYTES, maxHashBlocks } from '../protocol/ops.js';
 
 export interface Geometry {
@@ -24,7 +25,7 @@ export interface Run {
 /** How many bytes of blocks one hash request covers: big enough to amortise a round trip, small enough to pipeline. */
 export const HASH_CHUNK_BYTES = 16 * 1024 * 1024;
 /** Largest read/write request: consecutive changed blocks are merged up to this. */
-export const TRANSFER_RUN_BYTES = 4 * 1024 * 1024;
+export { TRANSFER_RUN_BYTES };
 
 export function geometry(size: number, blockSize: number): Geometry {
   if (!(blockSize > 0)) throw new RangeError('blockSize must be positive');

@@ -7,7 +7,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES, unitDigests } from '../hash/file-hash.js';
 import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
 import { inPlaceTail } from '../hash/xxh64-pieces.js';
-import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
+import { REFINE_RUNS_IN_FLIGHT, TRANSFER_RUN_BYTES } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
@@ -34,8 +34,8 @@ const EARLY_FLUSH_BYTES = 64 * 1024 * 1024;
 /** A write of any size dirties at least one page of the page cache. */
 const PAGE_BYTES = 4096;
 
-/** Pooled read buffers are this big: the engine's largest transfer run (see plan.ts). */
-export const TRANSFER_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Pooled read buffers hold the engine's largest transfer run. */
+export const TRANSFER_BUFFER_BYTES = TRANSFER_RUN_BYTES;
 /**
  * Pieces of one write request at most this far apart are written as one span: the bytes
  * between them are read and written back unchanged (the pieces of a request are sorted, and

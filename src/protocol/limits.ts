@@ -7,6 +7,11 @@ export const PROTOCOL_VERSION = 3;
 
 /** Largest block size a user may ask for. */
 export const MAX_BLOCK_SIZE = 64 * 1024 * 1024;
+/**
+ * Largest read/write request the engine makes (consecutive changed blocks are merged up to
+ * this, a block at least); pooled transfer buffers (file-service.ts) are this big.
+ */
+export const TRANSFER_RUN_BYTES = 4 * 1024 * 1024;
 /** Largest single read/write payload (coalesced runs of blocks are split to this). */
 export const MAX_IO_BYTES = MAX_BLOCK_SIZE;
 /** Room in a frame for its MessagePack body beside the largest payload. */
