@@ -6,19 +6,16 @@
  * Zeros are found by comparing each unit (the engine's block) with a shared
  * all-zero buffer (Buffer#equals is a memcmp, which stops at the first non-zero
  * byte, so a data block costs next to nothing and a zero block one pass).
+ * At most MAX_ZERO_RUNS runs are reported per buffer: zeros after that many travel as
+ * data (correct, only not sparse).
  */
+import { MAX_ZERO_RUNS } from '../protocol/limits.js';
 
 /** A stretch of zeros, relative to the start of the buffer it was found in. */
 export interface ZeroRun {
   offset: number;
   length: number;
 }
-
-/**
- * The most zero runs one read reports: the answer's list must stay small beside its
- * payload; zeros found after that many runs travel as data (correct, only not sparse).
- */
-export const MAX_ZERO_RUNS = 1024;
 
 /** The shared zero buffer: compared against, and written from (never modified). */
 const ZERO = Buffer.alloc(1024 * 1024);

@@ -22,6 +22,11 @@ export const MAX_FRAME_BYTES = MAX_IO_BYTES + FRAME_BODY_RESERVE;
 export const MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - FRAME_BODY_RESERVE;
 /** Most blocks one hash request may cover: bounds the agent's work and memory per request. */
 export const MAX_HASH_BLOCKS = 1 << 20;
+/**
+ * The most zero runs one read reports (fileops/zero-runs.ts): the answer's list must stay
+ * small beside its payload.
+ */
+export const MAX_ZERO_RUNS = 1024;
 /** Requests one peer may have outstanding on one stream. */
 export const MAX_IN_FLIGHT = 1024;
 /** Linux PATH_MAX, counting the terminating NUL: a path has at most PATH_MAX - 1 bytes. */

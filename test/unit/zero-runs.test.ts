@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { holeBlocks, runPieces, zeroUnit } from '../../src/engine/plan.js';
-import { dataOutside, findZeroRuns, flattenRuns, isAllZero, MAX_ZERO_RUNS, unflattenRuns, zeroBuffers } from '../../src/fileops/zero-runs.js';
+import { dataOutside, findZeroRuns, flattenRuns, isAllZero, unflattenRuns, zeroBuffers } from '../../src/fileops/zero-runs.js';
+import { MAX_ZERO_RUNS } from '../../src/protocol/limits.js';
 
 /** A buffer from a pattern: '0' is a unit of zeros, 'x' a unit of data (0xab bytes, the last one non-zero). */
 function pattern(p: string, unit: number, lastUnit = unit): Buffer {
