@@ -32,7 +32,7 @@ export async function listDir(a: ListArgs): Promise<ListResult> {
   const after = a.after;
   const rest = after === undefined ? names : names.filter((n) => n > after);
   const page = rest.slice(0, a.max);
-  // The lstats of a page run at once (the thread pool bounds them): one after another, they were most of a listing's time.
+  // The lstats of a page run concurrently (the thread pool bounds them).
   const described = await Promise.all(page.map((name) => describe(posix.join(dir, name), name)));
   const entries = described.filter((e): e is DirEntry => e !== undefined);
   return { entries, more: rest.length > page.length };

@@ -1,7 +1,7 @@
 /** Named limits, checked before anything is allocated. */
 /**
- * Version 2: `stat` carries the role, paths are checked in bytes, and the `space` op.
- * Version 3: a `read` may return the digests of its units (`hash`).
+ * The version the client and the agent compare in `hello`: bump it whenever an op or a
+ * message (messages.ts, ops.ts) changes shape, so that mismatched sides refuse each other.
  */
 export const PROTOCOL_VERSION = 3;
 

@@ -1,9 +1,8 @@
 /**
  * ssh2 builds every outgoing packet in a fresh `Buffer.allocUnsafe` (a 32 KiB data packet:
  * 65,536 of them per 2 GiB pushed), encrypts it in place and writes it to the socket. Each
- * is an ArrayBuffer of its own that V8 must track, collect and free: measured on a 2 GiB push,
- * 0.5 s of garbage collection and 0.13 s of allocation on the client's main thread. Pooled,
- * the same push (6 alternating pairs) took 3.96 s against 4.73 s, the client 25% less CPU.
+ * is an ArrayBuffer of its own that V8 must track, collect and free on the client's main thread
+ * (measured in BENCHMARKS.md, "Outgoing packets from a pool").
  *
  * Here packets of up to PACKET_BUFFER_BYTES come from a free list instead, and a buffer goes
  * back on the list only from the callback of the socket write that carried it: Node calls it
