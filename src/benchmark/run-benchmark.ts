@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { PdcError } from '../errors/pdc-error.js';
+import { PdcError, throwIfAborted } from '../errors/pdc-error.js';
 // Only the configuration's type (erased at run time): the CLI hands in the config and the sync to run.
 import type { RunConfig } from '../cli/options.js';
 import type { SyncSummary } from '../engine/events.js';
@@ -38,7 +38,7 @@ export async function runBenchmark(
   const rsync = hasRsync();
   const rows: BenchRow[] = [];
   for (const r of benchRounds(cfg.benchmark!, blocks)) {
-    if (signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+    throwIfAborted(signal);
     const picked = pickBlocks(blocks, r.blocks, r.seed);
     const changed = mutate(targetPath, cfg.blockSize, picked, r.seed);
     const t0 = performance.now();

@@ -44,12 +44,13 @@ export async function run(configure: () => RunConfig, flags: RawFlags): Promise<
   const target = trackTarget();
 
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-    if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143); // second signal: no more waiting
+    const exitCode = EXIT_CODES[sig === 'SIGINT' ? 'interrupted' : 'terminated'];
+    if (signalled) process.exit(exitCode); // second signal: no more waiting
     signalled = sig;
     controller.abort();
     // Closing the hosts rejects everything in flight, so the engine unwinds at once.
     void hosts?.close();
-    setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), SHUTDOWN_GRACE_MS).unref();
+    setTimeout(() => process.exit(exitCode), SHUTDOWN_GRACE_MS).unref();
   };
   const sigint = () => onSignal('SIGINT');
   const sigterm = () => onSignal('SIGTERM');

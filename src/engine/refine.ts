@@ -12,7 +12,7 @@
  * fails verification instead of passing as copied.
  */
 import pLimit from 'p-limit';
-import { sourceChanged } from '../errors/pdc-error.js';
+import { sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
 import { piecesBytes } from '../protocol/ops.js';
@@ -103,10 +103,10 @@ export class Refiner {
    * Find the differing pieces of a run of differing blocks and, when `write`, move them.
    * Returns the data bytes moved (a dry run: that would be moved), or undefined when
    * the run is to be sent whole (it is not refinable, or all of it differs). Only a run
-   * that is refined takes one of the `limit` slots (`ready` runs when it has one: the
-   * caller's cancellation check); a run going whole returns at once.
+   * that is refined takes one of the `limit` slots (once it has one, a run stops there if
+   * `signal` is aborted); a run going whole returns at once.
    */
-  async move(run: Run, write: boolean, ready: () => void = () => undefined, first?: FirstLevel): Promise<number | undefined> {
+  async move(run: Run, write: boolean, signal?: AbortSignal, first?: FirstLevel): Promise<number | undefined> {
     // No await between this check and `started++`: runs handed over together see each other.
     // A run whose first level is hashed already is refined: the costly round is behind it.
     while (write && !first && this.refinable(run) && this.judging()) await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -116,7 +116,7 @@ export class Refiner {
     }
     this.started++;
     return this.limit(async () => {
-      ready();
+      throwIfAborted(signal);
       const affinity = first ? first.affinity : this.affinity();
       // A run is judged as soon as equal pieces show up in it (edits), else when its rounds end.
       let judged = false;

@@ -1,41 +1,15 @@
-import pLimit from 'p-limit';
-import { ByteBudget } from './byte-budget.js';
-import { PdcError, sourceChanged } from '../errors/pdc-error.js';
-import { type BlockHasher, DIGEST_METHOD, createBlockHasher, digestLength, unknownHashMethod } from '../hash/methods.js';
+import { PdcError, sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
+import { DIGEST_METHOD, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { OpenResult, StatResult } from '../protocol/messages.js';
 import type { Emit, SyncSummary } from './events.js';
-import {
-  type ChunkComparison,
-  type ChunkMode,
-  type Geometry,
-  type Run,
-  changedBlocks,
-  coalesce,
-  comparablePrefix,
-  geometry,
-  hashChunks,
-  holeBlocks,
-  nextChunkMode,
-  runPieces,
-  similarity,
-  zeroUnit,
-  spaceNeeded,
-  spanOf,
-  transferRunBytes,
-} from './plan.js';
+import { type Geometry, geometry, similarity, spaceNeeded, spanOf } from './plan.js';
 import { Profiler, profileText } from './profile.js';
 import { ensureSpace } from './space.js';
-import { zeroDigest } from '../hash/file-hash.js';
-import { type FirstLevel, type Refiner, byteSimilarity, refinerFor } from './refine.js';
-import { blocksWithDifferingPieces, piecesAlign, runDigests, windowRanges } from './refine-plan.js';
+import { byteSimilarity } from './refine.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
-import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
-import { BufferPool } from '../fileops/buffer-pool.js';
-import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
-import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
-import { readDigestsFit } from '../protocol/ops.js';
-import { WrittenCheck } from './written-check.js';
+import { BlockMover, type MoverTarget } from './block-mover.js';
+import type { WrittenCheck } from './written-check.js';
 
 export interface Endpoint {
   host: FileHost;
@@ -62,49 +36,65 @@ export interface SyncOptions {
    * size or below the floor are dropped): default DEFAULT_REFINE_LEVELS; empty: off.
    */
   refineLevels?: readonly number[];
-  /** Hash chunks in flight (and twice as many block transfers). */
+  /** Read-backs in flight, and half the block runs in flight (hashing follows the hosts' parallelism). */
   concurrency: number;
   signal?: AbortSignal;
   emit: Emit;
 }
 
 /**
- * Make target byte-identical to source, moving only differing blocks.
- *
- * Both sides hash the same chunk at the same time; as soon as a chunk's two hash
- * lists are in, its differing blocks start moving while later chunks are still
- * being hashed. Once most compared blocks differ, chunks are streamed instead
- * (sent without hashing the target, hashed as sent), with one compared now and
- * then to follow the change rate. Written blocks are read back on the target and checked
- * against the source's hashes (written-check.ts: runs moved whole at once, refined ones
- * after the fsync); after the last write: resize, fsync, and judge the read-back.
+ * Make target byte-identical to source, moving only differing blocks (block-mover.ts):
+ * open both sides, move the differences, then resize, fsync, judge the read-back of the
+ * written blocks, check the source did not change, and commit.
  */
 export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
   const started = performance.now();
   const prof = new Profiler();
-  const { source, emit } = o;
-  const src = source.host;
-  const dst = o.target.host;
-  const abort = () => {
-    if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
-  };
+  o.emit({ type: 'phase', phase: 'syncing' });
+  const opened = await openBoth(o);
+  prof.lap('setup');
+  const mover = await BlockMover.create(o, opened, prof);
+  let verified: SyncSummary['verified'];
+  try {
+    await mover.moveAll();
+    prof.lap('transfer');
+    verified = o.dryRun ? 'none' : await finishTarget(o, { ...opened, check: mover.check, prof });
+  } finally {
+    mover.close();
+  }
+  const summary = summarize(o, opened, mover, verified, (performance.now() - started) / 1000, prof);
+  o.emit({ type: 'log', level: 1, message: `${opened.dstName}: ${profileText(summary.profile!)}` });
+  o.emit({ type: 'phase', phase: 'done' });
+  o.emit({ type: 'done', summary });
+  return summary;
+}
 
-  emit({ type: 'phase', phase: 'syncing' });
+/** Both sides opened, the target's room checked, and the run's geometry. */
+interface Opened extends MoverTarget {
+  targetPath: string;
+  targetCreated: boolean;
+  srcMtime: number;
+}
+
+/** Resolve and open source and target (checking the target has room), then announce the run. */
+async function openBoth(o: SyncOptions): Promise<Opened> {
+  const src = o.source.host;
+  const dst = o.target.host;
   const { path: targetPath, stat: targetStat, srcStat } = await resolveTarget(o);
-  const srcName = src.display(source.path);
+  const srcName = src.display(o.source.path);
   const dstName = dst.display(targetPath);
   checkHashMethod(o.hashMethod, src, dst);
 
-  const srcOpen = await src.open({ path: source.path, role: 'source', ...deviceArg(srcStat, o) });
+  const srcOpen = await src.open({ path: o.source.path, role: 'source', ...deviceArg(srcStat, o) });
   const targetDevice = targetStat.kind === 'block';
   if (targetDevice && targetStat.size < srcOpen.size) throw deviceTooSmall(dstName, targetStat.size, srcOpen.size);
   const needed = spaceNeeded({ sourceSize: srcOpen.size, targetSize: targetStat.exists ? targetStat.size : 0, atomic: !!o.atomic, dryRun: o.dryRun });
-  await ensureSpace(dst, targetPath, needed, emit);
+  await ensureSpace(dst, targetPath, needed, o.emit);
   const { targetSize, targetCreated, targetOpen } = await openTarget(o, targetPath, targetStat, srcOpen.mode);
 
   const g = geometry(srcOpen.size, o.blockSize);
   const digestLen = await digestLength(o.hashMethod);
-  emit({
+  o.emit({
     type: 'start',
     source: srcName,
     target: dstName,
@@ -115,218 +105,25 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     hashMethod: o.hashMethod,
     mode: o.dryRun ? 'dry-run' : o.wholeFile ? 'whole-file' : 'delta',
   });
-  prof.lap('setup');
+  return { g, digestLen, targetSize, targetDevice, targetOpen, srcName, dstName, targetPath, targetCreated, srcMtime: srcOpen.mtimeMs };
+}
 
-  // The source's block hashes that the written blocks are verified against: for compared
-  // chunks the source side's hash lists, for streamed ones (and in whole-file mode) the
-  // hashes of the bytes as read and sent (so a source changed after a block was sent is
-  // not blamed on the target).
-  const sourceHashes = Buffer.alloc(g.blocks * digestLen);
-  // An empty target has nothing to compare: every block is sent, and hashed as sent, so the
-  // source is read once (not hashed, then read again: for a sparse image, its holes twice).
-  const sendAll = o.wholeFile || (!o.dryRun && targetSize === 0);
-  const sentHasher = o.dryRun ? undefined : await createBlockHasher(o.hashMethod);
-  // Differing blocks are refined to the pieces that differ (a dry run too: its estimate of the bytes that differ).
-  const refiner = sendAll ? undefined : refinerFor({ src, dst, method: o.hashMethod, digestLength: digestLen, blockSize: g.blockSize, levels: o.refineLevels, targetSize, srcName });
-  const changed: number[] = [];
-  let bytesHashed = 0;
-  let bytesSent = 0;
-  let bytesToSend = 0;
-  const bytesToCompare = sendAll ? 0 : g.size;
-  const progress = () =>
-    emit({ type: 'progress', bytesHashed, bytesToCompare, bytesSent, bytesToSend, bytesZero: moved.zero + moved.hole, blocksChanged: changed.length, bytesTotal: g.size });
-
-  // Each side hashes ahead at its own pace with a couple of requests queued per agent or
-  // worker, so none of them idles through a round trip; a chunk is compared once both
-  // of its hash lists are in. (Pairing the two sides in shared slots left both ~70% idle.)
-  const srcLimit = pLimit(Math.max(2, src.parallelism * 2));
-  const dstLimit = pLimit(Math.max(2, dst.parallelism * 2));
-  let stopped = false;
-  const guard = () => {
-    if (stopped) throw new PdcError('INTERRUPTED', 'stopped after an earlier failure');
-    abort();
-  };
-  const runBytes = transferRunBytes(g.blockSize);
-  // Block data in flight: what two runs of up to runBytes per agent would hold, at most about
-  // 64 MiB, at least 2 runs; counted in bytes, so scattered one-block runs keep as much moving.
-  const transferBudget = new ByteBudget(Math.max(2, Math.min(o.concurrency * 2, Math.floor((64 << 20) / runBytes))) * runBytes);
-  const transfers: Promise<void>[] = [];
-  // Every transfer is handled at once and the first failure ends the hashing phase: a
-  // failed write (no space, agent gone) must not wait for the whole file to be hashed,
-  // nor surface later as an unhandled rejection.
-  let failTransfers!: (e: unknown) => void;
-  const transferFailed = new Promise<never>((_, reject) => (failTransfers = reject));
-  transferFailed.catch(() => undefined);
-
-  // Zero runs at or past the target's old end stay holes (a device has no holes: all are written).
-  const holesFrom = targetDevice ? Infinity : targetSize;
-  const moved: Moved = { data: 0, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
-  const check = new WrittenCheck({ source: src, target: dst, g, method: o.hashMethod, sourceHashes, digestLen, concurrency: o.concurrency, srcName, dstName, abort, prof });
-  const transfer = async (run: Run, hashAsSent: boolean, first?: FirstLevel) => {
-    // Refinement rounds move digests and small pieces: more runs go through them at once than
-    // whole runs move (refine.ts), so their round trips overlap instead of queueing for a slot.
-    // A streamed run has no target hashes to refine against: it goes whole.
-    const refined = refiner && !hashAsSent ? await refiner.move(run, !o.dryRun, abort, first) : undefined;
-    if (refiner && hashAsSent) refiner.sentUncompared(run);
-    if (refined !== undefined) bytesToSend -= run.length - refined; // only the differing pieces move
-    if (o.dryRun) return;
-    if (refined !== undefined) {
-      addMoved(moved, { data: refined, wire: refined, zero: 0, hole: 0, zeroBlocks: 0 });
-      bytesSent += refined;
-      progress();
-      return check.writtenRefined(run);
-    }
-    const holes = await transferBudget.run(run.length, async () => {
-      abort();
-      const sent = hashAsSent && sentHasher ? { method: o.hashMethod, hasher: sentHasher, out: sourceHashes, digestLen } : undefined;
-      const m = await prof.time('transfer', () => sendRun(src, dst, run, g, { holesFrom, punch: !!o.sparse && !targetDevice }, srcName, sent));
-      addMoved(moved, m);
-      bytesSent += m.data;
-      progress();
-      return m.holeBlocks;
-    });
-    await check.written(run, holes);
-  };
-
-  /**
-   * Send `blocks` (sorted); `hashAsSent`: their source hashes are taken from the bytes sent;
-   * `firstOf`: a run's first-level digests, where its chunk was compared in pieces.
-   */
-  const schedule = (blocks: number[], hashAsSent = false, firstOf?: (run: Run) => FirstLevel): Promise<void>[] => {
-    for (const b of blocks) changed.push(b);
-    if (o.dryRun && !refiner) return [];
-    const mine: Promise<void>[] = [];
-    for (const run of coalesce(blocks, g, runBytes)) {
-      bytesToSend += run.length;
-      const t = transfer(run, hashAsSent, firstOf?.(run));
-      t.catch(failTransfers);
-      transfers.push(t);
-      mine.push(t);
-    }
-    return mine;
-  };
-  const blocksOf = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
-
-  if (sendAll) {
-    schedule(blocksOf(0, g.blocks), true);
-  } else {
-    // The change rate learnt so far decides, chunk by chunk in file order, whether the
-    // next one is compared or streamed (a dry run always compares: it reports differences).
-    const history: ChunkComparison[] = [];
-    let sinceCompared = 0;
-    const modeNext = (): ChunkMode => {
-      const mode = nextChunkMode(history, sinceCompared, refiner ? refiner.state() : 'off');
-      // A dry run never streams: it reports the blocks that differ.
-      const m = o.dryRun && mode === 'stream' ? 'compare' : mode;
-      sinceCompared = m === 'stream' ? sinceCompared + 1 : 0;
-      return m;
-    };
-    const range = (chunk: Run, count: number) => ({ first: chunk.first, count, blockSize: g.blockSize, limit: g.size });
-    // Both hosts hear once that the run streams: hashes computed ahead of requests would go unused.
-    let streaming = false;
-    const startStreaming = () => {
-      if (streaming) return;
-      streaming = true;
-      src.streaming?.();
-      dst.streaming?.();
-    };
-
-    /** Compare a chunk by block hashes; returns its differing blocks. */
-    const compareBlocks = async (chunk: Run, comparable: number): Promise<number[]> => {
-      const d = comparable > 0 && targetOpen ? dstLimit(() => (guard(), prof.time('targetHash', () => dst.hash(range(chunk, comparable), o.hashMethod)))) : undefined;
-      d?.catch(() => undefined); // a failure is reported where it is awaited below
-      const s = await srcLimit(() => (guard(), prof.time('sourceHash', () => src.hash(range(chunk, chunk.count), o.hashMethod))));
-      const t = await d;
-      s.copy(sourceHashes, chunk.first * digestLen);
-      const differing = changedBlocks(chunk.first, chunk.count, comparable, s, t, digestLen);
-      if (t) history.push({ compared: comparable, differing: differing.length - (chunk.count - comparable) });
-      return differing;
-    };
-
-    /**
-     * Compare a chunk the target holds entirely by refinement's first-level pieces (the
-     * source's block hashes still come along: written blocks are verified against them);
-     * its differing runs go on from the next level.
-     */
-    const comparePieces = async (chunk: Run, r: Refiner): Promise<void> => {
-      const grain = r.firstGrain;
-      const affinity = r.affinity();
-      const ranges = windowRanges(chunk.offset, chunk.length, grain);
-      const d = dstLimit(() => (guard(), prof.time('targetHash', () => r.hashFirstLevel(dst, ranges, affinity, true))));
-      d.catch(() => undefined); // a failure is reported where it is awaited below
-      const [s, sp] = await srcLimit(() =>
-        (guard(), prof.time('sourceHash', () => Promise.all([src.hash(range(chunk, chunk.count), o.hashMethod), r.hashFirstLevel(src, ranges, affinity, false)]))),
-      );
-      const dp = await d;
-      s.copy(sourceHashes, chunk.first * digestLen);
-      const differing = blocksWithDifferingPieces(chunk.first, chunk.count, chunk.length, g.blockSize, grain, sp, dp, digestLen);
-      history.push({ compared: chunk.count, differing: differing.length });
-      const at = (digests: Buffer, run: Run) => runDigests(digests, chunk.offset, run.offset, run.length, grain, digestLen);
-      await Promise.all(schedule(differing, false, (run) => ({ s: at(sp, run), d: at(dp, run), affinity })));
-    };
-    const chunks = hashChunks(g, digestLen);
-    // A chunk compared in pieces holds its slot until its runs are moved: their next rounds
-    // read the chunk's windows from memory only while no more chunks are in pieces than
-    // each side keeps windows for.
-    const windowsPerChunk = refiner ? windowRanges(0, chunks[0]?.length ?? 0, refiner.firstGrain).length / 2 : 1;
-    const piecesLimit = pLimit(Math.max(1, Math.floor(REFINE_RUNS_IN_FLIGHT / Math.max(1, windowsPerChunk))));
-
-    // A chunk holds its slot until it is compared (or, streamed, until its blocks are
-    // written), so each chunk's mode is decided from what the chunks before it showed,
-    // no more than a slot count behind, and streaming runs no further ahead than hashing would.
-    const inFlight = pLimit(Math.max(2, src.parallelism * 2, dst.parallelism * 2));
-    const hashing = Promise.all(
-      chunks.map((chunk) =>
-        inFlight(async () => {
-          guard();
-          const mode = modeNext();
-          const comparable = comparablePrefix(g, chunk.first, chunk.count, targetSize);
-          if (mode === 'stream') {
-            startStreaming();
-            prof.profile.chunks.streamed++;
-            await Promise.all(schedule(blocksOf(chunk.first, chunk.count), true));
-          } else if (mode === 'pieces' && refiner && targetOpen && comparable === chunk.count && piecesAlign(g.blockSize, refiner.firstGrain)) {
-            prof.profile.chunks.compared++;
-            prof.profile.chunks.inPieces++;
-            await piecesLimit(() => comparePieces(chunk, refiner));
-          } else {
-            prof.profile.chunks.compared++;
-            schedule(await compareBlocks(chunk, comparable));
-          }
-          bytesHashed += chunk.length;
-          progress();
-        }),
-      ),
-    );
-    hashing.catch(() => undefined); // when a transfer failed first, later hash failures are moot
-    try {
-      await Promise.race([hashing, transferFailed]);
-    } catch (e) {
-      stopped = true; // queued hash requests bail out instead of running on
-      throw e;
-    }
-  }
-  await Promise.all(transfers);
-  changed.sort((a, b) => a - b);
-  progress();
-  prof.lap('transfer');
-
-  const verified = o.dryRun
-    ? 'none'
-    : await finishTarget(o, { g, check, srcName, dstName, targetPath, targetSize, targetDevice, srcMtime: srcOpen.mtimeMs, prof });
-
-  const seconds = (performance.now() - started) / 1000;
+/** The run's summary, as `done` reports it. */
+function summarize(o: SyncOptions, f: Opened, mover: BlockMover, verified: SyncSummary['verified'], seconds: number, prof: Profiler): SyncSummary {
+  const { g, targetDevice } = f;
+  const { changed, moved, refiner } = mover;
   const bytesChanged = changed.reduce((sum, b) => sum + spanOf(g, b, 1).length, 0);
-  const summary: SyncSummary = {
-    source: srcName,
-    target: dstName,
+  const bytesDiffering = refiner ? refiner.stats.bytesDiffering : bytesChanged;
+  return {
+    source: f.srcName,
+    target: f.dstName,
     dryRun: o.dryRun,
     wholeFile: o.wholeFile,
     hashMethod: o.wholeFile ? 'none' : o.hashMethod,
     blockSize: g.blockSize,
     bytesTotal: g.size,
-    bytesSent: o.dryRun ? (refiner ? refiner.stats.bytesDiffering : bytesChanged) : moved.wire,
-    bytesData: o.dryRun ? (refiner ? refiner.stats.bytesDiffering : bytesChanged) : moved.data,
+    bytesSent: o.dryRun ? bytesDiffering : moved.wire,
+    bytesData: o.dryRun ? bytesDiffering : moved.data,
     blocksTotal: g.blocks,
     blocksChanged: changed.length,
     similarity: similarity(changed.length, g.blocks),
@@ -334,31 +131,19 @@ export async function syncFile(o: SyncOptions): Promise<SyncSummary> {
     seconds: Math.round(seconds * 1000) / 1000,
     throughput: seconds > 0 ? Math.round(g.size / seconds) : 0,
     verified,
-    targetCreated,
+    targetCreated: f.targetCreated,
     blocksZero: moved.zeroBlocks,
     bytesZero: moved.zero + moved.hole,
     bytesHoles: moved.hole,
     targetDevice,
-    bytesBeyondSource: targetDevice ? Math.max(0, targetSize - g.size) : 0,
+    bytesBeyondSource: targetDevice ? Math.max(0, f.targetSize - g.size) : 0,
     profile: prof.rounded(),
   };
-  emit({ type: 'log', level: 1, message: `${dstName}: ${profileText(summary.profile!)}` });
-  emit({ type: 'phase', phase: 'done' });
-  emit({ type: 'done', summary });
-  return summary;
 }
 
-interface Finish {
-  g: Geometry;
+interface Finish extends Opened {
   /** Holds what the read-back of the written blocks found. */
   check: WrittenCheck;
-  srcName: string;
-  dstName: string;
-  targetPath: string;
-  /** The target's size when opened (a device's size: it is never resized). */
-  targetSize: number;
-  targetDevice: boolean;
-  srcMtime: number;
   prof: Profiler;
 }
 
@@ -392,7 +177,7 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
     f.prof.lap('digest');
   }
   await checkFinalState(o, g, f.targetPath, f.targetDevice ? f.targetSize : g.size, f.srcMtime, f.srcName, f.dstName);
-  if (o.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+  throwIfAborted(o.signal);
   await commit(o, g.size);
   f.prof.lap('commit');
   return verified;
@@ -524,104 +309,3 @@ async function checkFinalState(
   }
 }
 
-/** What moving runs cost: data bytes sent, zero runs written as zeros, zero runs left as holes. */
-interface Moved {
-  data: number;
-  /** What the data took on the wire (-z: packed, fewer). */
-  wire: number;
-  zero: number;
-  hole: number;
-  zeroBlocks: number;
-}
-
-function addMoved(to: Moved, m: Moved): void {
-  to.data += m.data;
-  to.wire += m.wire;
-  to.zero += m.zero;
-  to.hole += m.hole;
-  to.zeroBlocks += m.zeroBlocks;
-}
-
-/**
- * Move one run: read it on the source with its all-zero blocks reported as zero runs,
- * send the data between them, write zero runs inside the target's old extent as zeros
- * (or punch them as holes with `punch`, where the target can), and leave those from
- * `holesFrom` on unwritten (holes).
- */
-async function sendRun(
-  src: FileHost,
-  dst: FileHost,
-  run: Run,
-  g: Geometry,
-  place: { holesFrom: number; punch: boolean },
-  srcName: string,
-  sent?: { method: string; hasher: BlockHasher; out: Buffer; digestLen: number },
-): Promise<Moved & { holeBlocks: number[] }> {
-  const { blockSize } = g;
-  // The source hashes what it reads where it reads it (before any transport or memory of ours
-  // holds the bytes), when the digests fit its answer; otherwise they are taken here.
-  const digestsThere = sent && readDigestsFit(run.length, blockSize, sent.digestLen) ? sent.method : undefined;
-  const chunk = await src.read(run.offset, run.length, zeroUnit(blockSize), digestsThere);
-  let joined: Buffer | undefined;
-  try {
-    const zeros = chunk.zeros ?? [];
-    if (chunk.length + zeroBytesOf(zeros) !== run.length) {
-      throw sourceChanged(srcName, 'it became shorter');
-    }
-    // A run that came in many pieces (pulled: the stream's chunks) is joined once, into a pooled
-    // buffer where its blocks hash in place, instead of a fresh allocation per run.
-    if (chunk.buffers.length > 1) joinInto(chunk.buffers, (joined = joinPool.acquire(chunk.length)));
-    const data = joined ? joined.subarray(0, chunk.length) : (chunk.buffers[0] ?? Buffer.alloc(0));
-    if (sent && chunk.digests?.length === run.count * sent.digestLen) chunk.digests.copy(sent.out, run.first * sent.digestLen);
-    else if (sent) hashRun(data, zeros, run, blockSize, sent.hasher, sent.out, sent.digestLen);
-    const moved: Moved = { data: chunk.length, wire: 0, zero: 0, hole: 0, zeroBlocks: 0 };
-    for (const z of zeros) moved.zeroBlocks += Math.ceil(z.length / blockSize);
-    const pieces = runPieces(run.offset, run.length, zeros, place.holesFrom);
-    let written = 0;
-    await Promise.all(
-      pieces.map(async (p) => {
-        if (p.kind === 'hole') return (moved.hole += p.length), undefined;
-        if (p.kind === 'zero') {
-          const punched = await dst.zero(p.offset, p.length, place.punch);
-          if (punched) moved.hole += p.length;
-          else moved.zero += p.length;
-          return;
-        }
-        const sent = await dst.write(p.offset, [data.subarray(p.at, p.at + p.length)]);
-        written += sent ?? p.length;
-      }),
-    );
-    // What crossed: what the read brought over when the source is behind a transport, else what the writes sent.
-    moved.wire = chunk.wireBytes ?? written;
-    return { ...moved, holeBlocks: holeBlocks(pieces, g) };
-  } finally {
-    if (joined) joinPool.release(joined);
-    chunk.release();
-  }
-}
-
-/** Buffers runs are joined in (at most the transfers in flight: about 64 MiB of runs). */
-const joinPool = new BufferPool(TRANSFER_BUFFER_BYTES, 16, true);
-
-function joinInto(buffers: readonly Buffer[], out: Buffer): void {
-  let at = 0;
-  for (const b of buffers) at += b.copy(out, at);
-}
-
-/**
- * Hash each block of a run from its bytes as read into `out`: `data` holds the bytes
- * outside the zero runs (which are block-aligned: the source found them block by block).
- */
-function hashRun(data: Buffer, zeros: readonly ZeroRun[], run: Run, blockSize: number, hasher: BlockHasher, out: Buffer, digestLen: number): void {
-  let at = 0;
-  let z = 0;
-  for (let k = 0; k < run.count; k++) {
-    const start = k * blockSize;
-    const len = Math.min(blockSize, run.length - start);
-    while (z < zeros.length && zeros[z]!.offset + zeros[z]!.length <= start) z++;
-    const zero = z < zeros.length && zeros[z]!.offset <= start;
-    const digest = zero ? zeroDigest(hasher, len) : hasher(data.subarray(at, at + len));
-    if (!zero) at += len;
-    out.set(digest, (run.first + k) * digestLen);
-  }
-}

@@ -1,5 +1,5 @@
 import pLimit, { type LimitFunction } from 'p-limit';
-import { PdcError, sourceChanged } from '../errors/pdc-error.js';
+import { PdcError, sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { type Geometry, type Run, coalesceBlocks, hashRequestBlocks } from './plan.js';
 import type { Profiler } from './profile.js';
@@ -16,7 +16,8 @@ export interface WrittenCheckOptions {
   concurrency: number;
   srcName: string;
   dstName: string;
-  abort: () => void;
+  /** Read-backs not started yet are not started once this is aborted. */
+  signal: AbortSignal;
   prof: Profiler;
 }
 
@@ -25,7 +26,7 @@ export interface WrittenCheckOptions {
  * write into its run is answered (by then the bytes are in the file: any later reader,
  * and the fsync, see exactly these) and compared with the source's hashes. A run moved
  * whole is read back at once, overlapping the transfer, from the page cache while its
- * bytes are still there (a 20 GiB file read them back from the disk after the fsync); a
+ * bytes are still there (after the fsync a large file's would come from the disk); a
  * refined run is read back after the fsync, because its rounds are round trips that a
  * read-back queued on the same agents would hold up (2 GiB of page edits: 0.5-0.8 s slower).
  * Mismatches are collected and judged once, after the last write and the fsync.
@@ -78,7 +79,7 @@ export class WrittenCheck {
   }
 
   private async readBack(r: Run): Promise<void> {
-    this.c.abort();
+    throwIfAborted(this.c.signal);
     const { g, digestLen: len, sourceHashes } = this.c;
     const range = { first: r.first, count: r.count, blockSize: g.blockSize, limit: g.size };
     const d = await this.c.prof.time('verify', () => this.c.target.hash(range, this.c.method));

@@ -8,7 +8,8 @@
  */
 import type { SyncSummary } from '../engine/events.js';
 import { geometry, similarity } from '../engine/plan.js';
-import { PdcError, type WireError } from '../errors/pdc-error.js';
+import { PdcError, type WireError, throwIfAborted } from '../errors/pdc-error.js';
+import { PERMISSION_BITS } from '../fileops/file-service.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, FileMeta, WriteFilesArgs } from '../protocol/messages.js';
@@ -99,7 +100,7 @@ export class SmallFileBatches {
 
   private rethrow(): void {
     if (this.error !== undefined) throw this.error;
-    if (this.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+    throwIfAborted(this.signal);
   }
 
   /** A batch whose request failed as a whole: each of its files failed (a failure that ends the job is thrown). */
@@ -124,11 +125,11 @@ export class SmallFileBatches {
       if (r.error) return this.sink.failed(file, fromHost(this.src, r.error));
       const data = read.data[i]!;
       const meta = this.sink.metaOf({ ...file.entry, mtimeMs: r.mtimeMs });
-      args.files.push({ path: file.target, size: data.length, hash: hasher(data), mode: file.entry.mode & 0o777, ...(meta ? { meta } : {}) });
+      args.files.push({ path: file.target, size: data.length, hash: hasher(data), mode: file.entry.mode & PERMISSION_BITS, ...(meta ? { meta } : {}) });
       sending.push({ file, data });
     });
     if (sending.length === 0) return;
-    if (this.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+    throwIfAborted(this.signal);
     const written = await this.dst.writeFiles(args, sending.map((s) => s.data));
     const seconds = (performance.now() - started) / 1000;
     written.files.forEach((w, i) => {

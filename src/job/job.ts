@@ -8,7 +8,8 @@
 import type { SyncSummary } from '../engine/events.js';
 import { syncFile } from '../engine/sync.js';
 import { ERROR_CATEGORY } from '../errors/codes.js';
-import { PdcError } from '../errors/pdc-error.js';
+import { PdcError, throwIfAborted } from '../errors/pdc-error.js';
+import { PERMISSION_BITS } from '../fileops/file-service.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, FileMeta, Role } from '../protocol/messages.js';
 import { SmallFileBatches, sentInBatch } from './batch.js';
@@ -60,7 +61,7 @@ export interface JobHosts {
 }
 
 export interface JobResult {
-  /** A single-file job: the engine's summary, as a run before jobs reported it. */
+  /** A single-file job: the engine's summary of its one file. */
   single?: SyncSummary;
   totals: JobTotals;
 }
@@ -70,7 +71,7 @@ const FATAL = new Set<string>(['connection', 'hostkey', 'interrupted', 'terminat
 
 /**
  * Run a job. One SOURCE that is a file (or any SOURCE without -r, alone) is a
- * single-file job: its error ends the run, as before jobs. Otherwise TARGET is a
+ * single-file job: its error ends the run. Otherwise TARGET is a
  * directory and every entry is tried, its failure reported as a `file-failed` event.
  */
 export async function runJob(job: Job, hosts: JobHosts, emit: JobEmit, signal?: AbortSignal): Promise<JobResult> {
@@ -341,7 +342,7 @@ class JobRunner {
     this.emit({ type: 'item', action: this.o.dryRun ? 'would-create' : 'mkdir', path: `${this.dst.display(path)}/` });
     if (this.o.dryRun) return false;
     // Writable for us while its contents are made; --perms sets its own mode afterwards.
-    await this.dst.mkdir({ root, path, mode: (entry.mode | 0o700) & 0o777 });
+    await this.dst.mkdir({ root, path, mode: (entry.mode | 0o700) & PERMISSION_BITS });
     return true;
   }
 
@@ -430,7 +431,7 @@ class JobRunner {
   }
 
   private abort(): void {
-    if (this.signal?.aborted) throw new PdcError('INTERRUPTED', 'interrupted');
+    throwIfAborted(this.signal);
   }
 
   private finishTotals(): JobTotals {
