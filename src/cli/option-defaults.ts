@@ -1,5 +1,9 @@
+import { MAX_BLOCK_SIZE } from '../protocol/limits.js';
+
 /** Defaults and limits of the options: resolveConfig applies them, the option table documents them. */
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
+/** The largest -b (MAX_BLOCK_SIZE) as the help and its errors write it. */
+export const MAX_BLOCK_SIZE_TEXT = `${MAX_BLOCK_SIZE / (1024 * 1024)} MiB`;
 export const DEFAULT_CONCURRENCY = 4;
 export const MAX_CONCURRENCY = 64;
 export const DEFAULT_IDLE_TIMEOUT_S = 60;

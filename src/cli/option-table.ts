@@ -16,9 +16,11 @@ import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
   DEFAULT_IDLE_TIMEOUT_S,
+  MAX_BLOCK_SIZE_TEXT,
   MAX_CONCURRENCY,
   MAX_CONNECTIONS,
 } from './option-defaults.js';
+import { sizeText } from './size.js';
 
 /**
  * - flag: a boolean (`--verify`); a `no-` long name is the negation of an on-by-default setting.
@@ -59,10 +61,6 @@ export const GROUP_TITLES: Record<OptionGroup, string> = {
 
 const MiB = 1024 * 1024;
 
-/** 1048576 -> 1M, 16384 -> 16K, 64 -> 64: as --refine-levels takes them. */
-function formatLevel(n: number): string {
-  return n % MiB === 0 ? `${n / MiB}M` : n % 1024 === 0 ? `${n / 1024}K` : String(n);
-}
 
 const DECLARED = [
   {
@@ -70,7 +68,7 @@ const DECLARED = [
     long: 'block-size',
     kind: 'value',
     value: 'SIZE',
-    description: 'block size: bytes, or 5K, 1M, 1MiB (K/M/G are binary); 1 B to 64 MiB',
+    description: `block size: bytes, or 5K, 1M, 1MiB (K/M/G are binary); 1 B to ${MAX_BLOCK_SIZE_TEXT}`,
     default: `${DEFAULT_BLOCK_SIZE / MiB} MiB`,
     group: 'copy',
   },
@@ -112,7 +110,7 @@ const DECLARED = [
     kind: 'value',
     value: 'SIZES',
     description: 'piece sizes differing blocks are refined at, e.g. 16K,1K,64 (sizes not below the block size, or below 8 digests, are skipped)',
-    default: DEFAULT_REFINE_LEVELS.map(formatLevel).join(','),
+    default: DEFAULT_REFINE_LEVELS.map(sizeText).join(','),
     group: 'copy',
   },
   { long: 'verify', kind: 'flag', description: 'also compare whole-file sha256 digests computed independently on both sides', group: 'copy' },

@@ -11,11 +11,12 @@ import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CONCURRENCY,
   DEFAULT_IDLE_TIMEOUT_S,
+  MAX_BLOCK_SIZE_TEXT,
   MAX_CONCURRENCY,
   MAX_CONNECTIONS,
 } from './option-defaults.js';
 import type { RawFlags } from './option-table.js';
-import { parseSize } from './size.js';
+import { parseSize, sizeText } from './size.js';
 
 export type { RawFlags } from './option-table.js';
 export { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_S, MAX_CONCURRENCY, MAX_CONNECTIONS } from './option-defaults.js';
@@ -160,7 +161,7 @@ function blockSizeFlag(f: RawFlags): number {
   const blockSize = parseSize(text);
   if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
     throw new PdcError('BAD_BLOCK_SIZE', `block size "${text}" is not valid`, {
-      hint: 'use a size from 1 byte to 64 MiB, e.g. -b 4K, -b 1M (the default), -b 16MiB',
+      hint: `use a size from 1 byte to ${MAX_BLOCK_SIZE_TEXT}, e.g. -b 4K, -b ${sizeText(DEFAULT_BLOCK_SIZE)} (the default), -b 16MiB`,
     });
   }
   return blockSize;
@@ -193,7 +194,7 @@ function refineLevelsFlag(f: RawFlags): number[] {
   const sizes = String(text).split(',').map((t) => parseSize(t.trim()));
   if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n < 1 || n > MAX_BLOCK_SIZE)) {
     throw new PdcError('BAD_REFINE_LEVELS', `--refine-levels "${text}" is not a list of piece sizes`, {
-      hint: 'give sizes from 1 byte to 64 MiB separated by commas, e.g. --refine-levels 16K,1K,64 (or --no-refine)',
+      hint: `give sizes from 1 byte to ${MAX_BLOCK_SIZE_TEXT} separated by commas, e.g. --refine-levels 16K,1K,64 (or --no-refine)`,
     });
   }
   return sizes;

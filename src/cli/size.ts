@@ -13,4 +13,10 @@ export function parseSize(text: string | number): number {
   return Number.isSafeInteger(value) ? value : NaN;
 }
 
+/** 1048576 -> 1M, 16384 -> 16K, 64 -> 64: a size as -b and --refine-levels take it (parseSize reads it back). */
+export function sizeText(n: number): string {
+  const MiB = 1024 * 1024;
+  return n % MiB === 0 ? `${n / MiB}M` : n % 1024 === 0 ? `${n / 1024}K` : String(n);
+}
+
 export { formatBytes } from '../format-bytes.js';
