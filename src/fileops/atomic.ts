@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { notADirectoryInPath, notRegular } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
+import { PERMISSION_BITS } from './mode.js';
 import { euid, trustedOwner } from './owner.js';
 import { isAllZero } from './zero-runs.js';
 
@@ -270,7 +271,7 @@ export async function commitTemp(t: AtomicTarget, plan: CommitPlan): Promise<voi
     await t.fh.chmod(t.old.mode);
   } else {
     // fchmod ignores the umask; a new file's mode must not.
-    await t.fh.chmod(plan.newMode & ~process.umask() & 0o777);
+    await t.fh.chmod(plan.newMode & ~process.umask() & PERMISSION_BITS);
   }
   await t.fh.sync();
   // The target name still means the file resolved at the start (or still nothing),

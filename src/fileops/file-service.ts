@@ -20,6 +20,7 @@ import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
+import { PERMISSION_BITS } from './mode.js';
 import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 import { type Window, WindowCache } from './window-cache.js';
@@ -48,12 +49,8 @@ const PIECES_SPAN_GAP = 16 * 1024;
 /** Longest span read and written back at once. */
 const PIECES_SPAN_BYTES = 256 * 1024;
 
-/**
- * The mode bits a copy carries over: read/write/execute for user, group and other.
- * setuid, setgid and sticky are dropped, as cp does without -p: a copy must not
- * gain privileges its creator did not choose.
- */
-export const PERMISSION_BITS = 0o777;
+/** The mode bits a copy carries over (defined in mode.ts; the job imports them from here). */
+export { PERMISSION_BITS };
 /** A new target's mode when the caller names none (the umask narrows it). */
 const DEFAULT_NEW_MODE = 0o644;
 

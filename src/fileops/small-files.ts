@@ -20,6 +20,7 @@ import { isTempNameOf, removeStaleTemps, TEMP_MARK } from './atomic.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
+import { PERMISSION_BITS } from './mode.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 import { parentInTree } from './tree.js';
 
@@ -109,7 +110,7 @@ async function writeOne(
   const lock = new TargetLock(path);
   lock.acquire(path);
   try {
-    const { fh, created } = await openInPlaceTarget(path, true, (f.mode ?? 0o644) & 0o777);
+    const { fh, created } = await openInPlaceTarget(path, true, (f.mode ?? 0o644) & PERMISSION_BITS);
     try {
       await writeAll(fh, data);
       await fh.truncate(f.size);

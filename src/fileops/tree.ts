@@ -4,6 +4,7 @@ import { fromErrno, notRegular, parentMissing, type Role } from '../errors/errno
 import { PdcError } from '../errors/pdc-error.js';
 import type { DirEntry, ListArgs, ListResult, MkdirArgs, RemoveArgs, RemoveResult, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
 import { expandHome, unknownUserError } from './home.js';
+import { PERMISSION_BITS } from './mode.js';
 
 /**
  * Directory trees on one host: list a directory (paged), and on the target make
@@ -63,7 +64,7 @@ export async function makeDir(a: MkdirArgs): Promise<TreeChangeResult> {
     const st = await lstatOrUndefined(at);
     if (st === undefined) {
       try {
-        await fsp.mkdir(at, a.mode === undefined ? 0o777 : a.mode & 0o777);
+        await fsp.mkdir(at, a.mode === undefined ? 0o777 : a.mode & PERMISSION_BITS);
         created = true;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromErrno(e, 'target', at);
