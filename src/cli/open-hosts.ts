@@ -95,7 +95,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, connecti
   }
   const hostDisplay = remote.user ? `${remote.user}@${remote.host}` : remote.host;
   const started = Date.now();
-  const { transport, explainExit } = await remoteTransport(cfg, remote, log);
+  const { transport, explainExit } = await remoteTransport(cfg, remote, hostDisplay, log);
   connecting();
   const far = await AgentHost.start(transport, {
     ...common,
@@ -104,7 +104,7 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, connecti
     machineId: `ssh:${hostDisplay}`,
     name: remote.host,
     displayPrefix: `${remote.host}:`,
-    explainExit: (code, stderr) => explainExit(code, stderr, hostDisplay),
+    explainExit,
   });
   log(`connected to ${hostDisplay}: ${far.parallelism} agent channel(s) in ${Date.now() - started} ms`);
   return far;
@@ -112,12 +112,16 @@ async function startAgents(cfg: RunConfig, log: (line: string) => void, connecti
 
 type RemoteLocation = Extract<RunConfig['source'], { kind: 'remote' }>;
 
-/** The SSH transport for the remote side: the system ssh with -e, else the built-in ssh2 client. */
+/**
+ * The SSH transport for the remote side: the system ssh with -e, else the built-in ssh2 client.
+ * `explainExit` names the host as the transport does (ssh2: `hostDisplay`; -e: with the port).
+ */
 async function remoteTransport(
   cfg: RunConfig,
   remote: RemoteLocation,
+  hostDisplay: string,
   log: (line: string) => void,
-): Promise<{ transport: Transport; explainExit: (code: number | null, stderr: string, host: string) => PdcError | undefined }> {
+): Promise<{ transport: Transport; explainExit: (code: number | null, stderr: string) => PdcError | undefined }> {
   const ssh = cfg.ssh;
   if (cfg.rsh !== undefined) {
     const { createOpenSshTransport } = await import('../transport/openssh.js');
@@ -160,5 +164,5 @@ async function remoteTransport(
     },
   );
   markStartup('sshReady');
-  return { transport, explainExit: exitStatusError };
+  return { transport, explainExit: (code, stderr) => exitStatusError(code, stderr, hostDisplay) };
 }
