@@ -104,9 +104,16 @@ function sshOptions(f: RawFlags): string[] {
   return [`ProxyJump=${jump}`, ...options];
 }
 
+/** -e/--rsh COMMAND; the built-in client's own options are refused with it (ignored, they would go unnoticed). */
 function rshFlag(f: RawFlags): string | undefined {
   const rsh = strFlag(f.rsh);
-  if (rsh !== undefined && rsh.trim() === '') throw usage('-e/--rsh needs a command', 'name the command that reaches the remote host, e.g. -e "ssh -p 2222"');
+  if (rsh === undefined) return undefined;
+  if (rsh.trim() === '') throw usage('-e/--rsh needs a command', 'name the command that reaches the remote host, e.g. -e "ssh -p 2222"');
+  const given = [f.connections !== undefined ? '--connections' : '', f.connectionThreads !== undefined ? '--connection-threads' : ''].filter(Boolean);
+  if (given.length > 0) {
+    const names = given.join(' and ');
+    throw usage(`${names} ${given.length > 1 ? 'apply' : 'applies'} to the built-in SSH client, not to -e/--rsh`, `drop ${names}, or drop -e to use the built-in SSH client`);
+  }
   return rsh;
 }
 

@@ -322,6 +322,21 @@ describe('SSH options declared for the SSH layer and the -e transport', () => {
     expect(c.ssh.connectTimeoutMs).toBe(7000);
   });
 
+  it.each<[Record<string, unknown>, RegExp]>([
+    [{ connections: 2 }, /^--connections applies to the built-in SSH client/],
+    [{ connectionThreads: 'never' }, /^--connection-threads applies to the built-in SSH client/],
+    [{ connections: 3, connectionThreads: 'always' }, /^--connections and --connection-threads apply to the built-in SSH client/],
+  ])('-e with %j is a USAGE error naming the fix (the built-in client\'s options would be ignored)', (f, message) => {
+    expect(codeOf(['h:/a', './b'], raw({ rsh: 'ssh', ...f }))).toBe('USAGE');
+    try {
+      resolveConfig(['h:/a', './b'], raw({ rsh: 'ssh', ...f }));
+      expect.unreachable();
+    } catch (e) {
+      expect((e as PdcError).message).toMatch(message);
+      expect((e as PdcError).hint).toMatch(/drop -e/);
+    }
+  });
+
   it('a bad -o names the fix', () => {
     try {
       resolveConfig(ARGS, raw({ sshOption: 'Nonsense' }));
