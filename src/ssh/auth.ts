@@ -277,7 +277,7 @@ export function createAuth(opts: AuthOptions): AuthState {
             void (async () => {
               opts.onPrompt?.(true);
               try {
-                if (instructions) process.stderr.write(instructions + '\n');
+                if (instructions) prompter.note(instructions);
                 const answers: string[] = [];
                 for (const p of prompts) {
                   // A lone hidden "Password:" prompt is the password: reuse it across connections.

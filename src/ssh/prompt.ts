@@ -3,13 +3,15 @@
  * even when stdin/stdout are pipes, and secrets are read without echo. Without a
  * terminal there is no prompter and callers fail fast instead of hanging.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { interrupted } from '../errors/index.js';
 
 export interface Prompter {
   /** Ask one question; `echo: false` for secrets. Questions are serialised. */
   ask(question: string, echo: boolean): Promise<string>;
+  /** Show a line of text where the questions are asked (e.g. a server's instructions), in turn with them. */
+  note(text: string): void;
   /** Abandon the question being asked and refuse later ones (INTERRUPTED); restores the terminal. */
   cancel(): void;
 }
@@ -35,11 +37,26 @@ export function ttyPrompter(): Prompter | undefined {
       queue = next.catch(() => undefined);
       return next;
     },
+    note(text) {
+      queue = queue.then(() => {
+        if (!cancelled) writeTty(`${text}\n`);
+      }).catch(() => undefined);
+    },
     cancel() {
       cancelled = true;
       abortActive?.(cancelledError());
     },
   };
+}
+
+/** Write to the terminal directly (no question is being asked: the terminal is in its normal mode). */
+function writeTty(text: string): void {
+  const fd = openSync('/dev/tty', 'w');
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function askOnce(question: string, echo: boolean, onStart: (abort: (err: Error) => void) => void): Promise<string> {
