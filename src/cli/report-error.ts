@@ -17,10 +17,10 @@ export function describeError(err: unknown, verbosity: number): { lines: string[
   return { lines, exitCode: e.exitCode, code: e.code };
 }
 
+/** Anything that is not a PdcError by now is a bug (cac's usage errors are translated where they are caught, in main.ts). */
 export function toPdcError(err: unknown): PdcError {
   if (err instanceof PdcError) return err;
-  const e = err as Error & { name?: string };
-  if (e && e.name === 'CACError') return new PdcError('USAGE', e.message, { hint: 'see pdiffcopy --help' });
+  const e = err as Error;
   return new PdcError('INTERNAL', `unexpected error: ${e?.message ?? String(err)}`, {
     hint: 'this is a bug; rerun with -vv and report the output',
     cause: err,
