@@ -1,4 +1,5 @@
-import { PdcError, sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
+import { PdcError, sourceChanged, throwIfAborted, verifyFailed } from '../errors/pdc-error.js';
+import { notRegular, sourceNotFound } from '../errors/errno.js';
 import { DIGEST_METHOD, digestLength, unknownHashMethod } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { OpenResult, StatResult } from '../protocol/messages.js';
@@ -169,9 +170,7 @@ async function finishTarget(o: SyncOptions, f: Finish): Promise<SyncSummary['ver
     emit({ type: 'phase', phase: 'digesting' });
     const [a, b] = await Promise.all([src.digest(DIGEST_METHOD, g.size), dst.digest(DIGEST_METHOD, g.size)]);
     if (!a.equals(b)) {
-      throw new PdcError('VERIFY_FAILED', `${f.dstName} does not match ${f.srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`, {
-        hint: 'rerun to repair; if it persists, check the target disk and memory',
-      });
+      throw verifyFailed(`${f.dstName} does not match ${f.srcName} (sha256 ${b.toString('hex')} vs ${a.toString('hex')})`);
     }
     verified = 'sha256';
     f.prof.lap('digest');
@@ -189,12 +188,10 @@ async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: Stat
   const srcStat = await o.source.host.stat(o.source.path, 'source');
   const srcName = o.source.host.display(o.source.path);
   if (!srcStat.exists) {
-    throw new PdcError('SOURCE_NOT_FOUND', `source ${srcName} does not exist`, { hint: 'check the path' });
+    throw sourceNotFound(srcName);
   }
   if (srcStat.kind !== 'file' && srcStat.kind !== 'block') {
-    throw new PdcError('SOURCE_NOT_REGULAR', `source ${srcName} is ${srcStat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
-      hint: 'pdiffcopy copies one regular file or block device; name one as the source',
-    });
+    throw notRegular('source', srcName, kindText(srcStat), 'pdiffcopy copies one regular file or block device; name one as the source');
   }
   let targetPath = path;
   let stat = await host.stat(targetPath, 'target');
@@ -203,9 +200,7 @@ async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: Stat
     stat = await host.stat(targetPath, 'target');
   }
   if (stat.exists && stat.kind !== 'file' && stat.kind !== 'block') {
-    throw new PdcError('TARGET_NOT_REGULAR', `target ${host.display(targetPath)} is ${stat.kind === 'dir' ? 'a directory' : 'not a regular file or block device'}`, {
-      hint: 'name a regular file, a block device (or a directory to copy into) as the target',
-    });
+    throw notRegular('target', host.display(targetPath), kindText(stat), 'name a regular file, a block device (or a directory to copy into) as the target');
   }
   if (o.atomic && (srcStat.kind === 'block' || stat.kind === 'block')) {
     const which = stat.kind === 'block' ? `target ${host.display(targetPath)}` : `source ${srcName}`;
@@ -245,6 +240,11 @@ async function openTarget(
   if (!st.exists) return { targetSize: 0, targetCreated: false, targetOpen: false };
   const r = await dst.open({ path, role: 'target', write: false, ...device });
   return { targetSize: r.size, targetCreated: false, targetOpen: true };
+}
+
+/** What a path that is neither a regular file nor a block device is, for notRegular(). */
+function kindText(st: StatResult): string {
+  return st.kind === 'dir' ? 'a directory' : 'not a regular file or block device';
 }
 
 function basename(p: string): string {

@@ -1,5 +1,5 @@
 import pLimit, { type LimitFunction } from 'p-limit';
-import { PdcError, sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
+import { sourceChanged, throwIfAborted, verifyFailed } from '../errors/pdc-error.js';
 import type { FileHost } from '../hosts/file-host.js';
 import { type Geometry, type Run, coalesceBlocks, hashRequestBlocks } from './plan.js';
 import type { Profiler } from './profile.js';
@@ -66,9 +66,7 @@ export class WrittenCheck {
     const first = this.bad.reduce((a, b) => Math.min(a, b));
     const now = await this.c.source.hash({ first, count: 1, blockSize: g.blockSize, limit: g.size }, this.c.method);
     if (!now.equals(sourceHashes.subarray(first * len, (first + 1) * len))) throw sourceChanged(this.c.srcName);
-    throw new PdcError('VERIFY_FAILED', `${this.c.dstName}: ${this.bad.length} written block(s) read back wrong (first: block ${first})`, {
-      hint: 'rerun to repair; if it persists, check the target disk and memory',
-    });
+    throw verifyFailed(`${this.c.dstName}: ${this.bad.length} written block(s) read back wrong (first: block ${first})`);
   }
 
   /** Read back `blocks` (ascending) in requests of consecutive blocks. */

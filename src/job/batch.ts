@@ -9,7 +9,7 @@
 import type { SyncSummary } from '../engine/events.js';
 import { geometry, similarity } from '../engine/plan.js';
 import { PdcError, type WireError, throwIfAborted } from '../errors/pdc-error.js';
-import { PERMISSION_BITS } from '../fileops/file-service.js';
+import { PERMISSION_BITS } from '../fileops/mode.js';
 import { createBlockHasher } from '../hash/methods.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, FileMeta, WriteFilesArgs } from '../protocol/messages.js';

@@ -9,7 +9,8 @@ import type { SyncSummary } from '../engine/events.js';
 import { syncFile } from '../engine/sync.js';
 import { ERROR_CATEGORY } from '../errors/codes.js';
 import { PdcError, throwIfAborted } from '../errors/pdc-error.js';
-import { PERMISSION_BITS } from '../fileops/file-service.js';
+import { PERMISSION_BITS } from '../fileops/mode.js';
+import { notRegular, sourceNotFound } from '../errors/errno.js';
 import type { FileHost } from '../hosts/file-host.js';
 import type { DirEntry, FileMeta, Role } from '../protocol/messages.js';
 import { SmallFileBatches, sentInBatch } from './batch.js';
@@ -148,11 +149,11 @@ class JobRunner {
   /** Each top-level source: a file, a tree (-r), a link (-r: recreated; else its file), or skipped. */
   private async copyTop(source: string, targetDir: string): Promise<void> {
     const entry = await this.entryOf(this.src, source, 'source');
-    if (!entry) throw new PdcError('SOURCE_NOT_FOUND', `source ${this.src.display(source)} does not exist`, { hint: 'check the path' });
+    if (!entry) throw sourceNotFound(this.src.display(source));
     const isDir = entry.kind === 'dir';
     const target = landing(source, isDir, targetDir, (d, n) => this.dst.join(d, n));
     if (isDir && !this.o.recursive) {
-      throw new PdcError('SOURCE_NOT_REGULAR', `source ${this.src.display(source)} is a directory`, { hint: 'pass -r to copy directories' });
+      throw notRegular('source', this.src.display(source), 'a directory', 'pass -r to copy directories');
     }
     if (isDir) return this.copyTree(source, target, targetDir, entry);
     this.found([entry]);
@@ -335,7 +336,7 @@ class JobRunner {
   /** Make a directory of the tree unless it is there; says whether it exists now (a dry run makes nothing). */
   private async makeDir(path: string, root: string, entry: DirEntry, existing: DirEntry | undefined): Promise<boolean> {
     if (existing) {
-      if (existing.kind !== 'dir') throw new PdcError('TARGET_NOT_REGULAR', `target ${this.dst.display(path)} is not a directory; left alone`, { hint: 'remove or rename it on the target, then rerun' });
+      if (existing.kind !== 'dir') throw notRegular('target', this.dst.display(path), 'not a directory; left alone', 'remove or rename it on the target, then rerun');
       return true;
     }
     this.totals.dirsCreated++;
