@@ -102,26 +102,25 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CATEGORY, value);
 }
 
-/** The exit codes as --help, the man page and the README list them. */
-export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = [
-  [0, 'success: the target is byte-identical to the source, verified'],
-  [1, 'internal error (a bug: please report it with -vv output)'],
-  [
-    2,
+/** What each exit code means, by category: --help, the man page and the README list them. */
+const EXIT_CODE_TEXT: Record<ErrorCategory | 'ok', string> = {
+  ok: 'success: the target is byte-identical to the source, verified',
+  internal: 'internal error (a bug: please report it with -vv output)',
+  usage:
     'usage error: bad option, argument or location; several sources and a TARGET that is not an existing directory, or sources on different hosts; both sides remote; source and target the same file; --atomic with a block device; Node.js older than 20 on this host',
-  ],
-  [3, 'source error: missing, unreadable, path too long, not a regular file or block device (or a /proc, /sys file), a device in use, or changed during the copy'],
-  [
-    4,
+  source: 'source error: missing, unreadable, path too long, not a regular file or block device (or a /proc, /sys file), a device in use, or changed during the copy',
+  target:
     'target error: permission, missing parent that cannot be created, path too long, no space, locked by another run (or no private lock directory), not a regular file or block device, a device in use or smaller than the source, changed by someone else during the run',
-  ],
-  [5, 'verification failed: the target does not match the source'],
-  [
-    6,
+  verify: 'verification failed: the target does not match the source',
+  connection:
     'connection or remote error: name resolution, refused, timeout, authentication, remote node missing, too old or not uploadable, remote shell not clean, agent died, stalled, corrupt compressed data',
-  ],
-  [7, 'host key unknown or changed (see --accept-new-host-key)'],
-  [23, 'some files failed (several files or -r): the others were synced; each failure is reported (as rsync\'s 23)'],
-  [130, 'interrupted by SIGINT: rerun to finish'],
-  [143, 'terminated by SIGTERM: rerun to finish'],
-];
+  hostkey: 'host key unknown or changed (see --accept-new-host-key)',
+  partial: "some files failed (several files or -r): the others were synced; each failure is reported (as rsync's 23)",
+  interrupted: 'interrupted by SIGINT: rerun to finish',
+  terminated: 'terminated by SIGTERM: rerun to finish',
+};
+
+/** The exit codes as --help, the man page and the README list them: [code, meaning], lowest code first. */
+export const EXIT_CODE_HELP: ReadonlyArray<[number, string]> = (Object.keys(EXIT_CODES) as Array<keyof typeof EXIT_CODES>)
+  .map((category): [number, string] => [EXIT_CODES[category], EXIT_CODE_TEXT[category]])
+  .sort(([a], [b]) => a - b);
