@@ -24,8 +24,7 @@ import { type FirstLevel, type Refiner, refinerFor } from './refine.js';
 import { blocksWithDifferingPieces, piecesAlign, runDigests, windowRanges } from './refine-plan.js';
 import { type ZeroRun, zeroBytesOf } from '../fileops/zero-runs.js';
 import { BufferPool } from '../fileops/buffer-pool.js';
-import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
-import { REFINE_RUNS_IN_FLIGHT } from '../protocol/limits.js';
+import { REFINE_RUNS_IN_FLIGHT, TRANSFER_RUN_BYTES } from '../protocol/limits.js';
 import { readDigestsFit } from '../protocol/ops.js';
 import { WrittenCheck } from './written-check.js';
 import type { SyncOptions } from './sync.js';
@@ -454,7 +453,7 @@ async function sendRun(
 }
 
 /** Buffers runs are joined in: at most as many as the transfers in flight can hold. */
-const joinPool = new BufferPool(TRANSFER_BUFFER_BYTES, Math.ceil(TRANSFER_BYTES_IN_FLIGHT / TRANSFER_BUFFER_BYTES), true);
+const joinPool = new BufferPool(TRANSFER_RUN_BYTES, Math.ceil(TRANSFER_BYTES_IN_FLIGHT / TRANSFER_RUN_BYTES), true);
 
 function joinInto(buffers: readonly Buffer[], out: Buffer): void {
   let at = 0;

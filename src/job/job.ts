@@ -351,7 +351,7 @@ class JobRunner {
   private async ensureTargetDir(targetDir: string): Promise<void> {
     const t = await this.dst.stat(targetDir, 'target');
     if (t.kind === 'dir') return;
-    if (this.job.sources.length > 1 || t.exists) throw notADirectory(this.dst.display(this.job.target), this.job.sources.length);
+    if (this.job.sources.length > 1 || t.exists) throw needsDirectoryTarget(this.dst.display(this.job.target), this.job.sources.length);
     this.totals.dirsCreated++;
     this.emit({ type: 'item', action: this.o.dryRun ? 'would-create' : 'mkdir', path: `${this.dst.display(targetDir)}/` });
     if (!this.o.dryRun) await this.dst.mkdir({ root: dirName(targetDir), path: targetDir });
@@ -442,7 +442,7 @@ class JobRunner {
 }
 
 /** Several sources (or a directory) need a directory to land in. */
-export function notADirectory(target: string, sources: number): PdcError {
+export function needsDirectoryTarget(target: string, sources: number): PdcError {
   const why = sources > 1 ? `and there are ${sources} sources` : 'and the source is a directory';
   return new PdcError('USAGE', `TARGET ${target} is not an existing directory, ${why}`, {
     hint: 'name an existing directory as the last argument (create it first), or copy one file per run',
