@@ -10,25 +10,25 @@
  * agent's code follows on stdin. User paths never appear in the command line.
  */
 import { availableParallelism, homedir } from 'node:os';
-import { noUsableConnection, PdcError } from '../errors/index.js';
+import type { PdcError } from '../errors/index.js';
 import type { Readable } from 'node:stream';
-import { buildRemoteCommand, type CachedNode, encodeAgentPayload } from '../protocol/bootstrap.js';
-import { agentBundleCode } from '../transport/agent-bundle.js';
-import { prepareRemoteNode } from '../transport/node-upload.js';
+import type { CachedNode } from '../protocol/bootstrap.js';
+import type { RemoteRunner } from '../transport/node-upload.js';
+import { agentCommand, agentPayload, prepareAgentNode } from '../transport/remote-command.js';
 import { AGENT_KILL_GRACE_MS, type AgentProcess, checkSpawn, type Transport, transportClosed } from '../transport/types.js';
 import type { SecretCache } from './auth.js';
 import { resolveHost, type SshHostConfig } from './config.js';
 import { connectSsh, hostDisplay } from './connect.js';
+import { type Conn, ConnectionPool } from './connection-pool.js';
 import { type ChannelLike, type ExitStatus, openExec, type SshLink } from './exec-channel.js';
-import { ttyPrompter } from './prompt.js';
+import { type Prompter, ttyPrompter } from './prompt.js';
 import { connectInThread } from './thread-connection.js';
 import { CONNECTION_THREADS_MIN_CORES } from './thread-messages.js';
 
 // The agent pool explains early exits with this; exported here too so callers need one import.
 export { exitStatusError } from './remote-exit.js';
 
-/** OpenSSH's default MaxSessions: channels allowed per connection. */
-export const MAX_CHANNELS_PER_CONNECTION = 10;
+export { MAX_CHANNELS_PER_CONNECTION } from './connection-pool.js';
 /** Connections opened by default (see the measurements in the SSH layer report). */
 export const DEFAULT_CONNECTIONS = 2;
 /** This transport in its errors. */
@@ -101,12 +101,22 @@ export interface SshTransport extends Transport {
   exec(command: string, input?: Readable): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
 }
 
-interface Conn {
-  index: number;
-  link: SshLink;
-  live: number;
-  dead: boolean;
-  channelsOpened: number;
+type ExecResult = Awaited<ReturnType<SshTransport['exec']>>;
+
+/** What the transport's operations share. */
+interface TransportState {
+  readonly display: string;
+  readonly opts: SshTransportOptions;
+  readonly log: (msg: string) => void;
+  readonly pool: ConnectionPool;
+  /** Runs the --upload-node probe and upload, through exec(). */
+  readonly runner: RemoteRunner;
+  readonly agents: Set<SshAgentProcess>;
+  /** Channels of exec() still running: close() ends them (an upload must not hold it up). */
+  readonly execChannels: Set<ChannelLike>;
+  /** The node the agents run (--upload-node decides once, on the first spawn). */
+  remoteNode: Promise<CachedNode | undefined> | undefined;
+  closed: Promise<void> | undefined;
 }
 
 export function createSshTransport(
@@ -116,7 +126,46 @@ export function createSshTransport(
   const homeDir = opts.homeDir ?? homedir();
   const log = opts.log ?? (() => {});
   // Resolved now (a few small file reads) so `description` names the real destination.
-  const target = resolveHost(loc.host, {
+  const target = resolveTarget(loc, opts, homeDir);
+  const display = hostDisplay(target);
+  const interactive = opts.interactive ?? Boolean(process.stdin.isTTY);
+  const prompter = interactive ? ttyPrompter() : undefined;
+  // close() abandons connection attempts still in progress (and any prompt they wait at).
+  const abort = new AbortController();
+  logRoute(target, display, log);
+  const connect = linkConnector(target, opts, { homeDir, display, ...(prompter ? { prompter } : {}), secrets: {}, signal: abort.signal, log });
+  const wanted = Math.max(1, Math.floor(opts.connections ?? DEFAULT_CONNECTIONS));
+  const state: TransportState = {
+    display,
+    opts,
+    log,
+    pool: new ConnectionPool({ wanted, display, connect, closedError: () => (state.closed ? closedError() : undefined), log }),
+    runner: { run: (command, input) => transport.exec(command, input) },
+    agents: new Set(),
+    execChannels: new Set(),
+    remoteNode: undefined,
+    closed: undefined,
+  };
+  const pending = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p)).catch(() => undefined);
+    return p;
+  };
+  const transport: SshTransport = {
+    description: display,
+    target,
+    setupTimesMs: state.pool.setupTimesMs,
+    spawnAgents: (count) => track(spawnAgents(state, count)),
+    exec: (command, input) => track(execCommand(state, command, input)),
+    close: () => (state.closed ??= closeTransport(state, abort, prompter, pending)),
+  };
+  return transport;
+}
+
+/** The destination after ssh_config, -o and the command line. */
+function resolveTarget(loc: { user?: string; host: string; port?: number }, opts: SshTransportOptions, homeDir: string): SshHostConfig {
+  return resolveHost(loc.host, {
     homeDir,
     ...(opts.configFile ? { configFile: opts.configFile } : {}),
     ...(opts.systemConfigFile !== undefined ? { systemConfigFile: opts.systemConfigFile } : {}),
@@ -127,49 +176,47 @@ export function createSshTransport(
     ...(opts.options ? { options: opts.options } : {}),
     sshAuthSock: opts.sshAuthSock ?? process.env.SSH_AUTH_SOCK ?? '',
   });
-  const display = hostDisplay(target);
-  const interactive = opts.interactive ?? Boolean(process.stdin.isTTY);
-  const prompter = interactive ? ttyPrompter() : undefined;
-  const secrets: SecretCache = {};
-  // close() abandons connection attempts still in progress (and any prompt they wait at).
-  const abort = new AbortController();
-  const wanted = Math.max(1, Math.floor(opts.connections ?? DEFAULT_CONNECTIONS));
+}
 
-  const conns: Conn[] = [];
-  const pending = new Set<Promise<unknown>>();
-  const agents = new Set<SshAgentProcess>();
-  const setupTimesMs: number[] = [];
-  let closed: Promise<void> | undefined;
-  let opening: Promise<void> = Promise.resolve();
-  /** The node the agents run (--upload-node decides once, on the first spawn). */
-  let remoteNode: Promise<CachedNode | undefined> | undefined;
-  /** Channels of exec() still running: close() ends them (an upload must not hold it up). */
-  const execChannels = new Set<ChannelLike>();
-
+/** -v: the jump hosts and ProxyCommand the connections go through. */
+function logRoute(target: SshHostConfig, display: string, log: (msg: string) => void): void {
   if (target.proxyJump.length) log(`ssh: ${display} via ${target.proxyJump.map((h) => hostDisplay(h)).join(' -> ')}`);
   const proxyCommand = (target.proxyJump[0] ?? target).proxyCommand;
   if (proxyCommand) log(`ssh: reaching ${hostDisplay(target.proxyJump[0] ?? target)} through ProxyCommand: ${proxyCommand}`);
+}
 
-  /**
-   * The first connection is made on this thread: it may prompt (passphrases, passwords, a new
-   * host key). With connectionThreads the others wait for it and then connect in threads of
-   * their own, with what it was given (the password, the host key now in known_hosts); one that
-   * cannot (a passphrase-protected key, say) connects on this thread instead.
-   */
-  let firstConnection: Promise<unknown> | undefined;
+interface ConnectContext {
+  homeDir: string;
+  display: string;
+  prompter?: Prompter;
+  /** Shared by all connections, so a password is asked once. */
+  secrets: SecretCache;
+  /** Abandons connection attempts (the transport is closing). */
+  signal: AbortSignal;
+  log: (msg: string) => void;
+}
+
+/**
+ * Makes the transport's connections. The first connection is made on this thread: it may prompt
+ * (passphrases, passwords, a new host key). With connectionThreads the others wait for it and then
+ * connect in threads of their own, with what it was given (the password, the host key now in
+ * known_hosts); one that cannot (a passphrase-protected key, say) connects on this thread instead.
+ */
+function linkConnector(target: SshHostConfig, opts: SshTransportOptions, c: ConnectContext): () => Promise<SshLink> {
   const threads = opts.connectionThreads ?? availableParallelism() >= CONNECTION_THREADS_MIN_CORES;
-  const connectOptions = () => ({
-    homeDir,
+  const connectOptions = {
+    homeDir: c.homeDir,
     acceptNewHostKey: opts.acceptNewHostKey ?? false,
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
     ...(opts.keepaliveIntervalMs !== undefined ? { keepaliveIntervalMs: opts.keepaliveIntervalMs } : {}),
     noDelay: opts.pulling ?? false,
-  });
-  const connectHere = async (): Promise<SshLink> => {
-    const ssh = await connectSsh(target, { ...connectOptions(), ...(prompter ? { prompter } : {}), secrets, signal: abort.signal, log });
-    return { setupMs: ssh.setupMs, lost: ssh.lost, where: 'the main thread', exec: (command, direct) => openExec(ssh.client, display, command, direct), close: () => ssh.close() };
   };
-  const connectLink = async (): Promise<SshLink> => {
+  let firstConnection: Promise<unknown> | undefined;
+  const connectHere = async (): Promise<SshLink> => {
+    const ssh = await connectSsh(target, { ...connectOptions, ...(c.prompter ? { prompter: c.prompter } : {}), secrets: c.secrets, signal: c.signal, log: c.log });
+    return { setupMs: ssh.setupMs, lost: ssh.lost, where: 'the main thread', exec: (command, direct) => openExec(ssh.client, c.display, command, direct), close: () => ssh.close() };
+  };
+  return async (): Promise<SshLink> => {
     if (!threads || !firstConnection) {
       const here = connectHere();
       firstConnection ??= here;
@@ -179,209 +226,102 @@ export function createSshTransport(
       () => true,
       () => false,
     );
-    if (!first || abort.signal.aborted) return connectHere();
+    if (!first || c.signal.aborted) return connectHere();
     try {
-      const password = await secrets.password;
-      return await connectInThread({ target, ...connectOptions(), ...(password !== undefined ? { password } : {}) }, { display, signal: abort.signal, log });
+      const password = await c.secrets.password;
+      return await connectInThread({ target, ...connectOptions, ...(password !== undefined ? { password } : {}) }, { display: c.display, signal: c.signal, log: c.log });
     } catch (err) {
-      if (abort.signal.aborted) throw err;
-      log(`ssh: a connection thread could not connect (${(err as Error).message}); connecting on the main thread`);
+      if (c.signal.aborted) throw err;
+      c.log(`ssh: a connection thread could not connect (${(err as Error).message}); connecting on the main thread`);
       return connectHere();
     }
   };
+}
 
-  const openConnection = async (): Promise<Conn> => {
-    const link = await connectLink();
-    const conn: Conn = { index: conns.length, link, live: 0, dead: false, channelsOpened: 0 };
-    if (closed) {
-      await link.close();
-      throw closedError();
-    }
-    conns.push(conn);
-    setupTimesMs.push(link.setupMs);
-    log(`ssh: connection ${conn.index + 1} to ${display} ready in ${Math.round(link.setupMs)} ms, on ${link.where}`);
-    void link.lost.then((err) => {
-      conn.dead = true;
-      log(`ssh: connection ${conn.index + 1}: ${err.message}`);
+/** Start `count` agents, each on its own exec channel, spread over the connections by load. */
+async function spawnAgents(s: TransportState, count: number): Promise<AgentProcess[]> {
+  checkSpawn(TRANSPORT_NAME, s.closed, count);
+  await s.pool.ensure(count);
+  if (s.closed) throw closedError();
+  const payload = agentPayload(s.opts);
+  const cachedNode = s.opts.uploadNode ? await (s.remoteNode ??= prepareAgentNode(s.runner, s.opts, s.display, s.log)) : undefined;
+  if (s.closed) throw closedError();
+  const command = agentCommand(s.opts, cachedNode);
+  // Reserve slots first (round-robin by load), then open all channels in parallel.
+  const slots = Array.from({ length: count }, () => s.pool.reserve());
+  const settled = await Promise.allSettled(slots.map((conn) => startAgent(s, conn, command, payload)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const ok = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    for (const a of ok) a.kill();
+    throw failed.reason;
+  }
+  s.log(`ssh: ${count} agent channel(s) on ${s.display}; live channels per connection: ${s.pool.layout()}`);
+  return ok;
+}
+
+/** One agent in a slot reserved on `conn`: the loader runs on a new channel and reads the agent's code from its stdin. */
+async function startAgent(s: TransportState, conn: Conn, command: string, payload: Buffer): Promise<SshAgentProcess> {
+  const channel = await s.pool.openChannel(conn, command, true);
+  const label = `${s.display} conn ${conn.index + 1}/ch ${++conn.channelsOpened}`;
+  const agent = new SshAgentProcess(label, channel, conn, () => {
+    s.pool.release(conn);
+    s.agents.delete(agent);
+  });
+  s.agents.add(agent);
+  channel.write(payload);
+  return agent;
+}
+
+/** SshTransport.exec: one plain command on a channel of its own, its output collected as text. */
+async function execCommand(s: TransportState, command: string, input?: Readable): Promise<ExecResult> {
+  if (s.closed) throw closedError();
+  await s.pool.ensure(1);
+  const conn = s.pool.reserve();
+  const channel = await s.pool.openChannel(conn, command, false);
+  s.execChannels.add(channel);
+  let stdout = '';
+  let stderr = '';
+  channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  if (input) {
+    channel.once('close', () => input.destroy());
+    // A local read error must not leave the remote waiting: end the channel, the command fails.
+    input.once('error', (err) => {
+      stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
+      channel.close();
     });
-    return conn;
-  };
-
-  /**
-   * Make sure there are enough live connections for `extra` more channels; opens them in
-   * parallel. A lone first channel (the first agent) goes out on the first connection
-   * that is up, while the others finish opening; every other call waits for all of
-   * them, so that its channels spread over every connection.
-   */
-  const ensureConnections = (extra: number): Promise<void> => {
-    // Serialised, so two concurrent spawnAgents calls do not both open the missing connections.
-    const run = opening.then(() => openMissing(extra));
-    opening = run.then((r) => r.all).catch(() => undefined);
-    return run.then((r) => r.enough);
-  };
-
-  const openMissing = (extra: number): { all: Promise<void>; enough: Promise<void> } => {
-    const alive = conns.filter((c) => !c.dead);
-    const live = alive.reduce((n, c) => n + c.live, 0);
-    const need = Math.max(wanted, Math.ceil((live + extra) / MAX_CHANNELS_PER_CONNECTION)) - alive.length;
-    if (need <= 0) return { all: Promise.resolve(), enough: Promise.resolve() };
-    const attempts = Array.from({ length: need }, () => openConnection());
-    const all = Promise.allSettled(attempts).then((results) => {
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (!failed) return;
-      // A host that took some connections but dropped another (MaxStartups, a flaky link) is
-      // still usable with fewer; host key, authentication and usage errors are not.
-      const transient = failed.reason instanceof PdcError && /^CONNECTION_/.test(failed.reason.code);
-      const capacity = conns.filter((c) => !c.dead).length * MAX_CHANNELS_PER_CONNECTION - live;
-      if (!transient || capacity < extra) throw failed.reason;
-      log(`ssh: continuing with fewer connections to ${display}: ${(failed.reason as PdcError).message}`);
+    input.pipe(channel);
+  } else {
+    channel.end();
+  }
+  return new Promise<ExecResult>((resolve) => {
+    channel.once('close', () => {
+      s.execChannels.delete(channel);
+      s.pool.release(conn);
+      void channel.exitStatus.then(({ code, signal }) => resolve({ code, signal, stdout, stderr }));
     });
-    const first = alive.length === 0 && extra === 1;
-    // Any() rejects only when every attempt failed: then `all` has the error to report.
-    const enough = first ? Promise.any(attempts).then(() => undefined, () => all) : all;
-    // Whoever waits on `enough` alone must not leave a later failure of `all` unhandled.
-    all.catch(() => undefined);
-    return { all, enough };
-  };
+  });
+}
 
-  const pickConnection = (): Conn => {
-    let best: Conn | undefined;
-    for (const c of conns) {
-      if (c.dead || c.live >= MAX_CHANNELS_PER_CONNECTION) continue;
-      if (!best || c.live < best.live) best = c;
-    }
-    if (!best) throw noUsableConnection(display);
-    return best;
-  };
-
-  /** Open a channel on a connection whose `live` count already includes it; undo the count on failure. */
-  const openCounted = async (conn: Conn, command: string, direct: boolean): Promise<ChannelLike> => {
-    try {
-      return await conn.link.exec(command, direct);
-    } catch (err) {
-      conn.live--;
-      throw err;
-    }
-  };
-
-  const track = <T>(p: Promise<T>): Promise<T> => {
-    pending.add(p);
-    void p.finally(() => pending.delete(p)).catch(() => undefined);
-    return p;
-  };
-
-  const transport: SshTransport = {
-    description: display,
-    target,
-    setupTimesMs,
-
-    spawnAgents(count: number): Promise<AgentProcess[]> {
-      return track(
-        (async () => {
-          checkSpawn(TRANSPORT_NAME, closed, count);
-          await ensureConnections(count);
-          if (closed) throw closedError();
-          const code = opts.agentCode ?? agentBundleCode();
-          const payload = encodeAgentPayload(code);
-          const cachedNode = opts.uploadNode
-            ? await (remoteNode ??= prepareRemoteNode({ run: (cmd, input) => transport.exec(cmd, input) }, { display, log, ...(opts.remoteNode ? { remoteNode: opts.remoteNode } : {}) }))
-            : undefined;
-          if (closed) throw closedError();
-          const command = buildRemoteCommand({
-            ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
-            ...(cachedNode ? { cachedNode } : {}),
-            ...(opts.sudo ? { sudo: true } : {}),
-          });
-          // Reserve slots first (round-robin by load), then open all channels in parallel.
-          const plan: Conn[] = [];
-          for (let i = 0; i < count; i++) {
-            const c = pickConnection();
-            c.live++;
-            plan.push(c);
-          }
-          const settled = await Promise.allSettled(
-            plan.map(async (conn) => {
-              const channel = await openCounted(conn, command, true);
-              const label = `${display} conn ${conn.index + 1}/ch ${++conn.channelsOpened}`;
-              const agent = new SshAgentProcess(label, channel, conn, () => {
-                conn.live--;
-                agents.delete(agent);
-              });
-              agents.add(agent);
-              channel.write(payload);
-              return agent;
-            }),
-          );
-          const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-          const ok = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-          if (failed) {
-            for (const a of ok) a.kill();
-            throw failed.reason;
-          }
-          const layout = conns.map((c) => `conn ${c.index + 1}: ${c.live}`).join(', ');
-          log(`ssh: ${count} agent channel(s) on ${display}; live channels per connection: ${layout}`);
-          return ok;
-        })(),
-      );
-    },
-
-    exec(command: string, input?: Readable) {
-      return track(
-        (async () => {
-          if (closed) throw closedError();
-          await ensureConnections(1);
-          const conn = pickConnection();
-          conn.live++;
-          const channel = await openCounted(conn, command, false);
-          execChannels.add(channel);
-          let stdout = '';
-          let stderr = '';
-          channel.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-          channel.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-          if (input) {
-            channel.once('close', () => input.destroy());
-            // A local read error must not leave the remote waiting: end the channel, the command fails.
-            input.once('error', (err) => {
-              stderr += `pdiffcopy: reading the local input failed: ${err.message}\n`;
-              channel.close();
-            });
-            input.pipe(channel);
-          } else {
-            channel.end();
-          }
-          return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-            channel.once('close', () => {
-              execChannels.delete(channel);
-              conn.live--;
-              void channel.exitStatus.then(({ code, signal }) => resolve({ code, signal, stdout, stderr }));
-            });
-          });
-        })(),
-      );
-    },
-
-    close(): Promise<void> {
-      return (closed ??= (async () => {
-        abort.abort();
-        prompter?.cancel();
-        for (const ch of execChannels) ch.close();
-        // Let in-flight spawns finish (or fail) so that no channel is left behind.
-        await Promise.allSettled([...pending]);
-        await opening;
-        for (const a of agents) {
-          a.kill();
-          // Closing: nobody will read their output any more, and unread output keeps a channel from closing.
-          a.discardOutput();
-        }
-        await Promise.race([
-          Promise.allSettled([...agents].map((a) => a.exited)),
-          new Promise((r) => setTimeout(r, AGENT_KILL_GRACE_MS + 1000).unref()),
-        ]);
-        await Promise.allSettled(conns.map((c) => c.link.close()));
-      })());
-    },
-  };
-  return transport;
+/** SshTransport.close: abandon what is still connecting, stop the agents, then close the connections. */
+async function closeTransport(s: TransportState, abort: AbortController, prompter: Prompter | undefined, pending: Set<Promise<unknown>>): Promise<void> {
+  abort.abort();
+  prompter?.cancel();
+  for (const ch of s.execChannels) ch.close();
+  // Let in-flight spawns finish (or fail) so that no channel is left behind.
+  await Promise.allSettled([...pending]);
+  await s.pool.settled();
+  for (const a of s.agents) {
+    a.kill();
+    // Closing: nobody will read their output any more, and unread output keeps a channel from closing.
+    a.discardOutput();
+  }
+  await Promise.race([
+    Promise.allSettled([...s.agents].map((a) => a.exited)),
+    new Promise((r) => setTimeout(r, AGENT_KILL_GRACE_MS + 1000).unref()),
+  ]);
+  await s.pool.closeAll();
 }
 
 function closedError(): PdcError {
