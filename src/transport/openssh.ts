@@ -15,10 +15,10 @@ import { access, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { PdcError } from '../errors/index.js';
-import { buildRemoteCommand, type CachedNode, encodeAgentPayload, shellQuote } from '../protocol/bootstrap.js';
+import { shellQuote } from '../protocol/bootstrap.js';
 import { exitStatusError } from '../ssh/remote-exit.js';
-import { agentBundleCode } from './agent-bundle.js';
-import { prepareRemoteNode, type RemoteRunner } from './node-upload.js';
+import type { RemoteRunner } from './node-upload.js';
+import { agentCommand, agentPayload, prepareAgentNode } from './remote-command.js';
 import { buildSshArgs, type RshDestination, splitRshCommand } from './rsh-command.js';
 import { AGENT_KILL_GRACE_MS, type AgentProcess, checkSpawn, type Transport, transportClosed } from './types.js';
 
@@ -75,6 +75,29 @@ export interface OpenSshTransport extends Transport {
   explainExit(code: number | null, stderr: string): PdcError | undefined;
 }
 
+/** What the transport's operations share. */
+interface OpenSshState {
+  readonly opts: OpenSshTransportOptions;
+  readonly program: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly display: string;
+  readonly interactive: boolean;
+  readonly log: (msg: string) => void;
+  /** ssh's argv (without the program) that runs `remoteCommand`. */
+  readonly sshArgs: (remoteCommand: string) => string[];
+  /** Runs the --upload-node probe and upload, each in an ssh of its own. */
+  readonly runner: RemoteRunner;
+  /** The agents' argv; with --upload-node it names the cached node once that is decided. */
+  args: string[];
+  readonly agents: Set<AgentProcess>;
+  /** ssh processes of the probe and upload still running: close() stops them. */
+  readonly plainRuns: Set<ChildProcessWithoutNullStreams>;
+  started: number;
+  payload: Buffer | undefined;
+  nodeDecided: Promise<void> | undefined;
+  closed: Promise<void> | undefined;
+}
+
 /**
  * Agents through the system ssh. `rsh` is the -e COMMAND (e.g. `ssh -F cfg`), split as
  * rsync splits it; `dest` is the remote location (`user@` becomes `-l user`, a port
@@ -83,12 +106,6 @@ export interface OpenSshTransport extends Transport {
 export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: OpenSshTransportOptions = {}): OpenSshTransport {
   const words = splitRshCommand(rsh);
   const interactive = opts.interactive ?? Boolean(process.stdin.isTTY);
-  const agentCommand = (cachedNode?: CachedNode) =>
-    buildRemoteCommand({
-      ...(opts.remoteNode ? { nodePath: opts.remoteNode } : {}),
-      ...(cachedNode ? { cachedNode } : {}),
-      ...(opts.sudo ? { sudo: true } : {}),
-    });
   const program = words[0]!;
   const sshArgs = (remoteCommand: string) =>
     buildSshArgs(words, dest, remoteCommand, {
@@ -98,74 +115,89 @@ export function createOpenSshTransport(rsh: string, dest: RshDestination, opts: 
       ...(opts.acceptNewHostKey ? { acceptNewHostKey: true } : {}),
       ...(opts.options?.length ? { options: opts.options } : {}),
     });
-  /** The agents' argv; with --upload-node it names the cached node once that is decided. */
-  let args = sshArgs(agentCommand());
   const env = opts.env ?? process.env;
-  const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;
-  const display = `${dest.user !== undefined ? `${dest.user}@` : ''}${host}${dest.port !== undefined ? `:${dest.port}` : ''}`;
-  const log = opts.log ?? (() => {});
-  const agents = new Set<AgentProcess>();
-  let started = 0;
-  let closed: Promise<void> | undefined;
-  let payload: Buffer | undefined;
-  let nodeDecided: Promise<void> | undefined;
-  /** ssh processes of the probe and upload still running: close() stops them. */
+  const display = destinationDisplay(dest);
   const plainRuns = new Set<ChildProcessWithoutNullStreams>();
-  const runner: RemoteRunner = { run: (command, input) => runSsh(program, sshArgs(command), env, display, input, plainRuns) };
-
-  const startSsh = (label: string, stdoutSink?: PassThrough): SshProcessAgent => {
-    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-    child.stdin.write((payload ??= encodeAgentPayload(opts.agentCode ?? agentBundleCode())));
-    return new SshProcessAgent(label, child, stdoutSink);
+  const s: OpenSshState = {
+    opts,
+    program,
+    env,
+    display,
+    interactive,
+    log: opts.log ?? (() => {}),
+    sshArgs,
+    runner: { run: (command, input) => runSsh(program, sshArgs(command), env, display, input, plainRuns) },
+    args: sshArgs(agentCommand(opts)),
+    agents: new Set(),
+    plainRuns,
+    started: 0,
+    payload: undefined,
+    nodeDecided: undefined,
+    closed: undefined,
   };
-
-  const track = <A extends AgentProcess>(agent: A): A => {
-    agents.add(agent);
-    void agent.exited.then(() => agents.delete(agent));
-    return agent;
-  };
-
   return {
     description: display,
     get argv() {
-      return [program, ...args];
+      return [program, ...s.args];
     },
     explainExit: (code, stderr) => opensshExitError(code, stderr, display),
-
-    async spawnAgents(count: number): Promise<AgentProcess[]> {
-      checkSpawn(TRANSPORT_NAME, closed, count);
-      await checkProgram(program, env);
-      if (closed) throw closedError();
-      if (opts.uploadNode) {
-        await (nodeDecided ??= (async () => {
-          const cachedNode = await prepareRemoteNode(runner, { display, log, ...(opts.remoteNode ? { remoteNode: opts.remoteNode } : {}) });
-          args = sshArgs(agentCommand(cachedNode));
-        })());
-        if (closed) throw closedError();
-      }
-      const label = () => `${display} ssh#${++started}`;
-      log(`ssh: starting ${count} agent(s) with: ${[program, ...args.slice(0, -1)].map(shellQuote).join(' ')} LOADER`);
-      if (!interactive) return Array.from({ length: count }, () => track(startSsh(label())));
-      // One after another: each waits until the one before it is through.
-      const chain: Array<SshProcessAgent | DeferredAgent> = [track(startSsh(label(), bulkPassThrough()))];
-      for (let i = 1; i < count; i++) chain.push(track(new DeferredAgent(label(), chain[i - 1]!.through, startSsh)));
-      return chain;
-    },
-
-    close(): Promise<void> {
-      return (closed ??= (async () => {
-        for (const child of plainRuns) child.kill('SIGTERM');
-        const all = [...agents];
-        for (const a of all) {
-          a.kill();
-          // Nobody reads their output any more, and unread output would keep ssh from exiting.
-          a.stdout.resume();
-          a.stderr.resume();
-        }
-        await Promise.race([Promise.allSettled(all.map((a) => a.exited)), delay(2 * AGENT_KILL_GRACE_MS + STDERR_DRAIN_MS)]);
-      })());
-    },
+    spawnAgents: (count) => spawnAgents(s, count),
+    close: () => (s.closed ??= closeTransport(s)),
   };
+}
+
+/** "user@host:port" of the destination, an IPv6 address in brackets. */
+function destinationDisplay(dest: RshDestination): string {
+  const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;
+  return `${dest.user !== undefined ? `${dest.user}@` : ''}${host}${dest.port !== undefined ? `:${dest.port}` : ''}`;
+}
+
+/** Start `count` agents, each behind an ssh process of its own (one after another when ssh may ask questions). */
+async function spawnAgents(s: OpenSshState, count: number): Promise<AgentProcess[]> {
+  checkSpawn(TRANSPORT_NAME, s.closed, count);
+  await checkProgram(s.program, s.env);
+  if (s.closed) throw closedError();
+  if (s.opts.uploadNode) {
+    await (s.nodeDecided ??= (async () => {
+      const cachedNode = await prepareAgentNode(s.runner, s.opts, s.display, s.log);
+      s.args = s.sshArgs(agentCommand(s.opts, cachedNode));
+    })());
+    if (s.closed) throw closedError();
+  }
+  const label = () => `${s.display} ssh#${++s.started}`;
+  const start = (name: string, stdoutSink?: PassThrough) => startSsh(s, name, stdoutSink);
+  s.log(`ssh: starting ${count} agent(s) with: ${[s.program, ...s.args.slice(0, -1)].map(shellQuote).join(' ')} LOADER`);
+  if (!s.interactive) return Array.from({ length: count }, () => track(s, start(label())));
+  // One after another: each waits until the one before it is through.
+  const chain: Array<SshProcessAgent | DeferredAgent> = [track(s, start(label(), bulkPassThrough()))];
+  for (let i = 1; i < count; i++) chain.push(track(s, new DeferredAgent(label(), chain[i - 1]!.through, start)));
+  return chain;
+}
+
+/** One agent's ssh, started now: the loader reads the agent's code from its stdin. */
+function startSsh(s: OpenSshState, label: string, stdoutSink?: PassThrough): SshProcessAgent {
+  const child = spawn(s.program, s.args, { stdio: ['pipe', 'pipe', 'pipe'], env: s.env });
+  child.stdin.write((s.payload ??= agentPayload(s.opts)));
+  return new SshProcessAgent(label, child, stdoutSink);
+}
+
+function track<A extends AgentProcess>(s: OpenSshState, agent: A): A {
+  s.agents.add(agent);
+  void agent.exited.then(() => s.agents.delete(agent));
+  return agent;
+}
+
+/** OpenSshTransport.close: stop the probe or upload, end the agents and wait (bounded) until their ssh has exited. */
+async function closeTransport(s: OpenSshState): Promise<void> {
+  for (const child of s.plainRuns) child.kill('SIGTERM');
+  const all = [...s.agents];
+  for (const a of all) {
+    a.kill();
+    // Nobody reads their output any more, and unread output would keep ssh from exiting.
+    a.stdout.resume();
+    a.stderr.resume();
+  }
+  await Promise.race([Promise.allSettled(all.map((a) => a.exited)), delay(2 * AGENT_KILL_GRACE_MS + STDERR_DRAIN_MS)]);
 }
 
 /**
