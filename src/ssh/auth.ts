@@ -194,128 +194,140 @@ export interface AuthState {
 }
 
 type Step = () => Promise<AnyAuthMethod | undefined>;
+type AuthStep = { method: AuthenticationType; run: Step };
+/** Asks for the password once per SecretCache; every later call gets the same answer. */
+type PasswordAsker = (question: string) => Promise<string | undefined>;
 
 export function createAuth(opts: AuthOptions): AuthState {
   const attempts: string[] = [];
-  let serverMethods: AuthenticationType[] | undefined;
-  const log = opts.log ?? (() => {});
-  const steps: Array<{ method: AuthenticationType; run: Step }> = [];
-  const base = { username: opts.user };
+  const askPassword = passwordAsker(opts);
+  const steps: AuthStep[] = [
+    { method: 'none', run: async () => ({ type: 'none', username: opts.user }) },
+    ...(opts.pubkey && opts.agentSocket && !opts.identitiesOnly ? [agentStep(opts.agentSocket, opts.user, attempts)] : []),
+    ...(opts.pubkey ? keyFileSteps(opts, attempts) : []),
+    ...(opts.keyboardInteractive ? [keyboardInteractiveStep(opts, attempts, askPassword)] : []),
+    ...(opts.password ? [passwordStep(opts, attempts, askPassword)] : []),
+  ];
+  return { attempts, ...authHandler(steps, attempts, opts) };
+}
 
-  steps.push({ method: 'none', run: async () => ({ type: 'none', ...base }) });
+/** Every key the ssh-agent holds (without IdentitiesOnly). */
+function agentStep(sock: string, user: string, attempts: string[]): AuthStep {
+  return {
+    method: 'publickey',
+    run: async () => {
+      if (!existsSync(sock)) {
+        attempts.push(`ssh-agent (socket ${sock} does not exist)`);
+        return undefined;
+      }
+      attempts.push(`ssh-agent keys (${sock})`);
+      return { type: 'agent', username: user, agent: sock };
+    },
+  };
+}
 
-  if (opts.pubkey && opts.agentSocket && !opts.identitiesOnly) {
-    const sock = opts.agentSocket;
-    steps.push({
-      method: 'publickey',
-      run: async () => {
-        if (!existsSync(sock)) {
-          attempts.push(`ssh-agent (socket ${sock} does not exist)`);
-          return undefined;
+/** The identity files (-i and IdentityFile), else the default keys; one step each. */
+function keyFileSteps(opts: AuthOptions, attempts: string[]): AuthStep[] {
+  const explicit = opts.identityFiles.length > 0;
+  const files = explicit ? opts.identityFiles : DEFAULT_KEY_NAMES.map((n) => join(opts.homeDir, '.ssh', n));
+  return files.map((file) => ({
+    method: 'publickey',
+    run: async () => {
+      // Without IdentitiesOnly the agent step has already offered every agent key.
+      if (opts.identitiesOnly && opts.agentSocket) {
+        const viaAgent = await agentCopyOf(file, opts.agentSocket, opts.user);
+        if (viaAgent) {
+          attempts.push(`key ${file} (through ssh-agent)`);
+          return viaAgent;
         }
-        attempts.push(`ssh-agent keys (${sock})`);
-        return { type: 'agent', ...base, agent: sock };
-      },
-    });
-  }
+      }
+      const r = await loadKey(file, opts.prompter, opts.onPrompt);
+      if ('skip' in r) {
+        // A missing default key is normal; a missing explicit one is worth saying.
+        if (explicit || r.skip !== 'no such file') attempts.push(`key ${file} (${r.skip})`);
+        return undefined;
+      }
+      attempts.push(`key ${file}`);
+      return { type: 'publickey', username: opts.user, key: r.key };
+    },
+  }));
+}
 
-  if (opts.pubkey) {
-    const explicit = opts.identityFiles.length > 0;
-    const files = explicit ? opts.identityFiles : DEFAULT_KEY_NAMES.map((n) => join(opts.homeDir, '.ssh', n));
-    for (const file of files) {
-      steps.push({
-        method: 'publickey',
-        run: async () => {
-          // Without IdentitiesOnly the agent step has already offered every agent key.
-          if (opts.identitiesOnly && opts.agentSocket) {
-            const viaAgent = await agentCopyOf(file, opts.agentSocket, opts.user);
-            if (viaAgent) {
-              attempts.push(`key ${file} (through ssh-agent)`);
-              return viaAgent;
-            }
-          }
-          const r = await loadKey(file, opts.prompter, opts.onPrompt);
-          if ('skip' in r) {
-            // A missing default key is normal; a missing explicit one is worth saying.
-            if (explicit || r.skip !== 'no such file') attempts.push(`key ${file} (${r.skip})`);
-            return undefined;
-          }
-          attempts.push(`key ${file}`);
-          return { type: 'publickey', ...base, key: r.key };
-        },
-      });
-    }
-  }
-
-  const prompter = opts.prompter;
+function passwordAsker(opts: AuthOptions): PasswordAsker {
   const secrets = opts.secrets ?? {};
-  const askPassword = (question: string): Promise<string | undefined> => {
+  return (question) => {
     secrets.password ??= (async () => {
       opts.onPrompt?.(true);
       try {
-        return await prompter!.ask(question, false);
+        return await opts.prompter!.ask(question, false);
       } finally {
         opts.onPrompt?.(false);
       }
     })();
     return secrets.password;
   };
+}
 
-  if (opts.keyboardInteractive) {
-    steps.push({
-      method: 'keyboard-interactive',
-      run: async () => {
-        if (!prompter) {
-          attempts.push('keyboard-interactive (skipped: no terminal)');
-          return undefined;
-        }
-        attempts.push('keyboard-interactive');
-        return {
-          type: 'keyboard-interactive',
-          ...base,
-          prompt: (_name, instructions, _lang, prompts, finish) => {
-            void (async () => {
-              opts.onPrompt?.(true);
-              try {
-                if (instructions) prompter.note(instructions);
-                const answers: string[] = [];
-                for (const p of prompts) {
-                  // A lone hidden "Password:" prompt is the password: reuse it across connections.
-                  if (prompts.length === 1 && !p.echo && /password/i.test(p.prompt)) {
-                    answers.push((await askPassword(`(${opts.display}) ${p.prompt}`)) ?? '');
-                  } else {
-                    answers.push(await prompter.ask(`(${opts.display}) ${p.prompt}`, p.echo ?? false));
-                  }
+function keyboardInteractiveStep(opts: AuthOptions, attempts: string[], askPassword: PasswordAsker): AuthStep {
+  return {
+    method: 'keyboard-interactive',
+    run: async () => {
+      const prompter = opts.prompter;
+      if (!prompter) {
+        attempts.push('keyboard-interactive (skipped: no terminal)');
+        return undefined;
+      }
+      attempts.push('keyboard-interactive');
+      return {
+        type: 'keyboard-interactive',
+        username: opts.user,
+        prompt: (_name, instructions, _lang, prompts, finish) => {
+          void (async () => {
+            opts.onPrompt?.(true);
+            try {
+              if (instructions) prompter.note(instructions);
+              const answers: string[] = [];
+              for (const p of prompts) {
+                // A lone hidden "Password:" prompt is the password: reuse it across connections.
+                if (prompts.length === 1 && !p.echo && /password/i.test(p.prompt)) {
+                  answers.push((await askPassword(`(${opts.display}) ${p.prompt}`)) ?? '');
+                } else {
+                  answers.push(await prompter.ask(`(${opts.display}) ${p.prompt}`, p.echo ?? false));
                 }
-                finish(answers);
-              } catch {
-                finish([]);
-              } finally {
-                opts.onPrompt?.(false);
               }
-            })();
-          },
-        };
-      },
-    });
-  }
+              finish(answers);
+            } catch {
+              finish([]);
+            } finally {
+              opts.onPrompt?.(false);
+            }
+          })();
+        },
+      };
+    },
+  };
+}
 
-  if (opts.password) {
-    steps.push({
-      method: 'password',
-      run: async () => {
-        if (!prompter) {
-          attempts.push('password (skipped: no terminal)');
-          return undefined;
-        }
-        attempts.push('password');
-        const pw = await askPassword(`${opts.display}'s password: `);
-        if (pw === undefined) return undefined;
-        return { type: 'password', ...base, password: pw };
-      },
-    });
-  }
+function passwordStep(opts: AuthOptions, attempts: string[], askPassword: PasswordAsker): AuthStep {
+  return {
+    method: 'password',
+    run: async () => {
+      if (!opts.prompter) {
+        attempts.push('password (skipped: no terminal)');
+        return undefined;
+      }
+      attempts.push('password');
+      const pw = await askPassword(`${opts.display}'s password: `);
+      if (pw === undefined) return undefined;
+      return { type: 'password', username: opts.user, password: pw };
+    },
+  };
+}
 
+/** ssh2's authHandler: the steps in order, skipping those the server does not accept, each noting in `attempts` how it went. */
+function authHandler(steps: AuthStep[], attempts: string[], opts: AuthOptions): Pick<AuthState, 'handler' | 'serverMethods'> {
+  const log = opts.log ?? (() => {});
+  let serverMethods: AuthenticationType[] | undefined;
   let next = 0;
   let passwordTried = false;
   let pending: number | undefined; // index in attempts of the method the server is judging
@@ -349,7 +361,7 @@ export function createAuth(opts: AuthOptions): AuthState {
       callback(false as unknown as AuthenticationType);
     })();
   };
-  return { handler, attempts, serverMethods: () => serverMethods };
+  return { handler, serverMethods: () => serverMethods };
 }
 
 function describeKey(key: ParsedKey | Buffer | string): string {
