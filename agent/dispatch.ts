@@ -1,7 +1,8 @@
 import * as os from 'node:os';
 import { PdcError } from '../src/errors/pdc-error.js';
 import { BufferPool } from '../src/fileops/buffer-pool.js';
-import { FileService, TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
+import { FileService } from '../src/fileops/file-service.js';
+import { TRANSFER_RUN_BYTES } from '../src/protocol/limits.js';
 import { flattenRuns } from '../src/fileops/zero-runs.js';
 import { listDir, makeDir, makeSymlink, removeEntry, setMeta } from '../src/fileops/tree.js';
 import { readSmallFiles, writeSmallFiles } from '../src/fileops/small-files.js';
@@ -24,7 +25,7 @@ type Handlers = { [K in OpName]: (args: Ops[K]['args'], payload: Buffer[] | unde
 export function createDispatcher(files = new FileService()): RpcHandler {
   let greeted = false;
   /** -z: buffers packed writes are unpacked into, reused (fresh multi-MiB buffers cost page faults). */
-  const unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
+  const unpacked = new BufferPool(TRANSFER_RUN_BYTES);
   const handlers: Handlers = {
     hello: (a) => {
       if (a.protocol !== PROTOCOL_VERSION) {

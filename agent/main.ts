@@ -8,7 +8,7 @@ import { serveRpc } from '../src/protocol/rpc.js';
 import { createDispatcher } from './dispatch.js';
 import { agentStdin } from './stdin.js';
 import { BufferPool } from '../src/fileops/buffer-pool.js';
-import { TRANSFER_BUFFER_BYTES } from '../src/fileops/file-service.js';
+import { TRANSFER_RUN_BYTES } from '../src/protocol/limits.js';
 
 process.title = 'pdiffcopy-agent';
 
@@ -21,11 +21,11 @@ process.stdout.on('error', () => process.exit(0)); // the client went away (EPIP
 process.stdout.write(AGENT_MAGIC);
 /**
  * Requests' payloads are copied out of stdin's read buffer: block data (runs of blocks, up to
- * TRANSFER_BUFFER_BYTES) into reused buffers, whose pages stay mapped; smaller ones (refinement's
+ * TRANSFER_RUN_BYTES) into reused buffers, whose pages stay mapped; smaller ones (refinement's
  * pieces, a few small files) into buffers of their own size, not a run-sized one each.
  */
 const POOLED_PAYLOAD_BYTES = 64 * 1024;
-const blockData = new BufferPool(TRANSFER_BUFFER_BYTES);
+const blockData = new BufferPool(TRANSFER_RUN_BYTES);
 const payloads = {
   acquire: (length: number) => (length >= POOLED_PAYLOAD_BYTES ? blockData.acquire(length) : Buffer.allocUnsafe(length)),
   release: (buf: Buffer) => {

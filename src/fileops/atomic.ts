@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { notADirectoryInPath, notRegular } from '../errors/errno.js';
 import { PdcError } from '../errors/pdc-error.js';
 import { PERMISSION_BITS } from './mode.js';
+import { MODE_BITS } from '../protocol/limits.js';
 import { euid, trustedOwner } from './owner.js';
 import { isAllZero } from './zero-runs.js';
 
@@ -144,7 +145,7 @@ async function openOldTarget(path: string): Promise<FileHandle | undefined> {
 }
 
 function resolvedTarget(st: Stats): ResolvedTarget {
-  return { dev: st.dev, ino: st.ino, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  return { dev: st.dev, ino: st.ino, uid: st.uid, gid: st.gid, mode: st.mode & MODE_BITS };
 }
 
 /** Existing temp names of this target, the fixed one first. */

@@ -20,7 +20,7 @@ import { resolveDotDot } from './dotdot.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
-import { PERMISSION_BITS } from './mode.js';
+import { DEFAULT_NEW_MODE, PERMISSION_BITS } from './mode.js';
 import { dataOutside, findZeroRuns, zeroBuffers } from './zero-runs.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 import { type Window, WindowCache } from './window-cache.js';
@@ -35,8 +35,6 @@ const EARLY_FLUSH_BYTES = 64 * 1024 * 1024;
 /** A write of any size dirties at least one page of the page cache. */
 const PAGE_BYTES = 4096;
 
-/** Pooled read buffers hold the engine's largest transfer run. */
-export const TRANSFER_BUFFER_BYTES = TRANSFER_RUN_BYTES;
 /**
  * Pieces of one write request at most this far apart are written as one span: the bytes
  * between them are read and written back unchanged (the pieces of a request are sorted, and
@@ -51,8 +49,6 @@ const PIECES_SPAN_BYTES = 256 * 1024;
 
 /** The mode bits a copy carries over (defined in mode.ts; the job imports them from here). */
 export { PERMISSION_BITS };
-/** A new target's mode when the caller names none (the umask narrows it). */
-const DEFAULT_NEW_MODE = 0o644;
 
 /**
  * File operations on one file, as both the agent and the CLI's own side perform
@@ -76,7 +72,8 @@ export class FileService {
   private windows = new WindowCache(REFINE_RUNS_IN_FLIGHT);
   /** Where writePieces joins close pieces with the bytes between them (allocated on first use). */
   private spanBuffer?: Buffer;
-  private readonly pool = new BufferPool(TRANSFER_BUFFER_BYTES);
+  /** Read buffers, each as large as the engine's largest transfer run. */
+  private readonly pool = new BufferPool(TRANSFER_RUN_BYTES);
   private opening: Promise<unknown> = Promise.resolve();
   /** The open file is a block device (written in place, never truncated). */
   private device = false;

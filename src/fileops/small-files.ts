@@ -20,7 +20,8 @@ import { isTempNameOf, removeStaleTemps, TEMP_MARK } from './atomic.js';
 import { expandHome, unknownUserError } from './home.js';
 import { openInPlaceTarget } from './in-place.js';
 import { TargetLock } from './lock.js';
-import { PERMISSION_BITS } from './mode.js';
+import { DEFAULT_NEW_MODE, PERMISSION_BITS } from './mode.js';
+import { MODE_BITS } from '../protocol/limits.js';
 import { pseudoFileError, pseudoFsOf } from './pseudo-fs.js';
 import { parentInTree } from './tree.js';
 
@@ -29,8 +30,6 @@ const FILES_AT_ONCE = 8;
 const READ_SOURCE = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 /** A listed file that turned out to be something else: it changed since the listing. */
 const CHANGED_KIND_HINT = 'pdiffcopy copies regular files, directories and symlinks; rerun to pick up what changed';
-/** Set-id, sticky and permission bits: what --perms carries over (as setMeta). */
-const MODE_BITS = 0o7777;
 
 /** Read each file whole; the bytes of those read follow one another in the returned buffers. */
 export async function readSmallFiles(a: ReadFilesArgs): Promise<{ result: ReadFilesResult; buffers: Buffer[] }> {
@@ -110,7 +109,7 @@ async function writeOne(
   const lock = new TargetLock(path);
   lock.acquire(path);
   try {
-    const { fh, created } = await openInPlaceTarget(path, true, (f.mode ?? 0o644) & PERMISSION_BITS);
+    const { fh, created } = await openInPlaceTarget(path, true, (f.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS);
     try {
       await writeAll(fh, data);
       await fh.truncate(f.size);

@@ -5,6 +5,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import type { DirEntry, ListArgs, ListResult, MkdirArgs, RemoveArgs, RemoveResult, SetMetaArgs, SymlinkArgs, TreeChangeResult } from '../protocol/messages.js';
 import { expandHome, unknownUserError } from './home.js';
 import { PERMISSION_BITS } from './mode.js';
+import { MODE_BITS } from '../protocol/limits.js';
 
 /**
  * Directory trees on one host: list a directory (paged), and on the target make
@@ -12,8 +13,6 @@ import { PERMISSION_BITS } from './mode.js';
  * Node 12 built-ins only (the agent bundles this file).
  */
 
-/** Set-id, sticky and permission bits: what --perms carries over. */
-const MODE_BITS = 0o7777;
 
 /** One page of `path`'s entries, sorted by name (UTF-16 order, as `after` compares), lstat'ed. */
 export async function listDir(a: ListArgs): Promise<ListResult> {

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { pathTooLong } from '../errors/errno.js';
 import { interrupted, PdcError } from '../errors/pdc-error.js';
 import { BufferPool, type Chunk, chunkOf } from '../fileops/buffer-pool.js';
-import { TRANSFER_BUFFER_BYTES } from '../fileops/file-service.js';
+import { TRANSFER_RUN_BYTES } from '../protocol/limits.js';
 import { unflattenRuns } from '../fileops/zero-runs.js';
 import { bytesOfEach } from '../fileops/small-files.js';
 import type { BlockRange } from '../hash/file-hash.js';
@@ -89,9 +89,9 @@ export class AgentHost implements FileHost {
   /** -z as negotiated with the first agent: what this side packs with, and what it asks agents to pack with. */
   private pack: PackRequest | undefined;
   /** -z: buffers that read answers are unpacked into, handed back when the chunk is released. */
-  private readonly unpacked = new BufferPool(TRANSFER_BUFFER_BYTES);
+  private readonly unpacked = new BufferPool(TRANSFER_RUN_BYTES);
   /** Buffers read answers are copied into, where agents' answers are copied out of the connection (RpcClient.copiesPayloads). */
-  private readonly received = new BufferPool(TRANSFER_BUFFER_BYTES);
+  private readonly received = new BufferPool(TRANSFER_RUN_BYTES);
   /** Aborts waits (--bwlimit) when the host closes. */
   private readonly closing = new AbortController();
 

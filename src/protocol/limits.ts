@@ -5,6 +5,9 @@
  */
 export const PROTOCOL_VERSION = 3;
 
+/** Set-id, sticky and permission bits: the most of a mode any message carries (what --perms carries over). */
+export const MODE_BITS = 0o7777;
+
 /** Largest block size a user may ask for. */
 export const MAX_BLOCK_SIZE = 64 * 1024 * 1024;
 /**
