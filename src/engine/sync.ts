@@ -264,6 +264,9 @@ function reportTemp(r: OpenResult, dst: FileHost, emit: Emit): void {
   for (const path of r.leftAlone ?? []) {
     emit({ type: 'log', level: 1, message: `left ${dst.display(path)} alone: it is not a temp file this user made (check who created it)` });
   }
+  if (r.leftAloneMore) {
+    emit({ type: 'log', level: 1, message: `left ${r.leftAloneMore} more files at temp names beside ${dst.display(r.temp)} alone: not temp files this user made either (check who created them)` });
+  }
   emit({ type: 'temp', path: dst.display(r.temp), resumed: !!r.resumed });
   if (r.resumed) emit({ type: 'log', level: 1, message: `resuming in ${dst.display(r.temp)}, left by an earlier run` });
 }

@@ -7,7 +7,7 @@ import { PdcError } from '../errors/pdc-error.js';
 import { digestFile, hashFileBlocks, readFully, READ_CHUNK_BYTES, unitDigests } from '../hash/file-hash.js';
 import { createBlockHasher, createDigestWriter, createPiecesWriter } from '../hash/methods.js';
 import { inPlaceTail } from '../hash/xxh64-pieces.js';
-import { REFINE_RUNS_IN_FLIGHT, TRANSFER_RUN_BYTES } from '../protocol/limits.js';
+import { MAX_LEFT_ALONE_LISTED, REFINE_RUNS_IN_FLIGHT, TRANSFER_RUN_BYTES } from '../protocol/limits.js';
 import { piecesBytes, piecesDigests } from '../protocol/ops.js';
 import type { BlockRange } from '../hash/file-hash.js';
 import type { WorkerFile } from '../hash/worker-messages.js';
@@ -174,7 +174,7 @@ export class FileService {
       this.lock = lock;
     }
     let created = false;
-    let extra: Pick<OpenResult, 'temp' | 'resumed' | 'leftAlone'> = {};
+    let extra: Pick<OpenResult, 'temp' | 'resumed' | 'leftAlone' | 'leftAloneMore'> = {};
     this.newMode = args.mode ?? DEFAULT_NEW_MODE;
     try {
       if (write && !st.exists && st.symlink) throw danglingLink(args.path);
@@ -188,7 +188,7 @@ export class FileService {
         this.fh = t.fh;
         this.tempPath = t.temp;
         created = !t.old;
-        extra = { temp: t.temp, resumed: t.resumed, leftAlone: t.leftAlone };
+        extra = { temp: t.temp, resumed: t.resumed, ...leftAloneAnswer(t.leftAlone) };
       } else if (!write) {
         this.fh = await fsp.open(args.path, 'r');
       } else {
@@ -654,4 +654,10 @@ function spanEnd(ranges: readonly number[], i: number): number {
 
 function writeFullySync(fd: number, buf: Buffer, from: number, length: number, position: number): void {
   for (let done = 0; done < length; ) done += writeSync(fd, buf, from + done, length - done, position + done);
+}
+
+/** The files at temp names left alone, as an `open` answer carries them: the first few named, the rest counted. */
+function leftAloneAnswer(paths: readonly string[]): Pick<OpenResult, 'leftAlone' | 'leftAloneMore'> {
+  const more = paths.length - MAX_LEFT_ALONE_LISTED;
+  return { leftAlone: paths.slice(0, MAX_LEFT_ALONE_LISTED), ...(more > 0 ? { leftAloneMore: more } : {}) };
 }

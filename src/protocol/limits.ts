@@ -3,7 +3,13 @@
  * The version the client and the agent compare in `hello`: bump it whenever an op or a
  * message (messages.ts, ops.ts) changes shape, so that mismatched sides refuse each other.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+
+/**
+ * --atomic: files at temp names that are not ours are named in an `open` answer up to this many,
+ * the rest only counted (anyone who can write beside the target can make thousands).
+ */
+export const MAX_LEFT_ALONE_LISTED = 20;
 
 /** Set-id, sticky and permission bits: the most of a mode any message carries (what --perms carries over). */
 export const MODE_BITS = 0o7777;

@@ -92,8 +92,10 @@ export interface OpenResult {
   temp?: string;
   /** --atomic: the temp file is our leftover of an earlier run, taken over. */
   resumed?: boolean;
-  /** --atomic: files at temp names that are not ours, left untouched. */
+  /** --atomic: files at temp names that are not ours, left untouched (the first MAX_LEFT_ALONE_LISTED). */
   leftAlone?: string[];
+  /** --atomic: how many more such files there are beyond those named in leftAlone. */
+  leftAloneMore?: number;
 }
 
 /** Free space where the target is (or will be created): the nearest existing ancestor's file system. */

@@ -14,7 +14,7 @@
 import { PdcError } from '../errors/pdc-error.js';
 import { knownDigestLength } from '../hash/methods.js';
 import { CODECS, type Codec, MAX_COMPRESS_LEVEL, MIN_PACK_UNIT, MIN_COMPRESS_LEVEL, packedProblem } from './compress.js';
-import { FRAME_BODY_RESERVE, MAX_BLOCK_SIZE, MAX_FRAME_BYTES, MAX_HASH_BLOCKS, MAX_HASH_PIECES_BYTES, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, MAX_PIECES, MAX_ZERO_RUNS, MODE_BITS, PATH_MAX, REFINE_RUNS_IN_FLIGHT } from './limits.js';
+import { FRAME_BODY_RESERVE, MAX_BLOCK_SIZE, MAX_FRAME_BYTES, MAX_HASH_BLOCKS, MAX_HASH_PIECES_BYTES, MAX_IO_BYTES, MAX_PAYLOAD_BYTES, MAX_PIECES, MAX_LEFT_ALONE_LISTED, MAX_ZERO_RUNS, MODE_BITS, PATH_MAX, REFINE_RUNS_IN_FLIGHT } from './limits.js';
 import type { OpName, Ops, Role } from './messages.js';
 
 const INVALID: unique symbol = Symbol('invalid');
@@ -287,7 +287,8 @@ export const OPS: OpTable = {
       created: boolean,
       temp: optional(path),
       resumed: optional(boolean),
-      leftAlone: optional(list(path, 1000)),
+      leftAlone: optional(list(path, MAX_LEFT_ALONE_LISTED)),
+      leftAloneMore: optional(uint()),
     },
     payload: 'none',
   },

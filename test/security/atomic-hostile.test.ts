@@ -13,6 +13,7 @@
  */
 import { chmodSync, chownSync, linkSync, lstatSync, symlinkSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_LEFT_ALONE_LISTED } from '../../src/protocol/limits.js';
 import { describe, expect, it } from 'vitest';
 import { type CliResult, runCli, sleep } from '../support/cli-child.js';
 import { expectSameBytes, sha256File, writeSeededFile } from '../support/files.js';
@@ -24,6 +25,7 @@ import {
   HOSTILE,
   makeArena,
   PLANT_FILE,
+  PLANT_MANY_FILES,
   PLANT_SYMLINK,
   plantAsHostile,
   ROOT_RUN_MODES,
@@ -114,6 +116,26 @@ describe.skipIf(!!hostileSkipReason).each(ROOT_RUN_MODES)('--atomic as root besi
       a.cleanup();
     }
   }, 60_000);
+
+  it('thousands of files planted at temp names cannot stop the run: the first few are named, the rest counted', async () => {
+    const a = makeArena('sticky');
+    try {
+      const { dst, temp } = oldTarget(a, 'target.bin');
+      const planted = 1200;
+      await plantAsHostile(PLANT_MANY_FILES, [`${temp}.`, String(planted)]);
+      const r = await atomicRun(mode, root.src, dst);
+      expect(r.code, ctx(r)).toBe(0);
+      expectSameBytes(dst, root.src);
+      const named = r.stderr.split('\n').filter((l) => l.includes('pdiffcopy-tmp.0') && l.includes(' alone: it is not a temp file'));
+      expect(named.length).toBe(MAX_LEFT_ALONE_LISTED);
+      expect(r.stderr).toContain(`left ${planted - MAX_LEFT_ALONE_LISTED} more files at temp names`);
+      const left = readdirSync(a.shared).filter((n) => n.startsWith('.target.bin.pdiffcopy-tmp.'));
+      expect(left.length, 'every planted file is still there').toBe(planted);
+      expect(left.every((n) => lstatSync(join(a.shared, n)).uid === HOSTILE!.uid)).toBe(true);
+    } finally {
+      a.cleanup();
+    }
+  }, 120_000);
 
   it('a root-owned file with a second name (a hard link to the victim) at the temp name is not written', async () => {
     // Hard-linking root's file needs fs.protected_hardlinks=0; root makes the link here

@@ -171,6 +171,14 @@ process.stdout.write('ready\\n');
 `;
 
 /** Run a plant script as the other user and wait for it to finish. */
+/** Plants COUNT small files named PREFIX + 12 hex digits (the shape of our unique temp names). */
+export const PLANT_MANY_FILES = `
+const fs = require('fs');
+const [prefix, count] = process.argv.slice(1);
+for (let i = 0; i < Number(count); i++) fs.writeFileSync(prefix + i.toString(16).padStart(12, '0'), 'n', { mode: 0o644 });
+process.stdout.write('ready\\n');
+`;
+
 export async function plantAsHostile(script: string, args: string[]): Promise<void> {
   const p = runAsHostile(script, args);
   await p.ready;
