@@ -255,142 +255,196 @@ function connectOne(
     !channel && hop.proxyCommand ? startProxyCommand(hop.proxyCommand, { display, ...(opts.log ? { log: opts.log } : {}) }) : undefined;
   const sock = channel ?? proxy?.sock;
   const timeoutMs = opts.connectTimeoutMs ?? hop.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const keepalive = opts.keepaliveIntervalMs ?? hop.serverAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
-  const name = knownHostsName(hop.hostName, hop.port, hop.hostKeyAlias);
-  const khFiles = [...hop.userKnownHostsFiles, ...hop.globalKnownHostsFiles];
   const prompter = hop.batchMode ? undefined : opts.prompter;
-  const acceptNew =
-    opts.acceptNewHostKey || hop.strictHostKeyChecking === 'accept-new' || hop.strictHostKeyChecking === 'no';
 
   return new Promise<Client>((resolve, reject) => {
-    const client = new Client();
-    if (proxy) proxyOf.set(client, proxy);
-    client.once('close', () => {
-      closedClients.add(client);
-      proxy?.kill();
-    });
+    const client = hopClient(proxy);
     let settled = false;
     /** The TCP socket, when the host is reached directly (not through a ProxyCommand or a jump host). */
     let direct: Socket | undefined;
     let hostKeyError: PdcError | undefined;
-    let auth: AuthState | undefined;
 
     const onAbort = () => fail(cancelledError(display));
-    const fail = (e: PdcError) => {
-      if (settled) return;
+    /** The attempt settles once: later events find it settled. */
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
       timer.clear();
       opts.signal?.removeEventListener('abort', onAbort);
-      client.removeAllListeners('ready');
-      // Keep an error listener: ssh2 may emit more errors while tearing down.
-      client.on('error', () => {});
-      client.destroy();
-      sock?.destroy();
-      direct?.destroy();
+      return true;
+    };
+    const fail = (e: PdcError) => {
+      if (!settle()) return;
+      abandon(client, sock, direct);
       reject(e);
     };
-    const timer = pausableTimer(timeoutMs, () =>
-      fail(
-        new PdcError(
-          'CONNECTION_TIMEOUT',
-          `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}${proxy ? ` through ProxyCommand: ${hop.proxyCommand}` : ''}`,
-          {
-            hint:
-              (proxy ? 'run the ProxyCommand by hand to see where it waits' : 'check the host name, port and firewall') +
-              '; on slow links raise it with --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
-          },
-        ),
-      ),
-    );
-
-    auth = createAuth({
-      user: hop.user,
-      display: `${hop.user}@${hop.alias}`,
-      identityFiles: hop.identityFiles,
-      identitiesOnly: hop.identitiesOnly,
-      ...(hop.agentSocket ? { agentSocket: hop.agentSocket } : {}),
-      homeDir: opts.homeDir,
-      pubkey: hop.pubkeyAuthentication,
-      password: hop.passwordAuthentication,
-      keyboardInteractive: hop.kbdInteractiveAuthentication,
-      ...(prompter ? { prompter } : {}),
-      ...(opts.secrets ? { secrets: opts.secrets } : {}),
-      onPrompt: (active) => timer.pause(active),
-      ...(opts.log ? { log: opts.log } : {}),
-    });
-
-    client.once('connect', () => markStartup('tcp'));
-    client.on('handshake', (n: { kex: string; serverHostKey: string; cs: { cipher: string } }) => {
-      markStartup('kex');
-      opts.log?.(`ssh: ${display}: kex ${n.kex}, host key ${n.serverHostKey}, cipher ${n.cs.cipher}`);
-    });
+    const timer = pausableTimer(timeoutMs, () => fail(connectTimeoutError(display, timeoutMs, proxy ? hop.proxyCommand : undefined)));
+    const auth = hopAuth(hop, opts, prompter, timer);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    client.on('ready', () => {
-      if (settled) return;
-      markStartup('auth');
-      settled = true;
-      timer.clear();
-      opts.signal?.removeEventListener('abort', onAbort);
-      resolve(client);
+    watchHandshake(client, display, opts.log, {
+      ready: () => {
+        if (!settle()) return;
+        markStartup('auth');
+        resolve(client);
+      },
+      error: (err) => fail(proxy?.exitError() ?? translateConnectError(err, { display, hop, hostKeyError, auth, via })),
+      closed: () => fail(hostKeyError ?? proxy?.exitError() ?? handshakeClosedError(display)),
     });
-    client.on('error', (err: Error & { level?: string; code?: string }) => {
-      // ssh2 reports an unusable agent as an error but goes on with the next method.
-      if (err.level === 'agent') {
-        opts.log?.(`ssh: ${display}: ssh-agent: ${err.message}`);
-        return;
-      }
-      fail(proxy?.exitError() ?? translateConnectError(err, { display, hop, hostKeyError, auth, via }));
+    const config = clientConfig(hop, opts, prompter, timer, auth, {
+      refused: (err) => (hostKeyError = err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`)),
+      renewalKeyChanged: () => keyChangedOnRenewal.add(client),
     });
-    client.on('close', () =>
-      fail(
-        hostKeyError ??
-          proxy?.exitError() ??
-          new PdcError('CONNECTION_LOST', `${display} closed the connection during the SSH handshake`, {
-            hint: 'is it an SSH server? it may also be refusing connections (MaxStartups, firewall, TCP wrappers)',
-          }),
-      ),
-    );
-
-    const config: ConnectConfig = {
-      host: hop.hostName,
-      port: hop.port,
-      username: hop.user,
-      // Our own pausable timer replaces readyTimeout, which would also count prompt time.
-      readyTimeout: 0,
-      keepaliveInterval: keepalive,
-      keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
-      algorithms: algorithmsFor(knownKeyTypes(khFiles, name), hop.ciphers),
-      authHandler: auth.handler,
-      hostVerifier: renewalSafeVerifier(
-        (key) =>
-          verifyHostKey(key, {
-            // As OpenSSH names it (and records it in known_hosts): `host`, or `[host]:port` off port 22.
-            display: name,
-            name,
-            files: khFiles,
-            userFile: hop.userKnownHostsFiles[0]!,
-            acceptNew,
-            hashNew: hop.hashKnownHosts,
-            ...(prompter && hop.strictHostKeyChecking === 'ask' ? { confirm: askYesNo(prompter, timer) } : {}),
-            ...(opts.log ? { log: opts.log } : {}),
-          }),
-        (err) => {
-          hostKeyError = err instanceof PdcError ? err : new PdcError('HOST_KEY_UNKNOWN', `cannot verify the host key of ${display}: ${String(err)}`);
-        },
-        () => keyChangedOnRenewal.add(client),
-      ),
-    };
     try {
-      direct = sock ? undefined : slabSocket(hop.hostName, hop.port, { noDelay: opts.noDelay ?? false });
-      client.connect({ ...config, sock: sock ?? direct });
-      // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not
-      // reused. A jump host's data is the next hop's stream, which the guard would copy packet by
-      // packet: it keeps fresh slabs, passed on as views.
-      if (direct && last) guardReceivedMemory(client, direct);
+      dial(client, config, hop, sock, { noDelay: opts.noDelay ?? false, last }, (tcp) => (direct = tcp));
     } catch (err) {
       fail(new PdcError('CONNECTION_LOST', `cannot start an SSH connection to ${display}: ${(err as Error).message}`, { cause: err }));
     }
   });
+}
+
+/** A client for one hop; its ProxyCommand (if any) ends with it. */
+function hopClient(proxy: ProxyProcess | undefined): Client {
+  const client = new Client();
+  if (proxy) proxyOf.set(client, proxy);
+  client.once('close', () => {
+    closedClients.add(client);
+    proxy?.kill();
+  });
+  return client;
+}
+
+/**
+ * Start the handshake over `sock` (a jump host's channel or a ProxyCommand's stdio), else over a
+ * new TCP socket, handed to `onDirect` as soon as it exists.
+ */
+function dial(
+  client: Client,
+  config: ConnectConfig,
+  hop: SshHostConfig,
+  sock: ConnectConfig['sock'],
+  o: { noDelay: boolean; last: boolean },
+  onDirect: (tcp: Socket) => void,
+): void {
+  const direct = sock ? undefined : slabSocket(hop.hostName, hop.port, { noDelay: o.noDelay });
+  if (direct) onDirect(direct);
+  client.connect({ ...config, sock: sock ?? direct });
+  // Reached through a jump host or ProxyCommand, the memory is the hop's or the pipe's: not
+  // reused. A jump host's data is the next hop's stream, which the guard would copy packet by
+  // packet: it keeps fresh slabs, passed on as views.
+  if (direct && o.last) guardReceivedMemory(client, direct);
+}
+
+/** Tear down a failed attempt: the client and whatever carries it. */
+function abandon(client: Client, ...carriers: Array<{ destroy(): unknown } | undefined>): void {
+  client.removeAllListeners('ready');
+  // Keep an error listener: ssh2 may emit more errors while tearing down.
+  client.on('error', () => {});
+  client.destroy();
+  for (const c of carriers) c?.destroy();
+}
+
+/** The connect timeout ran out (`proxyCommand`: the host was reached through it). */
+function connectTimeoutError(display: string, timeoutMs: number, proxyCommand: string | undefined): PdcError {
+  return new PdcError(
+    'CONNECTION_TIMEOUT',
+    `timed out after ${Math.round(timeoutMs / 1000)} s connecting to ${display}${proxyCommand ? ` through ProxyCommand: ${proxyCommand}` : ''}`,
+    {
+      hint:
+        (proxyCommand ? 'run the ProxyCommand by hand to see where it waits' : 'check the host name, port and firewall') +
+        '; on slow links raise it with --connect-timeout SECONDS or -o ConnectTimeout=SECONDS',
+    },
+  );
+}
+
+function handshakeClosedError(display: string): PdcError {
+  return new PdcError('CONNECTION_LOST', `${display} closed the connection during the SSH handshake`, {
+    hint: 'is it an SSH server? it may also be refusing connections (MaxStartups, firewall, TCP wrappers)',
+  });
+}
+
+/** Authentication on `hop` with its config's methods; the connect timer stops while the user is at a prompt. */
+function hopAuth(hop: SshHostConfig, opts: ConnectOptions, prompter: Prompter | undefined, timer: { pause(active: boolean): void }): AuthState {
+  return createAuth({
+    user: hop.user,
+    display: `${hop.user}@${hop.alias}`,
+    identityFiles: hop.identityFiles,
+    identitiesOnly: hop.identitiesOnly,
+    ...(hop.agentSocket ? { agentSocket: hop.agentSocket } : {}),
+    homeDir: opts.homeDir,
+    pubkey: hop.pubkeyAuthentication,
+    password: hop.passwordAuthentication,
+    keyboardInteractive: hop.kbdInteractiveAuthentication,
+    ...(prompter ? { prompter } : {}),
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
+    onPrompt: (active) => timer.pause(active),
+    ...(opts.log ? { log: opts.log } : {}),
+  });
+}
+
+/** A client's events until it is authenticated: progress for -v and the startup marks, then ready, an error, or closed. */
+function watchHandshake(
+  client: Client,
+  display: string,
+  log: ((msg: string) => void) | undefined,
+  on: { ready(): void; error(err: Error & { level?: string; code?: string }): void; closed(): void },
+): void {
+  client.once('connect', () => markStartup('tcp'));
+  client.on('handshake', (n: { kex: string; serverHostKey: string; cs: { cipher: string } }) => {
+    markStartup('kex');
+    log?.(`ssh: ${display}: kex ${n.kex}, host key ${n.serverHostKey}, cipher ${n.cs.cipher}`);
+  });
+  client.on('ready', () => on.ready());
+  client.on('error', (err: Error & { level?: string; code?: string }) => {
+    // ssh2 reports an unusable agent as an error but goes on with the next method.
+    if (err.level === 'agent') {
+      log?.(`ssh: ${display}: ssh-agent: ${err.message}`);
+      return;
+    }
+    on.error(err);
+  });
+  client.on('close', () => on.closed());
+}
+
+/** ssh2's settings for `hop`: keepalives, algorithms, authentication and host key checking against known_hosts. */
+function clientConfig(
+  hop: SshHostConfig,
+  opts: ConnectOptions,
+  prompter: Prompter | undefined,
+  timer: { pause(active: boolean): void },
+  auth: AuthState,
+  hostKey: { refused(err: unknown): void; renewalKeyChanged(): void },
+): ConnectConfig {
+  const name = knownHostsName(hop.hostName, hop.port, hop.hostKeyAlias);
+  const khFiles = [...hop.userKnownHostsFiles, ...hop.globalKnownHostsFiles];
+  const acceptNew =
+    opts.acceptNewHostKey || hop.strictHostKeyChecking === 'accept-new' || hop.strictHostKeyChecking === 'no';
+  return {
+    host: hop.hostName,
+    port: hop.port,
+    username: hop.user,
+    // Our own pausable timer replaces readyTimeout, which would also count prompt time.
+    readyTimeout: 0,
+    keepaliveInterval: opts.keepaliveIntervalMs ?? hop.serverAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
+    keepaliveCountMax: hop.serverAliveCountMax ?? KEEPALIVE_COUNT_MAX,
+    algorithms: algorithmsFor(knownKeyTypes(khFiles, name), hop.ciphers),
+    authHandler: auth.handler,
+    hostVerifier: renewalSafeVerifier(
+      (key) =>
+        verifyHostKey(key, {
+          // As OpenSSH names it (and records it in known_hosts): `host`, or `[host]:port` off port 22.
+          display: name,
+          name,
+          files: khFiles,
+          userFile: hop.userKnownHostsFiles[0]!,
+          acceptNew,
+          hashNew: hop.hashKnownHosts,
+          ...(prompter && hop.strictHostKeyChecking === 'ask' ? { confirm: askYesNo(prompter, timer) } : {}),
+          ...(opts.log ? { log: opts.log } : {}),
+        }),
+      (err) => hostKey.refused(err),
+      () => hostKey.renewalKeyChanged(),
+    ),
+  };
 }
 
 /**
