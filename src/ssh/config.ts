@@ -347,69 +347,17 @@ function resolveWith(
   const file = configs.map((x) => x.file).join(', ') || '(none)';
   const localUser = localUserName();
   const user = opts.user ?? first(c['user']) ?? localUser;
-  const portText = first(c['port']);
-  if (opts.port === undefined && portText !== undefined && !/^\d+$/.test(portText)) {
-    throw new PdcError('USAGE', `ssh config ${file}: Port "${portText}" for ${alias} is not a number`);
-  }
-  const port = opts.port ?? (portText !== undefined ? +portText : 22);
+  const port = portOf(first(c['port']), opts, alias, file);
   const ctx0: TokenContext = { homeDir: opts.homeDir, localUser, hostName: alias, remoteUser: user, alias, port };
   const hostName = expandTokens(first(c['hostname']) ?? alias, ctx0);
   const ctx: TokenContext = { ...ctx0, hostName };
-
   const identityFiles = [...(opts.identityFiles ?? []), ...list(c['identityfile'])].map((f) => expandTokens(f, ctx));
-
-  let agentSocket: string | undefined = opts.sshAuthSock || undefined;
-  const identityAgent = first(c['identityagent']);
-  if (identityAgent !== undefined) {
-    if (identityAgent.toLowerCase() === 'none') agentSocket = undefined;
-    else if (identityAgent !== 'SSH_AUTH_SOCK') {
-      const v = identityAgent.startsWith('$') ? process.env[identityAgent.slice(1)] : expandTokens(identityAgent, ctx);
-      agentSocket = v || undefined;
-    }
-  }
-
-  const userKnownHostsFiles = c['userknownhostsfile']
-    ? list(c['userknownhostsfile']).map((f) => expandTokens(f, ctx))
-    : [join(opts.homeDir, '.ssh', 'known_hosts'), join(opts.homeDir, '.ssh', 'known_hosts2')];
-  const sysDir = opts.systemDir ?? '/etc/ssh';
-  const globalKnownHostsFiles = c['globalknownhostsfile']
-    ? list(c['globalknownhostsfile']).map((f) => expandTokens(f, ctx))
-    : [join(sysDir, 'ssh_known_hosts'), join(sysDir, 'ssh_known_hosts2')];
-
-  const strictRaw = first(c['stricthostkeychecking'])?.toLowerCase() ?? 'ask';
-  const strictHostKeyChecking: StrictHostKeyChecking =
-    strictRaw === 'yes' || strictRaw === 'true'
-      ? 'yes'
-      : strictRaw === 'no' || strictRaw === 'off' || strictRaw === 'false'
-        ? 'no'
-        : strictRaw === 'accept-new'
-          ? 'accept-new'
-          : 'ask';
-
-  // ProxyJump: the first hop is reached with its own config, including its own ProxyJump
-  // or ProxyCommand (as `ssh -J a,b` runs `ssh -J a b` underneath); later hops do not
-  // recurse. Hops get their settings from the config files only, not from -i or -o (as
-  // with ssh -J).
-  const proxyJump: SshHostConfig[] = [];
-  const pj = first(c['proxyjump']);
-  const pc = first(c['proxycommand']);
-  const proxyCommand =
-    expandJump && pc && pc.toLowerCase() !== 'none'
-      ? expandProxyCommand(pc, { hostName, alias, port, remoteUser: user })
-      : undefined;
-  if (expandJump && pj && pj.toLowerCase() !== 'none') {
-    if (depth >= 8) {
-      throw new PdcError('USAGE', `ProxyJump for ${alias} nests too deep (a loop?)`, { hint: `check ProxyJump in ${file}` });
-    }
-    pj.split(',').forEach((text, i) => {
-      const spec = parseJumpSpec(text.trim());
-      const hopOpts: ResolveOptions = { ...opts, user: spec.user, port: spec.port, identityFiles: [] };
-      const hop = resolveWith(configs, spec.host, hopOpts, depth + 1, i === 0);
-      // Later hops are reached through the previous one, never through their own proxy.
-      proxyJump.push(...hop.proxyJump, { ...hop, proxyJump: [] });
-    });
-  }
-
+  const agentSocket = agentSocketOf(first(c['identityagent']), opts.sshAuthSock, ctx);
+  const { userKnownHostsFiles, globalKnownHostsFiles } = knownHostsFilesOf(c, opts, ctx);
+  const strictHostKeyChecking = strictHostKeyCheckingOf(first(c['stricthostkeychecking']));
+  const { proxyJump, proxyCommand } = expandJump
+    ? proxyRoute(configs, c, opts, { alias, hostName, port, user, file, depth })
+    : { proxyJump: [], proxyCommand: undefined };
   const hostKeyAlias = first(c['hostkeyalias']);
   const connectTimeoutMs = seconds(c['connecttimeout'], 'ConnectTimeout', file);
   const serverAliveIntervalMs = seconds(c['serveraliveinterval'], 'ServerAliveInterval', file);
@@ -441,4 +389,81 @@ function resolveWith(
     kbdInteractiveAuthentication: yesNo(c['kbdinteractiveauthentication'] ?? c['challengeresponseauthentication'], true),
     configFiles: configs.map((x) => x.file),
   };
+}
+
+/** The port given (user@host:port or -p) wins over Port from -o or the config files; 22 without any. */
+function portOf(portText: string | undefined, opts: ResolveOptions, alias: string, file: string): number {
+  if (opts.port === undefined && portText !== undefined && !/^\d+$/.test(portText)) {
+    throw new PdcError('USAGE', `ssh config ${file}: Port "${portText}" for ${alias} is not a number`);
+  }
+  return opts.port ?? (portText !== undefined ? +portText : 22);
+}
+
+/** IdentityAgent: `none`, `SSH_AUTH_SOCK` (the default socket), `$VARIABLE` or a path with tokens. */
+function agentSocketOf(identityAgent: string | undefined, sshAuthSock: string | undefined, ctx: TokenContext): string | undefined {
+  let agentSocket: string | undefined = sshAuthSock || undefined;
+  if (identityAgent !== undefined) {
+    if (identityAgent.toLowerCase() === 'none') agentSocket = undefined;
+    else if (identityAgent !== 'SSH_AUTH_SOCK') {
+      const v = identityAgent.startsWith('$') ? process.env[identityAgent.slice(1)] : expandTokens(identityAgent, ctx);
+      agentSocket = v || undefined;
+    }
+  }
+  return agentSocket;
+}
+
+/** UserKnownHostsFile and GlobalKnownHostsFile, else OpenSSH's defaults. */
+function knownHostsFilesOf(c: Computed, opts: ResolveOptions, ctx: TokenContext): { userKnownHostsFiles: string[]; globalKnownHostsFiles: string[] } {
+  const userKnownHostsFiles = c['userknownhostsfile']
+    ? list(c['userknownhostsfile']).map((f) => expandTokens(f, ctx))
+    : [join(opts.homeDir, '.ssh', 'known_hosts'), join(opts.homeDir, '.ssh', 'known_hosts2')];
+  const sysDir = opts.systemDir ?? '/etc/ssh';
+  const globalKnownHostsFiles = c['globalknownhostsfile']
+    ? list(c['globalknownhostsfile']).map((f) => expandTokens(f, ctx))
+    : [join(sysDir, 'ssh_known_hosts'), join(sysDir, 'ssh_known_hosts2')];
+  return { userKnownHostsFiles, globalKnownHostsFiles };
+}
+
+function strictHostKeyCheckingOf(value: string | undefined): StrictHostKeyChecking {
+  const strictRaw = value?.toLowerCase() ?? 'ask';
+  return strictRaw === 'yes' || strictRaw === 'true'
+    ? 'yes'
+    : strictRaw === 'no' || strictRaw === 'off' || strictRaw === 'false'
+      ? 'no'
+      : strictRaw === 'accept-new'
+        ? 'accept-new'
+        : 'ask';
+}
+
+/**
+ * ProxyCommand, expanded, and the ProxyJump hops, each resolved. The first hop is reached with its
+ * own config, including its own ProxyJump or ProxyCommand (as `ssh -J a,b` runs `ssh -J a b`
+ * underneath); later hops do not recurse. Hops get their settings from the config files only, not
+ * from -i or -o (as with ssh -J).
+ */
+function proxyRoute(
+  configs: Array<{ file: string; config: SSHConfig }>,
+  c: Computed,
+  opts: ResolveOptions,
+  host: { alias: string; hostName: string; port: number; user: string; file: string; depth: number },
+): { proxyJump: SshHostConfig[]; proxyCommand: string | undefined } {
+  const { alias, file, depth } = host;
+  const proxyJump: SshHostConfig[] = [];
+  const pj = first(c['proxyjump']);
+  const pc = first(c['proxycommand']);
+  const proxyCommand =
+    pc && pc.toLowerCase() !== 'none' ? expandProxyCommand(pc, { hostName: host.hostName, alias, port: host.port, remoteUser: host.user }) : undefined;
+  if (pj && pj.toLowerCase() !== 'none') {
+    if (depth >= 8) {
+      throw new PdcError('USAGE', `ProxyJump for ${alias} nests too deep (a loop?)`, { hint: `check ProxyJump in ${file}` });
+    }
+    pj.split(',').forEach((text, i) => {
+      const spec = parseJumpSpec(text.trim());
+      const hopOpts: ResolveOptions = { ...opts, user: spec.user, port: spec.port, identityFiles: [] };
+      const hop = resolveWith(configs, spec.host, hopOpts, depth + 1, i === 0);
+      // Later hops are reached through the previous one, never through their own proxy.
+      proxyJump.push(...hop.proxyJump, { ...hop, proxyJump: [] });
+    });
+  }
+  return { proxyJump, proxyCommand };
 }
