@@ -2,6 +2,7 @@
  * What a job tells the world beside each file's engine events. Like the engine,
  * the job never prints: renderers turn these into lines, bars or JSON.
  */
+import type { WireError } from '../errors/pdc-error.js';
 import type { SyncEvent, SyncSummary } from '../engine/events.js';
 import type { StartupStep } from '../startup-marks.js';
 
@@ -25,7 +26,7 @@ export type ItemAction =
 export interface FileFailure {
   source: string;
   target: string;
-  error: { code: string; message: string; hint?: string };
+  error: WireError;
 }
 
 export interface JobTotals {

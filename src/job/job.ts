@@ -427,7 +427,7 @@ class JobRunner {
   private recordFailure(source: string, target: string, e: unknown): void {
     if (!(e instanceof PdcError) || FATAL.has(ERROR_CATEGORY[e.code]) || this.signal?.aborted) throw e;
     this.totals.filesFailed++;
-    const failure: FileFailure = { source, target, error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
+    const failure: FileFailure = { source, target, error: e.toWire() };
     this.emit({ type: 'file-failed', ...failure });
   }
 
