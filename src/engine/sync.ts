@@ -10,6 +10,7 @@ import { ensureSpace } from './space.js';
 import { byteSimilarity } from './refine.js';
 import { deviceTooSmall } from '../fileops/block-device.js';
 import { BlockMover, type MoverTarget } from './block-mover.js';
+import { baseName } from '../path-names.js';
 import type { WrittenCheck } from './written-check.js';
 
 export interface Endpoint {
@@ -196,7 +197,7 @@ async function resolveTarget(o: SyncOptions): Promise<{ path: string; stat: Stat
   let targetPath = path;
   let stat = await host.stat(targetPath, 'target');
   if (stat.kind === 'dir' || (!stat.exists && /\/$/.test(path))) {
-    targetPath = host.join(path, basename(o.source.path));
+    targetPath = host.join(path, baseName(o.source.path));
     stat = await host.stat(targetPath, 'target');
   }
   if (stat.exists && stat.kind !== 'file' && stat.kind !== 'block') {
@@ -245,11 +246,6 @@ async function openTarget(
 /** What a path that is neither a regular file nor a block device is, for notRegular(). */
 function kindText(st: StatResult): string {
   return st.kind === 'dir' ? 'a directory' : 'not a regular file or block device';
-}
-
-function basename(p: string): string {
-  const parts = p.split('/').filter(Boolean);
-  return parts[parts.length - 1] ?? p;
 }
 
 function checkHashMethod(method: string, a: FileHost, b: FileHost): void {

@@ -3,24 +3,14 @@
  * trailing-slash rule), and what to do with each entry of a directory.
  */
 import type { DirEntry } from '../protocol/messages.js';
+import { baseName, dirName } from '../path-names.js';
 
 /** A source names its contents (not itself) when it ends with `/` or `/.` (rsync: `dir/` copies what is in dir). */
 export function namesContents(path: string): boolean {
   return /\/\.?$/.test(path) || path === '.';
 }
 
-/** The last name of a path (`a/b/` -> `b`); '' for `/`. */
-export function baseName(path: string): string {
-  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  return parts[parts.length - 1] ?? '';
-}
-
-/** The directory part of a path, as a path (`a/b` -> `a`, `b` -> `.`, `/b` -> `/`). */
-export function dirName(path: string): string {
-  const trimmed = path.replace(/\/+$/, '');
-  const i = trimmed.lastIndexOf('/');
-  return i < 0 ? '.' : i === 0 ? '/' : trimmed.slice(0, i);
-}
+export { baseName, dirName };
 
 /**
  * Where one source lands in the target directory: a directory's contents into the
