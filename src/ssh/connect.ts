@@ -112,37 +112,7 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
       const client = await connectOne(sock, hop, opts, via, i === hops.length - 1);
       clients.push(client);
       opts.log?.(`ssh: ${hostDisplay(hop)} authenticated in ${Math.round(performance.now() - t0)} ms${via ? ` via ${hostDisplay(via)}` : ''}`);
-      const display = hostDisplay(hop);
-      client.on('error', (err: Error & { level?: string }) => {
-        if (closing) return;
-        if (keyChangedOnRenewal.has(client)) {
-          lostResolve(
-            new PdcError('HOST_KEY_CHANGED', `${display} presented a different host key when renewing the session keys`, {
-              hint: 'the connection may have been taken over; check the host before rerunning',
-              cause: err,
-            }),
-          );
-          return;
-        }
-        lostResolve(
-          new PdcError('CONNECTION_LOST', `connection to ${display} lost: ${err.message}`, {
-            hint: /keepalive/i.test(err.message)
-              ? 'the host stopped answering; check the network, then rerun to continue'
-              : 'rerun to continue where it stopped',
-            cause: err,
-          }),
-        );
-      });
-      client.on('close', () => {
-        if (closing) return;
-        const proxyExit = proxyOf.get(client)?.exitError();
-        lostResolve(
-          new PdcError('CONNECTION_LOST', `connection to ${display} ${proxyExit ? `lost: ${proxyExit.message}` : 'closed by the remote side'}`, {
-            hint: 'rerun to continue where it stopped',
-            ...(proxyExit ? { cause: proxyExit } : {}),
-          }),
-        );
-      });
+      watchLost(client, hostDisplay(hop), () => closing, lostResolve);
     }
   } catch (err) {
     await closeAll();
@@ -157,6 +127,40 @@ export async function connectSsh(target: SshHostConfig, opts: ConnectOptions): P
     lost,
     close: () => (closed ??= closeAll()),
   };
+}
+
+/** After authentication: an error or a close that close() did not cause is the connection lost, translated once. */
+function watchLost(client: Client, display: string, closing: () => boolean, lose: (e: PdcError) => void): void {
+  client.on('error', (err: Error & { level?: string }) => {
+    if (closing()) return;
+    if (keyChangedOnRenewal.has(client)) {
+      lose(
+        new PdcError('HOST_KEY_CHANGED', `${display} presented a different host key when renewing the session keys`, {
+          hint: 'the connection may have been taken over; check the host before rerunning',
+          cause: err,
+        }),
+      );
+      return;
+    }
+    lose(
+      new PdcError('CONNECTION_LOST', `connection to ${display} lost: ${err.message}`, {
+        hint: /keepalive/i.test(err.message)
+          ? 'the host stopped answering; check the network, then rerun to continue'
+          : 'rerun to continue where it stopped',
+        cause: err,
+      }),
+    );
+  });
+  client.on('close', () => {
+    if (closing()) return;
+    const proxyExit = proxyOf.get(client)?.exitError();
+    lose(
+      new PdcError('CONNECTION_LOST', `connection to ${display} ${proxyExit ? `lost: ${proxyExit.message}` : 'closed by the remote side'}`, {
+        hint: 'rerun to continue where it stopped',
+        ...(proxyExit ? { cause: proxyExit } : {}),
+      }),
+    );
+  });
 }
 
 function cancelledError(display: string): PdcError {
