@@ -116,6 +116,7 @@ interface TransportState {
   readonly execChannels: Set<ChannelLike>;
   /** The node the agents run (--upload-node decides once, on the first spawn). */
   remoteNode: Promise<CachedNode | undefined> | undefined;
+  /** Set by close(): every later operation fails. */
   closed: Promise<void> | undefined;
 }
 
@@ -146,6 +147,7 @@ export function createSshTransport(
     remoteNode: undefined,
     closed: undefined,
   };
+  /** Spawns and execs in flight: close() lets them settle first, so that no channel is left behind. */
   const pending = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     pending.add(p);
