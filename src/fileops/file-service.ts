@@ -190,7 +190,7 @@ export class FileService {
         created = !t.old;
         extra = { temp: t.temp, resumed: t.resumed, ...leftAloneAnswer(t.leftAlone) };
       } else if (!write) {
-        this.fh = await fsp.open(args.path, 'r');
+        this.fh = await openToRead(args.path, args.role);
       } else {
         ({ fh: this.fh, created } = await openInPlaceTarget(args.path, !!args.create, (args.mode ?? DEFAULT_NEW_MODE) & PERMISSION_BITS));
       }
@@ -223,7 +223,8 @@ export class FileService {
         lock.acquire(args.path);
         this.lock = lock;
       }
-      const fh = await fsp.open(real, (write ? fsConstants.O_RDWR : fsConstants.O_RDONLY) | (write ? fsConstants.O_NOFOLLOW : 0));
+      // O_NONBLOCK: a FIFO swapped in at the name must fail the check below, not hang the open.
+      const fh = await fsp.open(real, (write ? fsConstants.O_RDWR | fsConstants.O_NOFOLLOW : fsConstants.O_RDONLY) | fsConstants.O_NONBLOCK);
       this.fh = fh;
       const fst = await fh.stat();
       if (!fst.isBlockDevice()) {
@@ -629,6 +630,20 @@ async function resolvePath(path: string, role: Role, write: boolean): Promise<st
   } catch (e) {
     throw fromErrno(e, role, path);
   }
+}
+
+/**
+ * A file to read (the source, or the target of a dry run), checked to be a regular file when it
+ * was stat'ed: opened with O_NONBLOCK, so that a FIFO swapped in at its name since cannot hold
+ * the open forever (no effect on a regular file's reads), and checked again once open.
+ */
+async function openToRead(path: string, role: Role): Promise<FileHandle> {
+  const fh = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  if (!(await fh.stat()).isFile()) {
+    await fh.close();
+    throw notRegular(role, path, 'no longer a regular file (it was replaced during the run)', 'check who else writes there, then rerun');
+  }
+  return fh;
 }
 
 /** The buffers left after the first n bytes (after a short writev). */
