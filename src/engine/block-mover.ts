@@ -1,6 +1,6 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { ByteBudget } from './byte-budget.js';
-import { interrupted, sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
+import { sourceChanged, throwIfAborted } from '../errors/pdc-error.js';
 import { type BlockHasher, createBlockHasher } from '../hash/methods.js';
 import { zeroDigest } from '../hash/file-hash.js';
 import type { FileHost } from '../hosts/file-host.js';
@@ -374,10 +374,10 @@ function chunkModes(dryRun: boolean, refiner: Refiner | undefined): { next(): Ch
 function linkAbort(outer: AbortSignal | undefined, stop: AbortController): () => void {
   if (!outer) return () => undefined;
   if (outer.aborted) {
-    stop.abort(interrupted());
+    stop.abort();
     return () => undefined;
   }
-  const onAbort = () => stop.abort(interrupted());
+  const onAbort = () => stop.abort();
   outer.addEventListener('abort', onAbort, { once: true });
   return () => outer.removeEventListener('abort', onAbort);
 }

@@ -47,8 +47,6 @@ const PIECES_SPAN_GAP = 16 * 1024;
 /** Longest span read and written back at once. */
 const PIECES_SPAN_BYTES = 256 * 1024;
 
-/** The mode bits a copy carries over (defined in mode.ts; the job imports them from here). */
-export { PERMISSION_BITS };
 
 /**
  * File operations on one file, as both the agent and the CLI's own side perform

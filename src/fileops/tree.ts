@@ -206,11 +206,11 @@ async function expanded(path: string, role: Role): Promise<string> {
 }
 
 /** Something other than a directory is where the source has one: it is left alone. */
-export function notADirectory(path: string, link: boolean): PdcError {
+function notADirectory(path: string, link: boolean): PdcError {
   return exists(path, link ? 'a symlink' : 'not a directory', 'a directory');
 }
 
 /** Something of another kind is at a name of the tree: it is left alone. */
-export function exists(path: string, what: string, wanted: string): PdcError {
+function exists(path: string, what: string, wanted: string): PdcError {
   return notRegular('target', path, `${what} where the source has ${wanted}; left alone`, 'remove or rename it on the target, then rerun');
 }
